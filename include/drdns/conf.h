@@ -1,0 +1,84 @@
+/*
+ * Configuration (libconfig syntax).  See etc/drdns.conf.example and drdns.conf(5).
+ *
+ * drdns_conf_load() validates every value (type, range, address syntax, that
+ * files and directories exist) and reports every problem as "file:line: message"
+ * in the diagnostics collector.  Relative paths (zones.directory,
+ * controller.state_dir, controller.audit_log, secondaries[].tsig_key) are taken
+ * relative to the directory of the configuration file.
+ */
+#ifndef DRDNS_CONF_H
+#define DRDNS_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct drdns_diag;
+struct drdns_tsig_key;
+
+struct drdns_secondary {
+	char *name;                 /* NS name, lowercase, trailing dot: "ns1.example.edu." */
+	char *address;              /* IPv4 or IPv6 literal */
+	uint16_t port;              /* default 53 */
+	char *tsig_key_file;        /* absolute path, or NULL */
+	struct drdns_tsig_key *key; /* loaded from tsig_key_file, or NULL; owned */
+};
+
+struct drdns_conf {
+	char *path; /* the file this came from */
+
+	struct {
+		char *id;             /* free text naming this controller */
+		char *address;        /* DR primary address: serves and sends from here */
+		uint16_t port;        /* default 53 */
+		char *ns_name;        /* the DR primary's own NS name, trailing dot */
+		char *control_socket; /* default /run/drdns/control.sock */
+		char *state_dir;      /* default /var/lib/drdns; created if missing */
+		char *audit_log;      /* default <state_dir>/audit.log */
+		char *pid_file;       /* optional */
+		char **allow_transfer; /* extra addresses allowed unsigned AXFR/IXFR (operators'
+		                        * tools); n_allow_transfer entries, owned */
+		size_t n_allow_transfer;
+	} controller;
+
+	struct {
+		char *address;
+		uint16_t port;    /* default 53 */
+		double interval;  /* seconds between probe rounds, default 1.0 */
+		double timeout;   /* seconds per probe, default 0.5 */
+		int fail_after;   /* consecutive failed rounds, default 3 */
+	} master;
+
+	struct drdns_secondary *secondaries; /* n_secondaries entries, owned */
+	size_t n_secondaries;
+
+	struct {
+		char *directory;  /* DR zone set, absolute path */
+		uint32_t dr_ttl;  /* TTL ceiling for the DR set, default 600 */
+		unsigned min_ns;  /* never publish fewer NS while more are known, default 2 */
+	} zones;
+
+	struct {
+		bool auto_promote;       /* watchdog may promote (issue 3), default false */
+		double probe_timeout;    /* seconds per SOA probe at promote/status, default 1.0 */
+		int probe_attempts;      /* UDP attempts per probe, default 2 */
+		double notify_timeout;   /* first NOTIFY retry after this many seconds, default 1.0 */
+		int notify_attempts;     /* NOTIFY attempts per secondary, default 5 (backoff x2) */
+		double poll_interval;    /* convergence poll interval, default 0.5 */
+		double default_wait;     /* convergence wait when --wait is not given, default 120 */
+	} policy;
+};
+
+/* Load and validate path.  Returns 0 and *out on success; DRDNS_ECONF with every
+ * problem appended to diag otherwise (diag may be NULL).  Caller frees *out with
+ * drdns_conf_free(). */
+int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag *diag);
+void drdns_conf_free(struct drdns_conf *conf);
+
+/* The secondary whose NS name equals name (case-insensitive, trailing dot
+ * optional), or NULL. */
+const struct drdns_secondary *drdns_conf_find_secondary(const struct drdns_conf *conf,
+                                                        const char *name);
+
+#endif

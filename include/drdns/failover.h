@@ -1,0 +1,66 @@
+/*
+ * The controller's operations, as the daemon runs them.
+ *
+ * Promotion, step by step (each step repeatable; see DESIGN.md):
+ *   1. load and validate the whole DR zone set (all or nothing);
+ *   2. probe the master and every nameserver for every zone's SOA;
+ *      refuse (exit 4) if the master still answers, unless --force;
+ *   3. rewrite every zone (NS, MNAME, serial, TTLs);  --dry-run stops here;
+ *   4. write the set as a new generation, then commit state.json (the commit
+ *      point), then swap it into the server;
+ *   5. NOTIFY every live secondary and poll until each serves the new serials
+ *      or --wait runs out.
+ * A promote while promoted publishes nothing new: it re-sends NOTIFY and
+ * re-checks convergence (no second serial bump).
+ */
+#ifndef DRDNS_FAILOVER_H
+#define DRDNS_FAILOVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "drdns/ctl.h"
+
+struct drdns_conf;
+struct drdns_state;
+struct drdns_server;
+
+/* Everything the daemon's operations share.  Owned by the daemon's main. */
+struct drdns_ctx {
+	uv_loop_t *loop;
+	struct drdns_conf *conf;
+	struct drdns_state *state;
+	struct drdns_server *server;
+	bool busy; /* a promotion is running */
+};
+
+/* Called once with the reply for the control client (reference stolen) and the
+ * exit code (also in reply["exit"]). */
+typedef void (*drdns_op_done_cb)(json_t *reply, void *arg);
+
+struct drdns_promote_opts {
+	const char *reason; /* required, copied */
+	bool dry_run;
+	bool force;         /* planned switchover: promote although the master answers */
+	double wait;        /* seconds to wait for convergence; < 0: policy.default_wait */
+	const json_t *who;  /* who asked (borrowed, copied into the audit record) */
+};
+
+/* Start a promotion.  Returns 0 and calls done later, or returns an error (then
+ * done is never called): DRDNS_EBUSY when one is already running. */
+int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *opts,
+                        drdns_op_done_cb done, void *arg);
+
+/* Probe the master and every secondary now and report (see ctl.h for the shape). */
+int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
+
+/* At start-up when state says promoted: NOTIFY the secondaries again (the
+ * promotion may have been interrupted after its commit point). Fire and forget. */
+void drdns_promote_resume_notify(struct drdns_ctx *ctx);
+
+/* A reply object {"exit":code, "command":command, "error":message}. */
+json_t *drdns_error_reply(const char *command, int exit_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * NOTIFY and convergence.
+ *
+ * drdns_notify_batch() sends a NOTIFY (opcode 4, SOA question, AA set) for every
+ * (secondary, zone) pair from the DR address, TSIG-signed when the secondary has
+ * a key, retrying with exponential backoff until a NOERROR response arrives or
+ * the attempts run out.
+ *
+ * drdns_converge_watch() then polls each secondary's SOA for every zone until it
+ * serves the expected serial (or newer, RFC 1982) or the deadline passes, and
+ * reports per secondary how long it took.
+ */
+#ifndef DRDNS_NOTIFY_H
+#define DRDNS_NOTIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct drdns_tsig_key;
+
+struct drdns_xfr_peer {
+	const char *name;    /* NS name, for reports (not copied: must outlive the batch) */
+	const char *address; /* (not copied) */
+	uint16_t port;
+	const struct drdns_tsig_key *key; /* or NULL (not copied) */
+};
+
+struct drdns_zone_serial {
+	const char *zone; /* (not copied) */
+	uint32_t serial;
+};
+
+struct drdns_notify_result {
+	const char *peer;  /* points into the peer array given */
+	const char *zone;  /* points into the zone array given */
+	bool acked;        /* a NOERROR NOTIFY response arrived */
+	int rcode;         /* rcode of the last response, -1 if none */
+	int attempts;
+	double seconds;    /* from the first send to the ack */
+	char detail[64];
+};
+
+/* results: n_peers * n_zones entries, peer-major; handed over (free() the array). */
+typedef void (*drdns_notify_cb)(struct drdns_notify_result *results, size_t n, void *arg);
+
+int drdns_notify_batch(uv_loop_t *loop, const char *source, const struct drdns_xfr_peer *peers,
+                       size_t n_peers, const struct drdns_zone_serial *zones, size_t n_zones,
+                       double first_timeout, int attempts, drdns_notify_cb cb, void *arg);
+
+struct drdns_converge_result {
+	const char *peer;     /* points into the peer array given */
+	const char *address;
+	bool converged;       /* every zone serves the expected serial (or newer) */
+	double seconds;       /* from the start of the watch to the last zone converging */
+	size_t n_zones;
+	uint32_t *served;     /* last serial seen per zone (owned); valid where has_served */
+	bool *has_served;     /* (owned) */
+	char detail[64];      /* e.g. "timeout: example.edu. still at 2026112301" */
+};
+
+/* results: n_peers entries, handed over: free with drdns_converge_results_free(). */
+typedef void (*drdns_converge_cb)(struct drdns_converge_result *results, size_t n, void *arg);
+
+int drdns_converge_watch(uv_loop_t *loop, const char *source, const struct drdns_xfr_peer *peers,
+                         size_t n_peers, const struct drdns_zone_serial *zones, size_t n_zones,
+                         double poll_interval, double wait, drdns_converge_cb cb, void *arg);
+
+void drdns_converge_results_free(struct drdns_converge_result *results, size_t n);
+
+#endif

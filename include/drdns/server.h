@@ -1,0 +1,65 @@
+/*
+ * The DR primary: a small authoritative server for the DR zone set, on
+ * controller.address:port over UDP and TCP (libuv).
+ *
+ * While no zone set is installed (not promoted) every query is answered
+ * REFUSED at once, so secondaries that list drdns first move on to the campus
+ * primary without waiting.  Once a set is installed it answers:
+ *   - SOA (UDP and TCP) for the apex of a served zone, AA set;
+ *   - AXFR over TCP: SOA, every record, SOA, in as many messages as needed
+ *     (name compression, two-byte length framing), each written only after
+ *     the previous one left, so large zones never block the loop and many
+ *     transfers run at once;
+ *   - IXFR: answered AXFR-style over TCP; over UDP with the SOA only (RFC 1995
+ *     "use TCP");
+ *   - NOTIFY: acknowledged (NOERROR, no action);
+ *   - REFUSED for zones it does not serve; NOTIMP for other opcodes;
+ *     FORMERR for malformed requests that can be answered; garbage is dropped.
+ * Transfers (AXFR/IXFR) are allowed:
+ *   - when TSIG-signed with the key of a configured secondary (response signed,
+ *     multi-message per RFC 8945); a bad signature gets NOTAUTH;
+ *   - unsigned only from the address of a secondary that has no key, or from an
+ *     address in controller.allow_transfer.  Everything else is REFUSED.
+ * Other query types at a served zone get an answer from the zone data when the
+ * name exists (AA), else NXDOMAIN/NODATA with the SOA in authority (for
+ * operators' dig checks; public traffic stays with the real nameservers).
+ */
+#ifndef DRDNS_SERVER_H
+#define DRDNS_SERVER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct drdns_conf;
+struct drdns_zoneset;
+
+struct drdns_server;
+
+/* Bind UDP and TCP on conf->controller.address:port and start serving (REFUSED
+ * until a zone set is installed).  conf must outlive the server (it is re-pointed
+ * with drdns_server_set_conf on reload).  Returns 0 or a negative error (e.g.
+ * -EADDRINUSE). */
+int drdns_server_new(uv_loop_t *loop, const struct drdns_conf *conf, struct drdns_server **out);
+
+/* Install the set to serve (ownership passes to the server), or NULL to stop
+ * serving (REFUSED).  Atomic for clients: a transfer already running finishes
+ * from the set it started with; the old set is freed when its last transfer ends. */
+void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set);
+
+/* The set being served, or NULL (still owned by the server). */
+const struct drdns_zoneset *drdns_server_zones(const struct drdns_server *srv);
+
+void drdns_server_set_conf(struct drdns_server *srv, const struct drdns_conf *conf);
+
+/* Counters for status and tests. */
+struct drdns_server_stats {
+	unsigned long queries, refused, axfr, axfr_refused, tsig_failed, notify_received;
+	unsigned active_transfers;
+};
+void drdns_server_stats(const struct drdns_server *srv, struct drdns_server_stats *out);
+
+/* Stop listening, abort transfers, free everything; cb (may be NULL) runs when all
+ * handles are closed. */
+void drdns_server_close(struct drdns_server *srv, void (*cb)(void *arg), void *arg);
+
+#endif

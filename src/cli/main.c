@@ -1,0 +1,919 @@
+/*
+ * drdnsctl: the operator's and the runbooks' interface to drdnsd.
+ *
+ *   drdnsctl [-s SOCKET] [--json] [-t TIMEOUT] COMMAND [ARGS]
+ *
+ * Exit codes are the contract (enum drdns_exit): the daemon's reply carries the
+ * code and drdnsctl exits with it; drdnsctl's own failures are 1 (could not
+ * talk to drdnsd; nothing changed) and 2 (usage).  With --json, stdout holds
+ * exactly one JSON document, also when drdnsctl itself fails.
+ */
+#include "drdns/ctl.h"
+#include "drdns/error.h"
+#include "drdns_config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "drdnsctl"
+#define STATUS_TIMEOUT 60.0  /* default -t for commands that change nothing */
+#define WAIT_MARGIN 60.0     /* default -t = --wait + this */
+
+struct cli {
+	const char *socket;
+	bool json;
+	double timeout; /* seconds, 0 = none */
+	bool timeout_set;
+	const char *command; /* as typed, for messages */
+	/* change commands (promote, later demote) */
+	const char *reason;
+	bool dry_run, yes, force;
+	double wait;
+	bool wait_set;
+};
+
+/* ------------------------------------------------------------------------ */
+/* messages and exits                                                       */
+
+/* With --json, a failure of drdnsctl itself still gives one document. */
+static void json_failure(const struct cli *c, int code, const char *msg)
+{
+	if (!c->json)
+		return;
+	json_t *doc = json_pack("{s:i, s:s?, s:s}", "exit", code, "command", c->command, "error", msg);
+	if (doc) {
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		json_decref(doc);
+	}
+}
+
+__attribute__((format(printf, 2, 3), noreturn)) static void usage_error(const struct cli *c,
+                                                                        const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s (see '%s --help')\n", PROG, msg, PROG);
+	json_failure(c, DRDNS_EXIT_USAGE, msg);
+	exit(DRDNS_EXIT_USAGE);
+}
+
+__attribute__((format(printf, 3, 4), noreturn)) static void fail(const struct cli *c, int code,
+                                                                 const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n", PROG, msg);
+	json_failure(c, code, msg);
+	exit(code);
+}
+
+static void print_usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: %s [-s SOCKET] [--json] [-t SECONDS] COMMAND [ARGS]\n"
+	        "\n"
+	        "Control drdnsd, the DR failover controller for authoritative DNS.\n"
+	        "\n"
+	        "Commands:\n",
+	        PROG);
+	for (int i = 0; i < DRDNS_CMD_UNKNOWN; i++) {
+		const struct drdns_ctl_cmd_info *info = drdns_ctl_cmd_info((enum drdns_ctl_cmd)i);
+		if (!info)
+			continue;
+		fprintf(f, "  %s%s%s\n      %s\n", info->name, info->args[0] ? " " : "", info->args,
+		        info->summary);
+	}
+	fprintf(f,
+	        "\n"
+	        "Options:\n"
+	        "  -s, --socket PATH    control socket (default $DRDNS_SOCKET, else %s)\n"
+	        "  -j, --json           print drdnsd's reply as one JSON document on stdout\n"
+	        "  -t, --timeout SECS   give up waiting for drdnsd after SECS (0: never; default\n"
+	        "                       %.0f for status, --wait + %.0f for promote, else never)\n"
+	        "  -h, --help           this help\n"
+	        "      --version        print the version\n"
+	        "\n"
+	        "promote options:\n"
+	        "  -r, --reason TEXT    why (required; recorded in the audit log with who and when)\n"
+	        "  -n, --dry-run        show the plan, change nothing\n"
+	        "  -y, --yes            do not ask for confirmation (required when stdin is not a\n"
+	        "                       terminal)\n"
+	        "      --force          promote even though the master still answers (switchover)\n"
+	        "  -w, --wait SECS      wait this long for secondaries to converge (default: the\n"
+	        "                       daemon's policy.default_wait)\n"
+	        "\n"
+	        "Exit status:\n"
+	        "  0  done, and every secondary converged\n"
+	        "  1  error, nothing changed\n"
+	        "  2  usage error\n"
+	        "  3  done, but some secondaries did not converge within --wait\n"
+	        "  4  refused by a safety check; the message says why and what to do\n",
+	        DRDNS_DEFAULT_SOCKET, STATUS_TIMEOUT, WAIT_MARGIN);
+}
+
+/* ------------------------------------------------------------------------ */
+/* option parsing                                                           */
+
+enum { OPT_VERSION = 1000, OPT_FORCE };
+
+static const struct option global_long[] = {
+	{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+	{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+};
+
+static const struct option change_long[] = {
+	{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+	{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+	{"reason", required_argument, NULL, 'r'}, {"dry-run", no_argument, NULL, 'n'},
+	{"yes", no_argument, NULL, 'y'}, {"force", no_argument, NULL, OPT_FORCE},
+	{"wait", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
+};
+
+static bool parse_seconds(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	while (end && (*end == ' ' || *end == '\t'))
+		end++;
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e7)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Options that may come before or after the command. */
+static bool common_option(struct cli *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case 's':
+		if (!arg[0])
+			usage_error(c, "--socket needs a path");
+		c->socket = arg;
+		return true;
+	case 'j':
+		c->json = true;
+		return true;
+	case 't':
+		if (!parse_seconds(arg, &c->timeout))
+			usage_error(c, "--timeout: '%s' is not a number of seconds >= 0", arg);
+		c->timeout_set = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void bad_option(const struct cli *c, int opt, char **argv)
+{
+	const char *word = argv[optind - 1];
+	if (opt == ':')
+		usage_error(c, "option '%s' needs a value", word);
+	if (optopt && !(word[0] == '-' && word[1] == '-'))
+		usage_error(c, "unknown option '-%c'%s%s", optopt, c->command ? " for " : "",
+		            c->command ? c->command : "");
+	usage_error(c, "unknown option '%s'%s%s", word, c->command ? " for " : "",
+	            c->command ? c->command : "");
+}
+
+/* Parse the options after the command name (argv[0] is the command). */
+static void parse_command_options(struct cli *c, const struct drdns_ctl_cmd_info *info, int argc,
+                                  char **argv)
+{
+	const struct option *longopts = info->changes_state ? change_long : global_long;
+	const char *shortopts = info->changes_state ? ":s:jt:hr:nyw:" : ":s:jt:h";
+	int opt;
+
+	optind = 0; /* full re-initialisation of GNU getopt */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (common_option(c, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'h':
+			printf("Usage: %s [-s SOCKET] [--json] [-t SECONDS] %s%s%s\n  %s\n", PROG,
+			       info->name, info->args[0] ? " " : "", info->args, info->summary);
+			exit(0);
+		case 'r':
+			c->reason = optarg;
+			break;
+		case 'n':
+			c->dry_run = true;
+			break;
+		case 'y':
+			c->yes = true;
+			break;
+		case OPT_FORCE:
+			c->force = true;
+			break;
+		case 'w':
+			if (!parse_seconds(optarg, &c->wait))
+				usage_error(c, "--wait: '%s' is not a number of seconds >= 0", optarg);
+			c->wait_set = true;
+			break;
+		default:
+			bad_option(c, opt, argv);
+		}
+	}
+	if (optind < argc)
+		usage_error(c, "%s takes no argument '%s'", info->name, argv[optind]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* talking to drdnsd                                                        */
+
+static json_t *client_identity(void)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	struct passwd *pw = getpwuid(getuid());
+	const char *login = getlogin();
+	if (pw)
+		json_object_set_new(o, "user", json_string(pw->pw_name));
+	else if (login)
+		json_object_set_new(o, "user", json_string(login));
+	json_object_set_new(o, "uid", json_integer((json_int_t)getuid()));
+	if (login && (!pw || strcmp(login, pw->pw_name) != 0))
+		json_object_set_new(o, "login", json_string(login));
+	const char *v;
+	if ((v = getenv("SUDO_USER")) && v[0])
+		json_object_set_new(o, "sudo_user", json_string(v));
+	if ((v = getenv("SSH_CLIENT")) && v[0])
+		json_object_set_new(o, "ssh_client", json_string(v));
+	if ((v = ttyname(STDIN_FILENO)) || (v = ttyname(STDERR_FILENO)))
+		json_object_set_new(o, "tty", json_string(v));
+	return o;
+}
+
+/* Send request; returns the reply or exits 1 with drdnsctl's message. */
+static json_t *call(const struct cli *c, const json_t *request, bool changes)
+{
+	json_t *reply = NULL;
+	char err[512];
+	int rc = drdns_ctl_call(c->socket, request, c->timeout, &reply, err, sizeof(err));
+	if (rc == 0)
+		return reply;
+	if (rc == DRDNS_ETIMEOUT && changes)
+		fail(c, DRDNS_EXIT_ERROR,
+		     "%s; drdnsd may still be carrying out the %s: check with '%s status' before "
+		     "trying again", err, c->command, PROG);
+	fail(c, DRDNS_EXIT_ERROR, "%s", err);
+}
+
+static int reply_exit(const json_t *reply)
+{
+	json_int_t e = json_integer_value(json_object_get(reply, "exit"));
+	return e >= 0 && e <= 255 ? (int)e : DRDNS_EXIT_ERROR;
+}
+
+/* ------------------------------------------------------------------------ */
+/* human output: every field may be missing; print what is there            */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static bool jint(const json_t *o, const char *k, long long *out)
+{
+	const json_t *v = json_object_get(o, k);
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return true;
+	}
+	if (json_is_real(v)) {
+		*out = (long long)json_real_value(v);
+		return true;
+	}
+	return false;
+}
+
+static bool jnum(const json_t *o, const char *k, double *out)
+{
+	const json_t *v = json_object_get(o, k);
+	if (!json_is_number(v))
+		return false;
+	*out = json_number_value(v);
+	return true;
+}
+
+/* 1 true, 0 false, -1 missing */
+static int jbool(const json_t *o, const char *k)
+{
+	const json_t *v = json_object_get(o, k);
+	return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+static void print_value(FILE *f, const json_t *v)
+{
+	if (json_is_string(v)) {
+		fputs(json_string_value(v), f);
+		return;
+	}
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	fputs(s ? s : "?", f);
+	free(s);
+}
+
+/* Fields the printer does not know yet (newer daemon): show them raw. */
+static void print_other_fields(FILE *f, const json_t *reply, const char *const *known)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)reply, key, v)
+	{
+		bool k = false;
+		for (const char *const *p = known; *p && !k; p++)
+			k = strcmp(*p, key) == 0;
+		if (k || json_is_null(v))
+			continue;
+		fprintf(f, "%s: ", key);
+		print_value(f, v);
+		fputc('\n', f);
+	}
+}
+
+static const char *plural(long long n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* A text table: cells are copied; columns are padded to the widest cell
+ * except the last. */
+struct table {
+	size_t ncols, nrows;
+	char **cells;
+};
+
+static void table_row(struct table *t, ...)
+{
+	char **grown = realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(char *));
+	if (!grown)
+		return;
+	t->cells = grown;
+	va_list ap;
+	va_start(ap, t);
+	for (size_t i = 0; i < t->ncols; i++) {
+		const char *v = va_arg(ap, const char *);
+		t->cells[t->nrows * t->ncols + i] = strdup(v ? v : "");
+	}
+	va_end(ap);
+	t->nrows++;
+}
+
+static void table_print(FILE *f, struct table *t, const char *indent)
+{
+	size_t w[16] = {0};
+	for (size_t r = 0; r < t->nrows; r++)
+		for (size_t i = 0; i < t->ncols && i < 16; i++) {
+			const char *v = t->cells[r * t->ncols + i];
+			if (v && strlen(v) > w[i])
+				w[i] = strlen(v);
+		}
+	for (size_t r = 0; r < t->nrows; r++) {
+		/* drop trailing empty cells so lines do not end in blanks */
+		size_t last = t->ncols;
+		while (last > 1 && !(t->cells[r * t->ncols + last - 1] &&
+		                     t->cells[r * t->ncols + last - 1][0]))
+			last--;
+		fputs(indent, f);
+		for (size_t i = 0; i < last; i++) {
+			const char *v = t->cells[r * t->ncols + i];
+			if (i + 1 < last)
+				fprintf(f, "%-*s  ", (int)w[i], v ? v : "");
+			else
+				fputs(v ? v : "", f);
+		}
+		fputc('\n', f);
+	}
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	t->cells = NULL;
+	t->nrows = 0;
+}
+
+static void fmt_int(char *buf, size_t len, const json_t *o, const char *k)
+{
+	long long v;
+	if (jint(o, k, &v))
+		snprintf(buf, len, "%lld", v);
+	else
+		snprintf(buf, len, "-");
+}
+
+static void print_message_and_error(const json_t *reply)
+{
+	const char *msg = jstr(reply, "message");
+	const char *err = jstr(reply, "error");
+	if (msg)
+		printf("%s\n", msg);
+	if (err) {
+		fflush(stdout);
+		const char *cmd = jstr(reply, "command");
+		fprintf(stderr, "%s: %s%s%s\n", PROG, cmd ? cmd : "", cmd ? ": " : "", err);
+	}
+}
+
+/* ---- promote ---- */
+
+static void print_zone_plan(FILE *f, const json_t *z)
+{
+	const char *name = jstr(z, "zone");
+	long long from = 0, to = 0, floor = 0;
+	bool have_from = jint(z, "max_observed", &from);
+	bool have_to = jint(z, "new_serial", &to);
+	bool have_floor = jint(z, "file_serial", &floor);
+	const char *note = jstr(z, "note");
+
+	fprintf(f, "  %s: serial ", name ? name : "?");
+	if (have_from)
+		fprintf(f, "%lld -> ", from);
+	else if (have_floor && have_to)
+		fprintf(f, "(none observed; file floor %lld) -> ", floor);
+	if (have_to)
+		fprintf(f, "%lld", to);
+	else
+		fputs("?", f);
+	if (note)
+		fprintf(f, " (%s)", note);
+	fputc('\n', f);
+
+	struct table t = {.ncols = 5};
+	size_t i;
+	const json_t *d;
+	json_array_foreach(json_object_get(z, "ns"), i, d)
+	{
+		const char *verdict = jstr(d, "verdict");
+		bool drop = verdict && strcmp(verdict, "drop") == 0;
+		table_row(&t, drop ? "NS dropped" : "NS kept", jstr(d, "name"),
+		          jstr(d, "address") ? jstr(d, "address") : "-", verdict ? verdict : "?",
+		          jstr(d, "reason"));
+	}
+	table_print(f, &t, "    ");
+	json_array_foreach(json_object_get(z, "dropped_glue"), i, d)
+	{
+		fputs("    glue dropped: ", f);
+		print_value(f, d);
+		fputc('\n', f);
+	}
+	long long clamped;
+	if (jint(z, "ttls_clamped", &clamped) && clamped > 0)
+		fprintf(f, "    TTLs clamped to dr_ttl: %lld %s\n", clamped,
+		        plural(clamped, "record", "records"));
+	if (jbool(z, "soa_minimum_clamped") == 1)
+		fprintf(f, "    SOA minimum clamped to dr_ttl\n");
+	const char *warning = jstr(z, "warning");
+	if (warning)
+		fprintf(f, "    warning: %s\n", warning);
+}
+
+static void print_promote_secondaries(FILE *f, const json_t *secs)
+{
+	struct table t = {.ncols = 8};
+	size_t i, j;
+	const json_t *s, *z;
+
+	table_row(&t, "SECONDARY", "ADDRESS", "NOTIFY", "CONVERGED", "TIME", "ZONE", "SERIAL",
+	          "DETAIL");
+	json_array_foreach(secs, i, s)
+	{
+		char notify[48] = "-", conv[16] = "-", secs_s[32] = "-", serial[24];
+		const json_t *n = json_object_get(s, "notify");
+		long long attempts;
+		bool skipped = jbool(s, "skipped") == 1;
+		int acked = jbool(n, "acked");
+		if (skipped) {
+			snprintf(notify, sizeof(notify), "skipped");
+		} else if (acked >= 0) {
+			bool have_att = jint(n, "attempts", &attempts);
+			snprintf(notify, sizeof(notify), "%s", acked ? "acked" : "NOT acked");
+			if (have_att)
+				snprintf(notify + strlen(notify), sizeof(notify) - strlen(notify),
+				         " (%lld %s)", attempts, plural(attempts, "try", "tries"));
+		}
+		int c = jbool(s, "converged");
+		if (c >= 0)
+			snprintf(conv, sizeof(conv), "%s", c ? "yes" : "NO");
+		double sec;
+		if (jnum(s, "seconds", &sec))
+			snprintf(secs_s, sizeof(secs_s), "%.2f s", sec);
+		const char *detail = jstr(s, "detail");
+		if (detail && strcmp(detail, "ok") == 0)
+			detail = NULL;
+
+		const json_t *zones = json_object_get(s, "zones");
+		if (json_array_size(zones) == 0) {
+			table_row(&t, jstr(s, "name"), jstr(s, "address"), notify, conv, secs_s, "", "",
+			          detail);
+			continue;
+		}
+		json_array_foreach(zones, j, z)
+		{
+			fmt_int(serial, sizeof(serial), z, "serial");
+			if (j == 0)
+				table_row(&t, jstr(s, "name"), jstr(s, "address"), notify, conv, secs_s,
+				          jstr(z, "zone"), serial, detail);
+			else
+				table_row(&t, "", "", "", "", "", jstr(z, "zone"), serial, "");
+		}
+	}
+	table_print(f, &t, "  ");
+}
+
+static void print_promote(FILE *f, const json_t *reply)
+{
+	static const char *const known[] = {"exit",     "command",  "dry_run",
+	                                    "already_promoted", "message", "error",
+	                                    "zones",    "secondaries", NULL};
+	bool dry = jbool(reply, "dry_run") == 1;
+	const json_t *zones = json_object_get(reply, "zones");
+	const json_t *secs = json_object_get(reply, "secondaries");
+	size_t i;
+	const json_t *z;
+
+	if (json_array_size(zones) > 0) {
+		fprintf(f, "%s\n", dry ? "Plan (dry run, nothing changed):" : "Zones:");
+		json_array_foreach(zones, i, z)
+			print_zone_plan(f, z);
+	}
+	if (json_is_array(secs) && json_array_size(secs) > 0) {
+		fprintf(f, "Secondaries:\n");
+		print_promote_secondaries(f, secs);
+		size_t total = json_array_size(secs), conv = 0, skipped = 0;
+		json_array_foreach(secs, i, z)
+		{
+			conv += jbool(z, "converged") == 1;
+			skipped += jbool(z, "skipped") == 1;
+		}
+		fprintf(f, "%zu of %zu %s converged", conv, total,
+		        plural((long long)total, "secondary", "secondaries"));
+		if (skipped)
+			fprintf(f, " (%zu skipped: did not answer at promotion)", skipped);
+		fputc('\n', f);
+	}
+	print_other_fields(f, reply, known);
+	fflush(f);
+}
+
+/* ---- status ---- */
+
+static void fmt_since(char *buf, size_t len, long long since)
+{
+	time_t t = (time_t)since;
+	struct tm tm;
+	char when[32];
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	long long ago = (long long)time(NULL) - since;
+	if (ago < 0)
+		snprintf(buf, len, "%s", when);
+	else if (ago < 120)
+		snprintf(buf, len, "%s, %lld s ago", when, ago);
+	else if (ago < 7200)
+		snprintf(buf, len, "%s, %lld min ago", when, ago / 60);
+	else if (ago < 172800)
+		snprintf(buf, len, "%s, %lld h %lld min ago", when, ago / 3600, ago % 3600 / 60);
+	else
+		snprintf(buf, len, "%s, %lld days ago", when, ago / 86400);
+}
+
+static void print_status(FILE *f, const json_t *r)
+{
+	static const char *const known[] = {"exit",  "command",     "role",   "state",
+	                                    "since", "reason",      "who",    "controller",
+	                                    "master", "secondaries", "zones", "alerts",
+	                                    "server", "message",    "error",  NULL};
+	const json_t *ctl = json_object_get(r, "controller");
+	const json_t *m = json_object_get(r, "master");
+	size_t i, j;
+	const json_t *o, *z;
+	char buf[128], serial[24], lag[24], rtt[24];
+	long long since, port;
+
+	if (json_is_object(ctl)) {
+		fprintf(f, "controller: %s", jstr(ctl, "id") ? jstr(ctl, "id") : "?");
+		if (jstr(ctl, "address"))
+			fprintf(f, " at %s", jstr(ctl, "address"));
+		if (jint(ctl, "port", &port) && port != 53)
+			fprintf(f, " port %lld", port);
+		if (jstr(ctl, "ns_name"))
+			fprintf(f, " (%s)", jstr(ctl, "ns_name"));
+		fputc('\n', f);
+	}
+	if (jstr(r, "role") || jstr(r, "state")) {
+		fprintf(f, "role: %s  state: %s", jstr(r, "role") ? jstr(r, "role") : "?",
+		        jstr(r, "state") ? jstr(r, "state") : "?");
+		if (jint(r, "since", &since) && since > 0) {
+			fmt_since(buf, sizeof(buf), since);
+			fprintf(f, "  since %s", buf);
+		}
+		fputc('\n', f);
+	}
+	if (jstr(r, "reason"))
+		fprintf(f, "reason: %s\n", jstr(r, "reason"));
+	const json_t *who = json_object_get(r, "who");
+	if (who && !json_is_null(who)) {
+		fputs("by: ", f);
+		print_value(f, who);
+		fputc('\n', f);
+	}
+
+	if (json_is_object(m)) {
+		int up = jbool(m, "up");
+		fprintf(f, "\nmaster %s", jstr(m, "address") ? jstr(m, "address") : "?");
+		if (jint(m, "port", &port) && port != 53)
+			fprintf(f, " port %lld", port);
+		if (up >= 0)
+			fprintf(f, ": %s", up ? "up" : "DOWN");
+		fputc('\n', f);
+		struct table t = {.ncols = 4};
+		table_row(&t, "ZONE", "SERIAL", "RTT", "DETAIL");
+		json_array_foreach(json_object_get(m, "zones"), i, z)
+		{
+			double v;
+			fmt_int(serial, sizeof(serial), z, "serial");
+			if (jnum(z, "rtt", &v) && jbool(z, "answered") != 0)
+				snprintf(rtt, sizeof(rtt), "%.0f ms", v * 1000.0);
+			else
+				snprintf(rtt, sizeof(rtt), "-");
+			table_row(&t, jstr(z, "zone"), serial, rtt, jstr(z, "detail"));
+		}
+		if (t.nrows > 1)
+			table_print(f, &t, "  ");
+		else
+			table_print(stdout, &(struct table){.ncols = 1}, "");
+		free(t.cells);
+	}
+
+	const json_t *secs = json_object_get(r, "secondaries");
+	if (json_array_size(secs) > 0) {
+		fprintf(f, "\nsecondaries:\n");
+		struct table t = {.ncols = 6};
+		table_row(&t, "NAME", "ADDRESS", "ZONE", "SERIAL", "LAG", "DETAIL");
+		json_array_foreach(secs, i, o)
+		{
+			char addr[80];
+			snprintf(addr, sizeof(addr), "%s", jstr(o, "address") ? jstr(o, "address") : "-");
+			if (jint(o, "port", &port) && port != 53)
+				snprintf(addr + strlen(addr), sizeof(addr) - strlen(addr), " port %lld", port);
+			const json_t *zones = json_object_get(o, "zones");
+			if (json_array_size(zones) == 0)
+				table_row(&t, jstr(o, "name"), addr, "", "", "", jstr(o, "detail"));
+			json_array_foreach(zones, j, z)
+			{
+				fmt_int(serial, sizeof(serial), z, "serial");
+				fmt_int(lag, sizeof(lag), z, "lag");
+				table_row(&t, j ? "" : jstr(o, "name"), j ? "" : addr, jstr(z, "zone"), serial,
+				          lag, jstr(z, "detail"));
+			}
+		}
+		table_print(f, &t, "  ");
+	}
+
+	const json_t *zones = json_object_get(r, "zones");
+	if (json_array_size(zones) > 0) {
+		fprintf(f, "\nDR zones:\n");
+		struct table t = {.ncols = 3};
+		table_row(&t, "ZONE", "PUBLISHED", "MASTER");
+		json_array_foreach(zones, i, z)
+		{
+			char pub[24], mst[24];
+			fmt_int(pub, sizeof(pub), z, "published_serial");
+			fmt_int(mst, sizeof(mst), z, "master_serial");
+			table_row(&t, jstr(z, "zone"), pub, mst);
+		}
+		table_print(f, &t, "  ");
+	}
+
+	const json_t *alerts = json_object_get(r, "alerts");
+	if (json_is_array(alerts)) {
+		if (json_array_size(alerts) == 0) {
+			fprintf(f, "\nalerts: none\n");
+		} else {
+			fprintf(f, "\nalerts:\n");
+			json_array_foreach(alerts, i, o)
+			{
+				fputs("  - ", f);
+				if (json_is_object(o) && (jstr(o, "message") || jstr(o, "text"))) {
+					if (jstr(o, "id"))
+						fprintf(f, "[%s] ", jstr(o, "id"));
+					else if (json_is_integer(json_object_get(o, "id")))
+						fprintf(f, "[%lld] ",
+						        (long long)json_integer_value(json_object_get(o, "id")));
+					fputs(jstr(o, "message") ? jstr(o, "message") : jstr(o, "text"), f);
+				} else {
+					print_value(f, o);
+				}
+				fputc('\n', f);
+			}
+		}
+	}
+	const json_t *server = json_object_get(r, "server");
+	if (json_is_object(server)) {
+		const char *key;
+		json_t *v;
+		fputs("\nserver:", f);
+		json_object_foreach((json_t *)server, key, v)
+		{
+			fprintf(f, " %s=", key);
+			print_value(f, v);
+		}
+		fputc('\n', f);
+	}
+	bool other = false;
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)r, key, v)
+	{
+		bool k = false;
+		for (const char *const *p = known; *p && !k; p++)
+			k = strcmp(*p, key) == 0;
+		other = other || (!k && !json_is_null(v));
+	}
+	if (other)
+		fputc('\n', f);
+	print_other_fields(f, r, known);
+	fflush(f);
+}
+
+/* Print a reply: the document itself with --json, else the human form. */
+static int output(const struct cli *c, const json_t *reply, enum drdns_ctl_cmd cmd)
+{
+	if (c->json) {
+		json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		fflush(stdout);
+		return reply_exit(reply);
+	}
+	if (cmd == DRDNS_CMD_PROMOTE)
+		print_promote(stdout, reply);
+	else
+		print_status(stdout, reply);
+	print_message_and_error(reply);
+	return reply_exit(reply);
+}
+
+/* ------------------------------------------------------------------------ */
+/* commands                                                                 */
+
+static int cmd_status(struct cli *c)
+{
+	if (!c->timeout_set)
+		c->timeout = STATUS_TIMEOUT;
+	json_t *req = json_pack("{s:s}", "command", "status");
+	if (!req)
+		fail(c, DRDNS_EXIT_ERROR, "out of memory");
+	json_t *reply = call(c, req, false);
+	json_decref(req);
+	int rc = output(c, reply, DRDNS_CMD_STATUS);
+	json_decref(reply);
+	return rc;
+}
+
+static bool blank(const char *s)
+{
+	for (; s && *s; s++)
+		if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+			return false;
+	return true;
+}
+
+/* Ask on the terminal; true only for "yes". */
+static bool confirm(const char *question)
+{
+	char line[64];
+	fprintf(stderr, "%s Type 'yes' to continue: ", question);
+	fflush(stderr);
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	line[strcspn(line, "\r\n")] = '\0';
+	return strcmp(line, "yes") == 0;
+}
+
+/* promote (and, as rows are added, the other commands that change state). */
+static int cmd_change(struct cli *c, enum drdns_ctl_cmd cmd)
+{
+	const char *name = drdns_ctl_cmd_name(cmd);
+	if (!c->reason || blank(c->reason))
+		usage_error(c, "%s needs --reason TEXT (it is recorded in the audit log)", name);
+	if (c->timeout_set && c->timeout > 0 && c->wait_set && c->timeout <= c->wait)
+		usage_error(c, "--timeout (%g s) must be longer than --wait (%g s)", c->timeout,
+		            c->wait);
+	if (!c->timeout_set)
+		c->timeout = c->wait_set ? c->wait + WAIT_MARGIN : 0;
+	bool interactive = !c->dry_run && !c->yes;
+	if (interactive && !isatty(STDIN_FILENO))
+		usage_error(c, "refusing to %s without --yes when stdin is not a terminal", name);
+
+	json_t *client = client_identity();
+	json_t *req = json_pack("{s:s, s:s, s:b, s:b, s:o}", "command", name, "reason", c->reason,
+	                        "dry_run", c->dry_run || interactive, "force", c->force, "client",
+	                        client ? client : json_object());
+	if (!req)
+		fail(c, DRDNS_EXIT_ERROR, "out of memory");
+	if (c->wait_set)
+		json_object_set_new(req, "wait", json_real(c->wait));
+
+	if (interactive) {
+		/* Show the plan first; the operator confirms what they have seen. */
+		json_t *plan = call(c, req, false);
+		int rc = reply_exit(plan);
+		if (rc != DRDNS_EXIT_OK) {
+			rc = output(c, plan, cmd);
+			json_decref(plan);
+			json_decref(req);
+			return rc;
+		}
+		FILE *f = c->json ? stderr : stdout;
+		print_promote(f, plan);
+		if (jstr(plan, "message"))
+			fprintf(f, "%s\n", jstr(plan, "message"));
+		fflush(f);
+		char question[160];
+		size_t n = json_array_size(json_object_get(plan, "zones"));
+		if (jbool(plan, "already_promoted") == 1)
+			snprintf(question, sizeof(question),
+			         "drdns is already the primary. NOTIFY the secondaries again?");
+		else
+			snprintf(question, sizeof(question), "%c%s drdns to primary for %zu %s?",
+			         name[0] - 'a' + 'A', name + 1, n, n == 1 ? "zone" : "zones");
+		json_decref(plan);
+		if (!confirm(question)) {
+			json_decref(req);
+			fail(c, DRDNS_EXIT_ERROR, "aborted, nothing changed");
+		}
+		json_object_set_new(req, "dry_run", json_false());
+	}
+
+	json_t *reply = call(c, req, !c->dry_run);
+	json_decref(req);
+	int rc = output(c, reply, cmd);
+	json_decref(reply);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+	struct cli c = {0};
+	int opt;
+
+	c.socket = getenv("DRDNS_SOCKET");
+	if (!c.socket || !c.socket[0])
+		c.socket = DRDNS_DEFAULT_SOCKET;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:s:jt:h", global_long, NULL)) != -1) {
+		if (common_option(&c, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'h':
+			print_usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("%s %s (control protocol %d)\n", PROG, DRDNS_VERSION, DRDNS_CTL_VERSION);
+			return 0;
+		default:
+			bad_option(&c, opt, argv);
+		}
+	}
+	if (optind >= argc)
+		usage_error(&c, "no command given");
+	c.command = argv[optind];
+	enum drdns_ctl_cmd cmd = drdns_ctl_cmd_parse(c.command);
+	const struct drdns_ctl_cmd_info *info = drdns_ctl_cmd_info(cmd);
+	if (!info) {
+		const char *typed = c.command;
+		c.command = NULL;
+		usage_error(&c, "unknown command '%s'", typed);
+	}
+	parse_command_options(&c, info, argc - optind, argv + optind);
+
+	switch (cmd) {
+	case DRDNS_CMD_STATUS:
+		return cmd_status(&c);
+	case DRDNS_CMD_PROMOTE:
+		return cmd_change(&c, cmd);
+	default:
+		usage_error(&c, "command '%s' is not supported by this drdnsctl", c.command);
+	}
+}

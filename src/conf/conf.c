@@ -1,0 +1,962 @@
+/*
+ * Configuration loader: libconfig syntax in, a validated struct drdns_conf out.
+ *
+ * Validation never stops at the first problem: every check appends
+ * "file:line: message" to the diagnostics collector and loading carries on, so
+ * `drdnsd --check` shows an operator everything that is wrong in one run.  The
+ * line is always that of the offending setting (libconfig keeps one per
+ * setting); a missing setting is reported at the line of its group, and a
+ * missing top-level group at line 1.
+ */
+#include "drdns/conf.h"
+
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/fsutil.h"
+#include "drdns/tsig.h"
+#include "drdns_config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ldns/ldns.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_STATE_DIR "/var/lib/drdns"
+#define AUDIT_LOG_NAME "audit.log"
+
+/* Ranges.  dr_ttl: 1 s up to one day; the DR set is about reaching everyone
+ * quickly, so a low ceiling is legitimate and a very low one only a warning. */
+#define PORT_MIN 1
+#define PORT_MAX 65535
+#define INTERVAL_MAX 3600.0
+#define TIMEOUT_MAX 60.0
+#define FAIL_AFTER_MIN 1
+#define FAIL_AFTER_MAX 100
+#define DR_TTL_MIN 1
+#define DR_TTL_MAX 86400
+#define DR_TTL_WARN 30
+#define MIN_NS_MIN 1
+#define MIN_NS_MAX 13
+#define ATTEMPTS_MIN 1
+#define ATTEMPTS_MAX 20
+#define WAIT_MAX 86400.0
+
+/* Every key drdns knows, per group.  Anything else is an error naming it. */
+static const char *const root_keys[] = {"controller", "master", "secondaries", "zones", "policy",
+                                        NULL};
+static const char *const controller_keys[] = {"id",        "address",   "port",     "ns_name",
+                                              "control_socket", "state_dir", "audit_log",
+                                              "pid_file",  "allow_transfer", NULL};
+static const char *const master_keys[] = {"address", "port", "interval", "timeout", "fail_after",
+                                          NULL};
+static const char *const secondary_keys[] = {"name", "address", "port", "tsig_key", NULL};
+static const char *const zones_keys[] = {"directory", "dr_ttl", "min_ns", NULL};
+static const char *const policy_keys[] = {"auto_promote",   "probe_timeout",   "probe_attempts",
+                                          "notify_timeout", "notify_attempts", "poll_interval",
+                                          "default_wait",   NULL};
+
+struct loader {
+	const char *path;        /* as given: used in messages */
+	char *dir;               /* absolute directory of the file: base for relative paths */
+	struct drdns_diag *diag; /* may be NULL */
+	unsigned errors;
+	bool oom;
+};
+
+/* ---- diagnostics ---- */
+
+static void vreport(struct loader *l, bool is_error, const config_setting_t *s, const char *fmt,
+                    va_list ap)
+{
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0) {
+		l->oom = true;
+		msg = NULL;
+	}
+	const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s) : l->path;
+	unsigned line = s ? config_setting_source_line(s) : 0;
+	if (line == 0)
+		line = 1;
+	if (is_error) {
+		l->errors++;
+		drdns_diag_error(l->diag, "%s:%u: %s", file, line, msg ? msg : "(out of memory)");
+	} else {
+		drdns_diag_warn(l->diag, "%s:%u: warning: %s", file, line, msg ? msg : "(out of memory)");
+	}
+	free(msg);
+}
+
+__attribute__((format(printf, 3, 4))) static void report(struct loader *l,
+                                                         const config_setting_t *s,
+                                                         const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(l, true, s, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 3, 4))) static void warn(struct loader *l,
+                                                       const config_setting_t *s, const char *fmt,
+                                                       ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(l, false, s, fmt, ap);
+	va_end(ap);
+}
+
+static const char *type_name(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP: return "a group { ... }";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: return "an integer";
+	case CONFIG_TYPE_FLOAT: return "a number with a fraction";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array [ ... ]";
+	case CONFIG_TYPE_LIST: return "a list ( ... )";
+	default: return "an unknown type";
+	}
+}
+
+/* Levenshtein distance, capped: good enough for "did you mean". */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 63 || lb > 63)
+		return SIZE_MAX;
+	size_t prev[64], cur[64];
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) !=
+			                            tolower((unsigned char)b[j - 1]));
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(prev[0]));
+	}
+	return prev[lb];
+}
+
+/* Report every member of group whose name is not in known. */
+static void check_keys(struct loader *l, const config_setting_t *group, const char *prefix,
+                       const char *const *known)
+{
+	int n = config_setting_length(group);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(m);
+		if (!name)
+			continue;
+		bool ok = false;
+		const char *best = NULL;
+		size_t best_d = SIZE_MAX;
+		for (const char *const *k = known; *k; k++) {
+			if (strcmp(name, *k) == 0) {
+				ok = true;
+				break;
+			}
+			size_t d = edit_distance(name, *k);
+			if (d < best_d) {
+				best_d = d;
+				best = *k;
+			}
+		}
+		if (ok)
+			continue;
+		const char *dot = prefix[0] ? "." : "";
+		if (best && best_d <= 2)
+			report(l, m, "unknown setting '%s%s%s' (did you mean '%s'?)", prefix, dot, name,
+			       best);
+		else
+			report(l, m, "unknown setting '%s%s%s'", prefix, dot, name);
+	}
+}
+
+/* ---- typed getters: each reports its own problems and returns the setting
+ * only when it is present and of the right type ---- */
+
+static const config_setting_t *get_member(const config_setting_t *group, const char *key)
+{
+	return group ? config_setting_get_member((config_setting_t *)group, key) : NULL;
+}
+
+static void report_missing(struct loader *l, const config_setting_t *group, const char *prefix,
+                           const char *key)
+{
+	report(l, group, "%s: missing required setting '%s'", prefix, key);
+}
+
+static const char *get_string(struct loader *l, const config_setting_t *group,
+                              const char *prefix, const char *key, bool required,
+                              const config_setting_t **where)
+{
+	const config_setting_t *s = get_member(group, key);
+	if (where)
+		*where = s;
+	if (!s) {
+		if (required && group)
+			report_missing(l, group, prefix, key);
+		return NULL;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		report(l, s, "%s.%s: expected a string, got %s", prefix, key, type_name(s));
+		return NULL;
+	}
+	const char *v = config_setting_get_string(s);
+	if (!v || !v[0]) {
+		report(l, s, "%s.%s: must not be empty", prefix, key);
+		return NULL;
+	}
+	return v;
+}
+
+/* Integer in [lo, hi].  Returns true and *out when present and valid. */
+static bool get_int(struct loader *l, const config_setting_t *group, const char *prefix,
+                    const char *key, long long lo, long long hi, long long *out)
+{
+	const config_setting_t *s = get_member(group, key);
+	if (!s)
+		return false;
+	int t = config_setting_type(s);
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+		if (t == CONFIG_TYPE_STRING)
+			report(l, s, "%s.%s: expected an integer, got a string (\"%s\"): remove the quotes",
+			       prefix, key, config_setting_get_string(s));
+		else
+			report(l, s, "%s.%s: expected an integer, got %s", prefix, key, type_name(s));
+		return false;
+	}
+	long long v = config_setting_get_int64(s);
+	if (v < lo || v > hi) {
+		report(l, s, "%s.%s: %lld is out of range (%lld..%lld)", prefix, key, v, lo, hi);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+enum bound { INCL, EXCL };
+
+/* Number (integer or float) in the range lo..hi, each bound inclusive or not. */
+static bool get_num(struct loader *l, const config_setting_t *group, const char *prefix,
+                    const char *key, double lo, enum bound lob, double hi, double *out,
+                    const config_setting_t **where)
+{
+	const config_setting_t *s = get_member(group, key);
+	if (where)
+		*where = s;
+	if (!s)
+		return false;
+	int t = config_setting_type(s);
+	double v;
+	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+		v = (double)config_setting_get_int64(s);
+	} else if (t == CONFIG_TYPE_FLOAT) {
+		v = config_setting_get_float(s);
+	} else {
+		if (t == CONFIG_TYPE_STRING)
+			report(l, s, "%s.%s: expected a number, got a string (\"%s\"): remove the quotes",
+			       prefix, key, config_setting_get_string(s));
+		else
+			report(l, s, "%s.%s: expected a number, got %s", prefix, key, type_name(s));
+		return false;
+	}
+	if (!isfinite(v) || (lob == INCL ? v < lo : v <= lo) || v > hi) {
+		report(l, s, "%s.%s: %g is out of range (%s %g and at most %g seconds)", prefix, key, v,
+		       lob == INCL ? "at least" : "more than", lo, hi);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static bool get_bool(struct loader *l, const config_setting_t *group, const char *prefix,
+                     const char *key, bool *out)
+{
+	const config_setting_t *s = get_member(group, key);
+	if (!s)
+		return false;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		report(l, s, "%s.%s: expected true or false, got %s", prefix, key, type_name(s));
+		return false;
+	}
+	*out = config_setting_get_bool(s) != 0;
+	return true;
+}
+
+static bool get_port(struct loader *l, const config_setting_t *group, const char *prefix,
+                     uint16_t *out)
+{
+	long long v;
+	if (!get_int(l, group, prefix, "port", PORT_MIN, PORT_MAX, &v))
+		return false;
+	*out = (uint16_t)v;
+	return true;
+}
+
+/* ---- value checks ---- */
+
+struct addr {
+	int family; /* 0: invalid */
+	unsigned char bytes[16];
+};
+
+static struct addr parse_addr(const char *s)
+{
+	struct addr a = {0};
+	if (s && inet_pton(AF_INET, s, a.bytes) == 1)
+		a.family = AF_INET;
+	else if (s && inet_pton(AF_INET6, s, a.bytes) == 1)
+		a.family = AF_INET6;
+	return a;
+}
+
+static bool addr_eq(const struct addr *a, const struct addr *b)
+{
+	return a->family && a->family == b->family &&
+	       memcmp(a->bytes, b->bytes, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* Check an address literal; returns a copy or NULL (reported). */
+static char *check_address(struct loader *l, const config_setting_t *s, const char *what,
+                           const char *v)
+{
+	struct addr a = parse_addr(v);
+	if (!a.family) {
+		const char *hint = "";
+		if (strchr(v, '@') || (strchr(v, ':') && strchr(v, '.') && !strchr(v, '[')))
+			hint = " (give the port in a separate 'port' setting)";
+		else if (strchr(v, '/'))
+			hint = " (a single address, not a prefix)";
+		else if (isalpha((unsigned char)v[0]) && !strchr(v, ':'))
+			hint = " (an IP address, not a host name)";
+		report(l, s, "%s: '%s' is not an IPv4 or IPv6 address%s", what, v, hint);
+		return NULL;
+	}
+	char *dup = strdup(v);
+	if (!dup)
+		l->oom = true;
+	return dup;
+}
+
+/* A host name usable as an NS target: LDH labels, checked by ldns for length.
+ * Returns the name lowercased with a trailing dot, or NULL (reported). */
+static char *check_ns_name(struct loader *l, const config_setting_t *s, const char *what,
+                           const char *v)
+{
+	const char *why = NULL;
+	size_t len = strlen(v);
+	if (strcmp(v, ".") == 0) {
+		why = "the root is not a host name";
+	} else {
+		size_t label = 0;
+		for (size_t i = 0; i < len && !why; i++) {
+			unsigned char c = (unsigned char)v[i];
+			if (c == '.') {
+				if (label == 0)
+					why = "empty label";
+				else if (v[i - 1] == '-')
+					why = "a label ends with '-'";
+				label = 0;
+			} else if (isalnum(c) || c == '-') {
+				if (label == 0 && c == '-')
+					why = "a label starts with '-'";
+				if (++label > 63)
+					why = "a label is longer than 63 characters";
+			} else {
+				why = "only letters, digits, '-' and '.' are allowed";
+			}
+		}
+		if (!why && label > 0 && v[len - 1] == '-')
+			why = "a label ends with '-'";
+	}
+	if (!why) {
+		ldns_rdf *rdf = ldns_dname_new_frm_str(v);
+		if (!rdf)
+			why = "not a valid domain name (too long?)";
+		else
+			ldns_rdf_deep_free(rdf);
+	}
+	if (why) {
+		report(l, s, "%s: '%s' is not a valid host name: %s", what, v, why);
+		return NULL;
+	}
+	bool dot = v[len - 1] == '.';
+	char *out = malloc(len + (dot ? 1 : 2));
+	if (!out) {
+		l->oom = true;
+		return NULL;
+	}
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)v[i]);
+	if (!dot)
+		out[len++] = '.';
+	out[len] = '\0';
+	return out;
+}
+
+static bool is_dir(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static char *resolve(struct loader *l, const char *v)
+{
+	char *p = drdns_path_resolve(l->dir, v);
+	if (!p)
+		l->oom = true;
+	return p;
+}
+
+/* A path whose directory may be created by drdnsd (one level): the directory
+ * itself or its parent must exist. */
+static void check_creatable_parent(struct loader *l, const config_setting_t *s, const char *what,
+                                   const char *path)
+{
+	char *dir = drdns_dirname(path);
+	if (!dir) {
+		l->oom = true;
+		return;
+	}
+	if (!is_dir(dir)) {
+		char *parent = drdns_dirname(dir);
+		if (!parent)
+			l->oom = true;
+		else if (!is_dir(parent))
+			report(l, s, "%s: neither '%s' nor its parent directory '%s' exists", what, dir,
+			       parent);
+		free(parent);
+	}
+	free(dir);
+}
+
+/* ---- groups ---- */
+
+static const config_setting_t *get_group(struct loader *l, const config_setting_t *root,
+                                         const char *name, bool required)
+{
+	const config_setting_t *g = get_member(root, name);
+	if (!g) {
+		if (required)
+			report(l, NULL, "missing required group '%s' (%s = { ... };)", name, name);
+		return NULL;
+	}
+	if (!config_setting_is_group(g)) {
+		report(l, g, "%s: expected a group { ... }, got %s", name, type_name(g));
+		return NULL;
+	}
+	return g;
+}
+
+static void load_controller(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "controller", true);
+	const config_setting_t *s;
+	const char *v;
+
+	if (g)
+		check_keys(l, g, "controller", controller_keys);
+
+	if ((v = get_string(l, g, "controller", "id", false, NULL))) {
+		c->controller.id = strdup(v);
+	} else {
+		char host[HOST_NAME_MAX + 1] = "drdns";
+		if (gethostname(host, sizeof(host)) != 0)
+			strcpy(host, "drdns");
+		host[HOST_NAME_MAX] = '\0';
+		c->controller.id = strdup(host);
+	}
+	if (!c->controller.id)
+		l->oom = true;
+
+	if ((v = get_string(l, g, "controller", "address", true, &s)))
+		c->controller.address = check_address(l, s, "controller.address", v);
+	get_port(l, g, "controller", &c->controller.port);
+	if ((v = get_string(l, g, "controller", "ns_name", true, &s)))
+		c->controller.ns_name = check_ns_name(l, s, "controller.ns_name", v);
+
+	/* control socket: relative paths are taken from the configuration's
+	 * directory like every other path (drdnsd may chdir("/")). */
+	v = get_string(l, g, "controller", "control_socket", false, &s);
+	c->controller.control_socket = v ? resolve(l, v) : strdup(DRDNS_DEFAULT_SOCKET);
+	if (!c->controller.control_socket)
+		l->oom = true;
+	else if (v) {
+		struct sockaddr_un sun;
+		struct stat st;
+		if (strlen(c->controller.control_socket) >= sizeof(sun.sun_path))
+			report(l, s, "controller.control_socket: '%s' is too long for a UNIX socket "
+			       "(at most %zu bytes)", c->controller.control_socket,
+			       sizeof(sun.sun_path) - 1);
+		else if (lstat(c->controller.control_socket, &st) == 0 && !S_ISSOCK(st.st_mode))
+			report(l, s, "controller.control_socket: '%s' exists and is not a socket",
+			       c->controller.control_socket);
+		else
+			check_creatable_parent(l, s, "controller.control_socket",
+			                       c->controller.control_socket);
+	}
+
+	v = get_string(l, g, "controller", "state_dir", false, &s);
+	c->controller.state_dir = v ? resolve(l, v) : strdup(DEFAULT_STATE_DIR);
+	if (!c->controller.state_dir) {
+		l->oom = true;
+	} else if (v) {
+		struct stat st;
+		if (stat(c->controller.state_dir, &st) == 0) {
+			if (!S_ISDIR(st.st_mode))
+				report(l, s, "controller.state_dir: '%s' is not a directory",
+				       c->controller.state_dir);
+		} else {
+			char *parent = drdns_dirname(c->controller.state_dir);
+			if (!parent)
+				l->oom = true;
+			else if (!is_dir(parent))
+				report(l, s, "controller.state_dir: '%s' does not exist, and neither does "
+				       "its parent '%s' (drdnsd creates only the last component)",
+				       c->controller.state_dir, parent);
+			free(parent);
+		}
+	}
+
+	v = get_string(l, g, "controller", "audit_log", false, &s);
+	if (v) {
+		c->controller.audit_log = resolve(l, v);
+		struct stat st;
+		if (c->controller.audit_log && stat(c->controller.audit_log, &st) == 0 &&
+		    !S_ISREG(st.st_mode)) {
+			report(l, s, "controller.audit_log: '%s' exists and is not a regular file",
+			       c->controller.audit_log);
+		} else if (c->controller.audit_log) {
+			char *dir = drdns_dirname(c->controller.audit_log);
+			if (!dir)
+				l->oom = true;
+			else if (!is_dir(dir) &&
+			         !(c->controller.state_dir && strcmp(dir, c->controller.state_dir) == 0))
+				report(l, s, "controller.audit_log: directory '%s' does not exist", dir);
+			free(dir);
+		}
+	} else if (c->controller.state_dir) {
+		if (asprintf(&c->controller.audit_log, "%s/%s", c->controller.state_dir,
+		             AUDIT_LOG_NAME) < 0)
+			c->controller.audit_log = NULL;
+	}
+	if (!c->controller.audit_log && c->controller.state_dir)
+		l->oom = true;
+
+	if ((v = get_string(l, g, "controller", "pid_file", false, &s))) {
+		c->controller.pid_file = resolve(l, v);
+		if (c->controller.pid_file)
+			check_creatable_parent(l, s, "controller.pid_file", c->controller.pid_file);
+	}
+
+	s = get_member(g, "allow_transfer");
+	if (s) {
+		if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+			report(l, s, "controller.allow_transfer: expected a list of addresses "
+			       "[ \"192.0.2.1\", ... ], got %s", type_name(s));
+		} else {
+			int n = config_setting_length(s);
+			c->controller.allow_transfer = calloc((size_t)n + 1, sizeof(char *));
+			if (!c->controller.allow_transfer) {
+				l->oom = true;
+				return;
+			}
+			for (int i = 0; i < n; i++) {
+				const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+				char what[64];
+				snprintf(what, sizeof(what), "controller.allow_transfer[%d]", i);
+				if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+					report(l, e, "%s: expected a string, got %s", what, type_name(e));
+					continue;
+				}
+				char *a = check_address(l, e, what, config_setting_get_string(e));
+				if (a)
+					c->controller.allow_transfer[c->controller.n_allow_transfer++] = a;
+			}
+		}
+	}
+}
+
+static void load_master(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "master", true);
+	const config_setting_t *s, *ts;
+	const char *v;
+	long long n;
+
+	if (g)
+		check_keys(l, g, "master", master_keys);
+	if ((v = get_string(l, g, "master", "address", true, &s)))
+		c->master.address = check_address(l, s, "master.address", v);
+	get_port(l, g, "master", &c->master.port);
+	bool iv = get_num(l, g, "master", "interval", 0, EXCL, INTERVAL_MAX, &c->master.interval, &s);
+	bool tv = get_num(l, g, "master", "timeout", 0, EXCL, TIMEOUT_MAX, &c->master.timeout, &ts);
+	if ((iv || !s) && (tv || !ts) && c->master.timeout >= c->master.interval) {
+		/* report on whichever of the two the operator wrote */
+		report(l, ts ? ts : s,
+		       "master.timeout (%g s) must be less than master.interval (%g s): a probe "
+		       "round has to finish before the next one starts",
+		       c->master.timeout, c->master.interval);
+	}
+	if (get_int(l, g, "master", "fail_after", FAIL_AFTER_MIN, FAIL_AFTER_MAX, &n))
+		c->master.fail_after = (int)n;
+}
+
+static void load_secondary(struct loader *l, const config_setting_t *e, int i,
+                           struct drdns_secondary *sec)
+{
+	char prefix[32];
+	char what[64];
+	const config_setting_t *s;
+	const char *v;
+
+	snprintf(prefix, sizeof(prefix), "secondaries[%d]", i);
+	sec->port = 53;
+	if (!config_setting_is_group(e)) {
+		report(l, e, "%s: expected a group { name = \"...\"; address = \"...\"; }, got %s",
+		       prefix, type_name(e));
+		return;
+	}
+	check_keys(l, e, prefix, secondary_keys);
+	if ((v = get_string(l, e, prefix, "name", true, &s))) {
+		snprintf(what, sizeof(what), "%s.name", prefix);
+		sec->name = check_ns_name(l, s, what, v);
+	}
+	if ((v = get_string(l, e, prefix, "address", true, &s))) {
+		snprintf(what, sizeof(what), "%s.address", prefix);
+		sec->address = check_address(l, s, what, v);
+	}
+	get_port(l, e, prefix, &sec->port);
+	if ((v = get_string(l, e, prefix, "tsig_key", false, &s))) {
+		sec->tsig_key_file = resolve(l, v);
+		if (!sec->tsig_key_file)
+			return;
+		struct stat st;
+		if (stat(sec->tsig_key_file, &st) != 0) {
+			report(l, s, "%s.tsig_key: cannot use '%s': %s", prefix, sec->tsig_key_file,
+			       strerror(errno));
+		} else if (!S_ISREG(st.st_mode)) {
+			report(l, s, "%s.tsig_key: '%s' is not a regular file", prefix,
+			       sec->tsig_key_file);
+		} else if (drdns_tsig_key_load(sec->tsig_key_file, &sec->key, l->diag) != 0) {
+			sec->key = NULL;
+			report(l, s, "%s.tsig_key: cannot load the key in '%s' (see above)", prefix,
+			       sec->tsig_key_file);
+		}
+	}
+}
+
+static void load_secondaries(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_member(root, "secondaries");
+	if (!g) {
+		report(l, NULL, "missing required list 'secondaries' "
+		       "(secondaries = ( { name = \"...\"; address = \"...\"; }, ... );)");
+		return;
+	}
+	if (!config_setting_is_list(g)) {
+		report(l, g, "secondaries: expected a list ( { ... }, { ... } ), got %s", type_name(g));
+		return;
+	}
+	int n = config_setting_length(g);
+	if (n == 0) {
+		report(l, g, "secondaries: the list is empty; list every secondary nameserver");
+		return;
+	}
+	c->secondaries = calloc((size_t)n, sizeof(*c->secondaries));
+	if (!c->secondaries) {
+		l->oom = true;
+		return;
+	}
+	c->n_secondaries = (size_t)n;
+	for (int i = 0; i < n; i++)
+		load_secondary(l, config_setting_get_elem(g, (unsigned)i), i, &c->secondaries[i]);
+}
+
+static void load_zones(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "zones", true);
+	const config_setting_t *s;
+	const char *v;
+	long long n;
+
+	if (g)
+		check_keys(l, g, "zones", zones_keys);
+	if ((v = get_string(l, g, "zones", "directory", true, &s))) {
+		c->zones.directory = resolve(l, v);
+		struct stat st;
+		if (!c->zones.directory)
+			;
+		else if (stat(c->zones.directory, &st) != 0)
+			report(l, s, "zones.directory: '%s': %s", c->zones.directory, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			report(l, s, "zones.directory: '%s' is not a directory", c->zones.directory);
+		else if (access(c->zones.directory, R_OK | X_OK) != 0)
+			report(l, s, "zones.directory: '%s' is not readable: %s", c->zones.directory,
+			       strerror(errno));
+	}
+	if (get_int(l, g, "zones", "dr_ttl", DR_TTL_MIN, DR_TTL_MAX, &n)) {
+		c->zones.dr_ttl = (uint32_t)n;
+		if (n < DR_TTL_WARN)
+			warn(l, get_member(g, "dr_ttl"),
+			     "zones.dr_ttl %lld is very low: resolvers will query the surviving "
+			     "nameservers every %lld s", n, n);
+	}
+	if (get_int(l, g, "zones", "min_ns", MIN_NS_MIN, MIN_NS_MAX, &n))
+		c->zones.min_ns = (unsigned)n;
+}
+
+static void load_policy(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "policy", false);
+	long long n;
+
+	if (!g)
+		return;
+	check_keys(l, g, "policy", policy_keys);
+	get_bool(l, g, "policy", "auto_promote", &c->policy.auto_promote);
+	get_num(l, g, "policy", "probe_timeout", 0, EXCL, TIMEOUT_MAX, &c->policy.probe_timeout, NULL);
+	if (get_int(l, g, "policy", "probe_attempts", ATTEMPTS_MIN, ATTEMPTS_MAX, &n))
+		c->policy.probe_attempts = (int)n;
+	get_num(l, g, "policy", "notify_timeout", 0, EXCL, TIMEOUT_MAX, &c->policy.notify_timeout,
+	        NULL);
+	if (get_int(l, g, "policy", "notify_attempts", ATTEMPTS_MIN, ATTEMPTS_MAX, &n))
+		c->policy.notify_attempts = (int)n;
+	get_num(l, g, "policy", "poll_interval", 0, EXCL, TIMEOUT_MAX, &c->policy.poll_interval,
+	        NULL);
+	get_num(l, g, "policy", "default_wait", 0, INCL, WAIT_MAX, &c->policy.default_wait, NULL);
+}
+
+/* Checks across settings: duplicates and collisions between addresses. */
+static void check_cross(struct loader *l, const config_setting_t *root, const struct drdns_conf *c)
+{
+	const config_setting_t *list = get_member(root, "secondaries");
+	const config_setting_t *mg = get_member(root, "master");
+	struct addr ctl = parse_addr(c->controller.address);
+	struct addr mst = parse_addr(c->master.address);
+
+	if (addr_eq(&ctl, &mst)) {
+		const config_setting_t *s = get_member(mg, "address");
+		if (c->controller.port == c->master.port)
+			report(l, s, "master.address: %s port %u is this controller's own address "
+			       "(controller.address)", c->master.address, c->master.port);
+		else
+			warn(l, s, "master.address: %s is also controller.address: the DR primary "
+			     "should run on another host than the campus primary", c->master.address);
+	}
+
+	for (size_t i = 0; i < c->n_secondaries; i++) {
+		const struct drdns_secondary *a = &c->secondaries[i];
+		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const config_setting_t *an = get_member(e, "name");
+		const config_setting_t *aa = get_member(e, "address");
+		struct addr aaddr = parse_addr(a->address);
+
+		if (a->name && c->controller.ns_name && strcmp(a->name, c->controller.ns_name) == 0)
+			report(l, an, "secondaries[%zu].name: %s is controller.ns_name, the DR primary "
+			       "itself; list only the other nameservers", i, a->name);
+		if (addr_eq(&aaddr, &mst))
+			report(l, aa, "secondaries[%zu].address: %s is master.address; the campus "
+			       "primary cannot also be a secondary", i, a->address);
+		if (addr_eq(&aaddr, &ctl)) {
+			if (a->port == c->controller.port)
+				report(l, aa, "secondaries[%zu].address: %s port %u is controller.address "
+				       "and port, drdnsd's own", i, a->address, a->port);
+			else
+				warn(l, aa, "secondaries[%zu].address: %s is also controller.address "
+				     "(another port): NSD secondaries will not transfer from a primary on "
+				     "a non-standard port; give drdnsd its own address on port 53", i,
+				     a->address);
+		}
+		for (size_t j = 0; j < i; j++) {
+			const struct drdns_secondary *b = &c->secondaries[j];
+			const config_setting_t *be = config_setting_get_elem(list, (unsigned)j);
+			struct addr baddr = parse_addr(b->address);
+			if (a->name && b->name && strcmp(a->name, b->name) == 0)
+				report(l, an, "secondaries[%zu].name: %s is listed twice (also "
+				       "secondaries[%zu] at line %u)", i, a->name, j,
+				       config_setting_source_line(be));
+			if (addr_eq(&aaddr, &baddr) && a->port == b->port)
+				report(l, aa, "secondaries[%zu].address: %s port %u is listed twice (also "
+				       "secondaries[%zu] at line %u)", i, a->address, a->port, j,
+				       config_setting_source_line(be));
+		}
+	}
+
+	size_t known = c->n_secondaries + 1;
+	if (c->zones.min_ns > known)
+		warn(l, get_member(get_member(root, "zones"), "min_ns"),
+		     "zones.min_ns (%u) is more than the %zu nameservers known (controller.ns_name and "
+		     "%zu secondaries): every NS will always be kept", c->zones.min_ns, known,
+		     c->n_secondaries);
+}
+
+/* ---- public ---- */
+
+static void set_defaults(struct drdns_conf *c)
+{
+	c->controller.port = 53;
+	c->master.port = 53;
+	c->master.interval = 1.0;
+	c->master.timeout = 0.5;
+	c->master.fail_after = 3;
+	c->zones.dr_ttl = 600;
+	c->zones.min_ns = 2;
+	c->policy.auto_promote = false;
+	c->policy.probe_timeout = 1.0;
+	c->policy.probe_attempts = 2;
+	c->policy.notify_timeout = 1.0;
+	c->policy.notify_attempts = 5;
+	c->policy.poll_interval = 0.5;
+	c->policy.default_wait = 120.0;
+}
+
+int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag *diag)
+{
+	struct loader l = {.path = path, .diag = diag};
+	struct drdns_conf *c = NULL;
+	config_t cf;
+	int rc = DRDNS_ECONF;
+	char *abs = NULL;
+
+	*out = NULL;
+	config_init(&cf);
+	if (!path || !path[0]) {
+		drdns_diag_error(diag, "no configuration file given");
+		goto cleanup;
+	}
+
+	char cwd[PATH_MAX];
+	if (path[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
+		drdns_diag_error(diag, "%s: cannot resolve a relative path: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	abs = path[0] == '/' ? strdup(path) : drdns_path_resolve(cwd, path);
+	l.dir = abs ? drdns_dirname(abs) : NULL;
+	if (!abs || !l.dir) {
+		rc = DRDNS_ENOMEM;
+		goto cleanup;
+	}
+
+	/* libconfig only says "file I/O error"; find out why ourselves. */
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		drdns_diag_error(diag, "%s: cannot open the configuration: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	fclose(f);
+
+	config_set_include_dir(&cf, l.dir);
+	if (config_read_file(&cf, path) != CONFIG_TRUE) {
+		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+			drdns_diag_error(diag, "%s: %s", config_error_file(&cf) ? config_error_file(&cf)
+			                                                         : path,
+			                 config_error_text(&cf));
+		else
+			drdns_diag_error(diag, "%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf)
+			                                                            : path,
+			                 config_error_line(&cf), config_error_text(&cf));
+		goto cleanup;
+	}
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		rc = DRDNS_ENOMEM;
+		goto cleanup;
+	}
+	set_defaults(c);
+	c->path = abs;
+	abs = NULL;
+
+	const config_setting_t *root = config_root_setting(&cf);
+	check_keys(&l, root, "", root_keys);
+	load_controller(&l, root, c);
+	load_master(&l, root, c);
+	load_secondaries(&l, root, c);
+	load_zones(&l, root, c);
+	load_policy(&l, root, c);
+	check_cross(&l, root, c);
+
+	if (l.oom) {
+		rc = DRDNS_ENOMEM;
+		drdns_diag_error(diag, "%s: out of memory while loading the configuration", path);
+	} else if (l.errors == 0) {
+		*out = c;
+		c = NULL;
+		rc = 0;
+	}
+
+cleanup:
+	config_destroy(&cf);
+	drdns_conf_free(c);
+	free(abs);
+	free(l.dir);
+	return rc;
+}
+
+void drdns_conf_free(struct drdns_conf *conf)
+{
+	if (!conf)
+		return;
+	free(conf->path);
+	free(conf->controller.id);
+	free(conf->controller.address);
+	free(conf->controller.ns_name);
+	free(conf->controller.control_socket);
+	free(conf->controller.state_dir);
+	free(conf->controller.audit_log);
+	free(conf->controller.pid_file);
+	for (size_t i = 0; i < conf->controller.n_allow_transfer; i++)
+		free(conf->controller.allow_transfer[i]);
+	free(conf->controller.allow_transfer);
+	free(conf->master.address);
+	for (size_t i = 0; i < conf->n_secondaries; i++) {
+		struct drdns_secondary *s = &conf->secondaries[i];
+		free(s->name);
+		free(s->address);
+		free(s->tsig_key_file);
+		drdns_tsig_key_free(s->key);
+	}
+	free(conf->secondaries);
+	free(conf->zones.directory);
+	free(conf);
+}
+
+const struct drdns_secondary *drdns_conf_find_secondary(const struct drdns_conf *conf,
+                                                        const char *name)
+{
+	if (!conf || !name)
+		return NULL;
+	size_t n = strlen(name);
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	for (size_t i = 0; i < conf->n_secondaries; i++) {
+		const char *s = conf->secondaries[i].name;
+		if (!s)
+			continue;
+		size_t m = strlen(s);
+		if (m > 0 && s[m - 1] == '.')
+			m--;
+		if (m == n && strncasecmp(s, name, n) == 0)
+			return &conf->secondaries[i];
+	}
+	return NULL;
+}

@@ -1,0 +1,41 @@
+/*
+ * The control command table, shared by drdnsd (which dispatches on it) and
+ * drdnsctl (which builds requests and its --help from it).  A new command is a
+ * new enum drdns_ctl_cmd value and a new row here; the order of the rows is
+ * the order in --help.
+ */
+#include "drdns/ctl.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static const struct drdns_ctl_cmd_info commands[] = {
+	{DRDNS_CMD_STATUS, "status", "",
+	 "role, state, master health, secondaries' serials and lag, alerts", false},
+	{DRDNS_CMD_PROMOTE, "promote", "--reason TEXT [--dry-run] [--yes] [--force] [--wait SECONDS]",
+	 "make this controller the primary for the DR zone set", true},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+const struct drdns_ctl_cmd_info *drdns_ctl_cmd_info(enum drdns_ctl_cmd cmd)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (commands[i].cmd == cmd)
+			return &commands[i];
+	return NULL;
+}
+
+const char *drdns_ctl_cmd_name(enum drdns_ctl_cmd cmd)
+{
+	const struct drdns_ctl_cmd_info *info = drdns_ctl_cmd_info(cmd);
+	return info ? info->name : "unknown";
+}
+
+enum drdns_ctl_cmd drdns_ctl_cmd_parse(const char *name)
+{
+	for (size_t i = 0; name && i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return commands[i].cmd;
+	return DRDNS_CMD_UNKNOWN;
+}

@@ -1,0 +1,323 @@
+/*
+ * drdnsd: the DR failover controller daemon.
+ *
+ *   drdnsd -c FILE [-f] [-v]     run (foreground with -f, logging to stderr)
+ *   drdnsd --check -c FILE       validate the configuration and the DR zone set
+ */
+#include "drdns/conf.h"
+#include "drdns/ctl.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/failover.h"
+#include "drdns/log.h"
+#include "drdns/server.h"
+#include "drdns/state.h"
+#include "drdns/zone.h"
+#include "drdns_config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct daemon {
+	struct drdns_ctx ctx;
+	struct drdns_ctl_server *ctl;
+	uv_signal_t sigterm, sigint, sighup;
+	bool stopping;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: drdnsd [-c FILE] [-f] [-v]\n"
+	        "       drdnsd --check [-c FILE]\n"
+	        "  -c, --config FILE   configuration (default %s/drdns.conf)\n"
+	        "  -f, --foreground    stay in the foreground and log to stderr\n"
+	        "  -v, --verbose       log debug messages\n"
+	        "      --check         validate the configuration and the DR zone set, then exit\n"
+	        "  -h, --help          this text\n"
+	        "      --version       print the version\n",
+	        DRDNS_SYSCONFDIR);
+}
+
+static void print_diag(const struct drdns_diag *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		fprintf(stderr, "%s\n", d->msgs[i]);
+}
+
+/* ---- control commands ---- */
+
+static void reply_done(json_t *reply, void *arg)
+{
+	struct drdns_ctl_request *req = arg;
+	drdns_ctl_reply(req, reply);
+}
+
+static json_t *who_from(const json_t *body, const struct drdns_ctl_peer *peer)
+{
+	json_t *who = json_pack("{s:I, s:I}", "uid", (json_int_t)peer->uid, "pid",
+	                        (json_int_t)peer->pid);
+	struct passwd *pw = getpwuid(peer->uid);
+	if (pw)
+		json_object_set_new(who, "user", json_string(pw->pw_name));
+	/* What the client says about itself: informational, the uid is authoritative. */
+	const json_t *client = json_object_get(body, "client");
+	const char *keys[] = {"sudo_user", "ssh_client", "tty"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = json_string_value(json_object_get(client, keys[i]));
+		if (v && *v)
+			json_object_set_new(who, keys[i], json_string(v));
+	}
+	return who;
+}
+
+static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
+                           const struct drdns_ctl_peer *peer)
+{
+	const json_t *reason = json_object_get(body, "reason");
+	const json_t *wait = json_object_get(body, "wait");
+	if (!json_is_string(reason) || !*json_string_value(reason)) {
+		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
+		                                       "promote needs --reason TEXT (it goes to the audit log)"));
+		return;
+	}
+	if (wait && (!json_is_number(wait) || json_number_value(wait) < 0)) {
+		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
+		                                       "wait must be a number of seconds >= 0"));
+		return;
+	}
+	json_t *who = who_from(body, peer);
+	struct drdns_promote_opts opts = {
+		.reason = json_string_value(reason),
+		.dry_run = json_is_true(json_object_get(body, "dry_run")),
+		.force = json_is_true(json_object_get(body, "force")),
+		.wait = wait ? json_number_value(wait) : -1,
+		.who = who,
+	};
+	int ret = drdns_promote_start(&d->ctx, &opts, reply_done, req);
+	json_decref(who);
+	if (ret == DRDNS_EBUSY)
+		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_ERROR,
+		                                       "another promotion is in progress; nothing changed"));
+	else if (ret < 0)
+		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_ERROR, "%s",
+		                                       drdns_strerror(ret)));
+}
+
+static void on_request(struct drdns_ctl_request *req, const json_t *body,
+                       const struct drdns_ctl_peer *peer, void *arg)
+{
+	struct daemon *d = arg;
+	const char *name = json_string_value(json_object_get(body, "command"));
+	enum drdns_ctl_cmd cmd = drdns_ctl_cmd_parse(name ? name : "");
+	drdns_log(DRDNS_LOG_INFO, "ctl", "request command=%s uid=%u pid=%d", name ? name : "?",
+	          (unsigned)peer->uid, (int)peer->pid);
+	if (d->stopping) {
+		drdns_ctl_reply(req, drdns_error_reply(name ? name : "?", DRDNS_EXIT_ERROR,
+		                                       "drdnsd is shutting down"));
+		return;
+	}
+	switch (cmd) {
+	case DRDNS_CMD_STATUS: {
+		int ret = drdns_status_start(&d->ctx, reply_done, req);
+		if (ret < 0)
+			drdns_ctl_reply(req, drdns_error_reply("status", DRDNS_EXIT_ERROR, "%s",
+			                                       drdns_strerror(ret)));
+		break;
+	}
+	case DRDNS_CMD_PROMOTE:
+		handle_promote(d, req, body, peer);
+		break;
+	default:
+		drdns_ctl_reply(req, drdns_error_reply(name ? name : "?", DRDNS_EXIT_USAGE,
+		                                       "unknown command \"%s\"", name ? name : ""));
+		break;
+	}
+}
+
+/* ---- life cycle ---- */
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	struct daemon *d = sig->data;
+	if (signum == SIGHUP) {
+		drdns_log(DRDNS_LOG_WARNING, "daemon",
+		          "SIGHUP ignored: restart drdnsd to re-read the configuration");
+		return;
+	}
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	drdns_log(DRDNS_LOG_NOTICE, "daemon", "stopping signal=%d", signum);
+	drdns_ctl_server_close(d->ctl);
+	d->ctl = NULL;
+	drdns_server_close(d->ctx.server, NULL, NULL);
+	d->ctx.server = NULL;
+	uv_signal_stop(&d->sigterm);
+	uv_signal_stop(&d->sigint);
+	uv_signal_stop(&d->sighup);
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+static int write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = DRDNS_SYSCONFDIR "/drdns.conf";
+	bool foreground = false, check = false, verbose = false;
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+		{"verbose", no_argument, NULL, 'v'},      {"check", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:fvh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config = optarg; break;
+		case 'f': foreground = true; break;
+		case 'v': verbose = true; break;
+		case 'C': check = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("drdnsd %s\n", DRDNS_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "drdnsd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	struct drdns_diag diag = {0};
+	struct drdns_conf *conf = NULL;
+	struct drdns_zoneset *dr = NULL;
+	int conf_ret = drdns_conf_load(config, &conf, &diag);
+	int zone_ret = conf_ret == 0 ? drdns_zoneset_load_dir(conf->zones.directory, &dr, &diag) : 0;
+	print_diag(&diag);
+	bool ok = conf_ret == 0 && zone_ret == 0;
+	drdns_diag_clear(&diag);
+	if (check) {
+		if (ok)
+			printf("%s: OK: configuration valid, %zu DR zone(s) valid in %s\n", config, dr->n,
+			       conf->zones.directory);
+		else
+			fprintf(stderr, "%s: check failed\n", config);
+		drdns_zoneset_free(dr);
+		drdns_conf_free(conf);
+		return ok ? 0 : 1;
+	}
+	if (!ok) {
+		fprintf(stderr, "drdnsd: not starting: fix the errors above (drdnsd --check -c %s)\n",
+		        config);
+		drdns_zoneset_free(dr);
+		drdns_conf_free(conf);
+		return 1;
+	}
+	drdns_zoneset_free(dr); /* validated; promotion reloads it fresh */
+
+	char err[512] = "";
+	struct daemon d = {0};
+	d.ctx.conf = conf;
+	int ret = drdns_state_load(conf->controller.state_dir, &d.ctx.state, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "drdnsd: cannot read state: %s\n", err);
+		drdns_conf_free(conf);
+		return 1;
+	}
+	struct drdns_zoneset *published = NULL;
+	if (d.ctx.state->promoted) {
+		ret = drdns_state_load_generation(conf->controller.state_dir, d.ctx.state->generation,
+		                                  &published, &diag);
+		if (ret < 0) {
+			print_diag(&diag);
+			fprintf(stderr, "drdnsd: state says promoted but generation %lu cannot be loaded\n",
+			        d.ctx.state->generation);
+			drdns_diag_clear(&diag);
+			drdns_state_free(d.ctx.state);
+			drdns_conf_free(conf);
+			return 1;
+		}
+	}
+	/* Generations never committed are left-overs of an interrupted promotion. */
+	drdns_state_gc(conf->controller.state_dir, d.ctx.state->promoted ? d.ctx.state->generation : 0);
+
+	if (!foreground && daemon(0, 0) < 0) {
+		fprintf(stderr, "drdnsd: cannot daemonize: %s\n", strerror(errno));
+		return 1;
+	}
+	drdns_log_init("drdnsd", !foreground, verbose ? DRDNS_LOG_DEBUG : DRDNS_LOG_INFO);
+	if (conf->controller.pid_file && (ret = write_pid_file(conf->controller.pid_file)) < 0)
+		drdns_log(DRDNS_LOG_WARNING, "daemon", "cannot write pid file path=%s error=\"%s\"",
+		          conf->controller.pid_file, drdns_strerror(ret));
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	d.ctx.loop = &loop;
+	int exit_code = 1;
+	ret = drdns_server_new(&loop, conf, &d.ctx.server);
+	if (ret < 0) {
+		drdns_log(DRDNS_LOG_ERR, "daemon", "cannot serve on address=%s port=%u error=\"%s\"",
+		          conf->controller.address, conf->controller.port, drdns_strerror(ret));
+		drdns_zoneset_free(published);
+		goto out;
+	}
+	ret = drdns_ctl_server_new(&loop, conf->controller.control_socket, on_request, &d, &d.ctl);
+	if (ret < 0) {
+		drdns_log(DRDNS_LOG_ERR, "daemon", "cannot open control socket path=%s error=\"%s\"",
+		          conf->controller.control_socket, drdns_strerror(ret));
+		drdns_zoneset_free(published);
+		drdns_server_close(d.ctx.server, NULL, NULL);
+		goto out;
+	}
+	if (published) {
+		drdns_log(DRDNS_LOG_NOTICE, "daemon", "resuming as primary generation=%lu zones=%zu",
+		          d.ctx.state->generation, published->n);
+		drdns_server_set_zones(d.ctx.server, published);
+		drdns_promote_resume_notify(&d.ctx);
+	}
+	uv_signal_init(&loop, &d.sigterm);
+	uv_signal_init(&loop, &d.sigint);
+	uv_signal_init(&loop, &d.sighup);
+	d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_signal_start(&d.sighup, on_signal, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	drdns_log(DRDNS_LOG_NOTICE, "daemon", "started version=%s id=%s address=%s port=%u role=%s",
+	          DRDNS_VERSION, conf->controller.id, conf->controller.address,
+	          conf->controller.port, d.ctx.state->promoted ? "primary" : "standby");
+	uv_run(&loop, UV_RUN_DEFAULT);
+	exit_code = 0;
+out:
+	uv_walk(&loop, on_walk_close, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	if (conf->controller.pid_file)
+		unlink(conf->controller.pid_file);
+	drdns_state_free(d.ctx.state);
+	drdns_conf_free(conf);
+	return exit_code;
+}

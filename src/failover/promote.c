@@ -1,0 +1,634 @@
+/*
+ * Promotion: DR zone set -> probes -> rewrite -> commit -> serve -> NOTIFY ->
+ * convergence.  Runs on the event loop as a chain of callbacks; one at a time.
+ */
+#include "drdns/audit.h"
+#include "drdns/conf.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/failover.h"
+#include "drdns/log.h"
+#include "drdns/notify.h"
+#include "drdns/probe.h"
+#include "drdns/rewrite.h"
+#include "drdns/serial.h"
+#include "drdns/server.h"
+#include "drdns/state.h"
+#include "drdns/zone.h"
+#include "nameservers.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct promote_op;
+
+struct peer_run {
+	struct promote_op *op;
+	struct drdns_xfr_peer peer;
+	struct drdns_zone_serial *zones; /* the zones this peer carries */
+	size_t n_zones;
+	struct drdns_notify_result *notify; /* n_zones, owned */
+	struct drdns_converge_result *converge; /* 1, owned */
+};
+
+struct promote_op {
+	struct drdns_ctx *ctx;
+	char *reason;
+	json_t *who;
+	bool dry_run, force, repeat;
+	double wait;
+	drdns_op_done_cb done;
+	void *done_arg;
+
+	struct drdns_zoneset *dr;       /* the DR set as loaded */
+	struct drdns_nameservers ns;    /* probe targets */
+	struct drdns_soa_result *probes;
+	size_t n_probes;
+	json_t *zones_json;             /* per-zone plan */
+	struct drdns_zone_serial *serials; /* serial published per zone (points into dr names) */
+	size_t n_serials;
+	struct peer_run *peers;
+	size_t n_peers;
+	int pending;
+	uint64_t started_ns;
+};
+
+json_t *drdns_error_reply(const char *command, int exit_code, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:i, s:s, s:s}", "exit", exit_code, "command", command, "error", msg);
+}
+
+static void op_free(struct promote_op *op)
+{
+	free(op->reason);
+	json_decref(op->who);
+	drdns_zoneset_free(op->dr);
+	drdns_nameservers_clear(&op->ns);
+	drdns_soa_results_free(op->probes, op->n_probes);
+	json_decref(op->zones_json);
+	free(op->serials);
+	for (size_t i = 0; i < op->n_peers; i++) {
+		free(op->peers[i].zones);
+		free(op->peers[i].notify);
+		drdns_converge_results_free(op->peers[i].converge, op->peers[i].converge ? 1 : 0);
+	}
+	free(op->peers);
+	free(op);
+}
+
+static void audit(struct promote_op *op, const char *result, int exit_code, const char *detail)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	json_t *serials = json_object();
+	for (size_t i = 0; i < op->n_serials; i++)
+		json_object_set_new(serials, op->serials[i].zone, json_integer(op->serials[i].serial));
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:s, s:i, s:s?, s:b, s:b, s:o}", "controller",
+	                        conf->controller.id, "action", "promote", "reason", op->reason,
+	                        "who", op->who, "result", result, "exit", exit_code, "detail",
+	                        detail, "force", op->force, "repeat", op->repeat, "serials", serials);
+	int ret = rec ? drdns_audit_append(conf->controller.audit_log, rec) : DRDNS_ENOMEM;
+	if (ret < 0)
+		drdns_log(DRDNS_LOG_ERR, "failover", "audit log write failed path=%s error=\"%s\"",
+		          conf->controller.audit_log, drdns_strerror(ret));
+	json_decref(rec);
+}
+
+/* Finish: reply, audit when something was attempted, release the lock. */
+static void finish(struct promote_op *op, json_t *reply)
+{
+	struct drdns_ctx *ctx = op->ctx;
+	int exit_code = (int)json_integer_value(json_object_get(reply, "exit"));
+	if (!op->dry_run) {
+		const char *err = json_string_value(json_object_get(reply, "error"));
+		const char *msg = json_string_value(json_object_get(reply, "message"));
+		const char *result = exit_code == DRDNS_EXIT_OK        ? "done"
+		                     : exit_code == DRDNS_EXIT_PARTIAL ? "done-not-converged"
+		                     : exit_code == DRDNS_EXIT_REFUSED ? "refused"
+		                                                       : "error";
+		audit(op, result, exit_code, err ? err : msg);
+	}
+	drdns_log(exit_code == 0 ? DRDNS_LOG_NOTICE : DRDNS_LOG_WARNING, "failover",
+	          "promote finished exit=%d dry_run=%s repeat=%s", exit_code,
+	          op->dry_run ? "yes" : "no", op->repeat ? "yes" : "no");
+	ctx->busy = false;
+	drdns_op_done_cb done = op->done;
+	void *arg = op->done_arg;
+	op_free(op);
+	done(reply, arg);
+}
+
+static void fail(struct promote_op *op, int exit_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct promote_op *op, int exit_code, const char *fmt, ...)
+{
+	char msg[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	drdns_log(DRDNS_LOG_WARNING, "failover", "promote refused exit=%d reason=\"%s\"", exit_code, msg);
+	finish(op, drdns_error_reply("promote", exit_code, "%s", msg));
+}
+
+static double since_start(const struct promote_op *op)
+{
+	return (double)(uv_hrtime() - op->started_ns) / 1e9;
+}
+
+static const struct drdns_soa_result *probe_of(const struct promote_op *op, size_t ns_index,
+                                               size_t zone_index)
+{
+	return &op->probes[ns_index * op->dr->n + zone_index];
+}
+
+/* ---- step 5: NOTIFY and convergence ---- */
+
+static json_t *secondaries_report(struct promote_op *op, bool *all_converged)
+{
+	json_t *arr = json_array();
+	*all_converged = true;
+	for (size_t i = 0; i < op->ns.n; i++) {
+		const struct drdns_nameserver *ns = &op->ns.list[i];
+		if (!ns->secondary)
+			continue;
+		struct peer_run *run = NULL;
+		for (size_t p = 0; p < op->n_peers; p++)
+			if (op->peers[p].peer.name == ns->name)
+				run = &op->peers[p];
+		if (!run) {
+			const struct drdns_soa_result *r = probe_of(op, i, 0);
+			char detail[160];
+			snprintf(detail, sizeof(detail),
+			         "did not answer at promotion (%s): not notified, not waited for",
+			         r->detail);
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b, s:s}", "name", ns->name,
+			                                     "address", ns->address, "skipped", true,
+			                                     "converged", false, "detail", detail));
+			continue;
+		}
+		json_t *notify = json_array();
+		bool acked = true;
+		int attempts = 0;
+		for (size_t z = 0; z < run->n_zones && run->notify; z++) {
+			acked = acked && run->notify[z].acked;
+			attempts += run->notify[z].attempts;
+			json_array_append_new(notify, json_pack("{s:s, s:b, s:i, s:i, s:f, s:s}", "zone",
+			                                        run->notify[z].zone, "acked",
+			                                        run->notify[z].acked, "rcode",
+			                                        run->notify[z].rcode, "attempts",
+			                                        run->notify[z].attempts, "seconds",
+			                                        run->notify[z].seconds, "detail",
+			                                        run->notify[z].detail));
+		}
+		const struct drdns_converge_result *c = run->converge;
+		json_t *zones = json_array();
+		for (size_t z = 0; c && z < c->n_zones; z++)
+			json_array_append_new(zones, json_pack("{s:s, s:o}", "zone", run->zones[z].zone,
+			                                       "serial",
+			                                       c->has_served[z] ? json_integer(c->served[z])
+			                                                        : json_null()));
+		bool converged = c && c->converged;
+		*all_converged = *all_converged && converged;
+		json_array_append_new(
+			arr, json_pack("{s:s, s:s, s:b, s:{s:b, s:i, s:o}, s:b, s:o, s:o, s:s}", "name",
+			               ns->name, "address", ns->address, "skipped", false, "notify",
+			               "acked", acked, "attempts", attempts, "zones", notify, "converged",
+			               converged, "seconds", converged ? json_real(c->seconds) : json_null(),
+			               "zones", zones, "detail", c ? c->detail : "no result"));
+	}
+	return arr;
+}
+
+static void peer_step_done(struct promote_op *op)
+{
+	if (--op->pending > 0)
+		return;
+	bool all;
+	json_t *secs = secondaries_report(op, &all);
+	int code = all ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s; %s after %.1f s",
+	         op->repeat ? "already promoted: serials unchanged, NOTIFY sent again"
+	                    : "promoted: drdns is the primary for the DR zone set",
+	         all ? "every live secondary converged" : "some secondaries did not converge",
+	         since_start(op));
+	json_t *reply = json_pack("{s:i, s:s, s:b, s:b, s:s, s:O, s:o}", "exit", code, "command",
+	                          "promote", "dry_run", false, "already_promoted", op->repeat,
+	                          "message", msg, "zones", op->zones_json, "secondaries", secs);
+	finish(op, reply);
+}
+
+static void on_notified(struct drdns_notify_result *results, size_t n, void *arg)
+{
+	struct peer_run *run = arg;
+	(void)n;
+	run->notify = results;
+	peer_step_done(run->op);
+}
+
+static void on_converged(struct drdns_converge_result *results, size_t n, void *arg)
+{
+	struct peer_run *run = arg;
+	(void)n;
+	run->converge = results;
+	peer_step_done(run->op);
+}
+
+/* NOTIFY every live secondary and watch it converge, both at once: the clock for
+ * convergence starts now, not after the last NOTIFY retry. */
+static void notify_and_watch(struct promote_op *op)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	op->peers = calloc(op->ns.n, sizeof(*op->peers));
+	if (!op->peers) {
+		fail(op, DRDNS_EXIT_ERROR, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < op->ns.n; i++) {
+		const struct drdns_nameserver *ns = &op->ns.list[i];
+		if (!ns->secondary)
+			continue;
+		struct peer_run *run = &op->peers[op->n_peers];
+		run->zones = calloc(op->n_serials, sizeof(*run->zones));
+		if (!run->zones)
+			continue;
+		for (size_t z = 0; z < op->n_serials; z++)
+			if (probe_of(op, i, z)->answered)
+				run->zones[run->n_zones++] = op->serials[z];
+		if (run->n_zones == 0) { /* dead, or carries none of our zones */
+			free(run->zones);
+			run->zones = NULL;
+			continue;
+		}
+		run->op = op;
+		run->peer.name = ns->name;
+		run->peer.address = ns->address;
+		run->peer.port = ns->port;
+		run->peer.key = ns->secondary->key;
+		op->n_peers++;
+	}
+	op->pending = 1; /* held until every request is started */
+	double wait = op->wait >= 0 ? op->wait : conf->policy.default_wait;
+	for (size_t p = 0; p < op->n_peers; p++) {
+		struct peer_run *run = &op->peers[p];
+		op->pending += 2;
+		if (drdns_notify_batch(op->ctx->loop, conf->controller.address, &run->peer, 1,
+		                       run->zones, run->n_zones, conf->policy.notify_timeout,
+		                       conf->policy.notify_attempts, on_notified, run) < 0)
+			op->pending--;
+		if (drdns_converge_watch(op->ctx->loop, conf->controller.address, &run->peer, 1,
+		                         run->zones, run->n_zones, conf->policy.poll_interval, wait,
+		                         on_converged, run) < 0)
+			op->pending--;
+	}
+	peer_step_done(op);
+}
+
+/* ---- step 4: commit and swap ---- */
+
+static char *who_text(const json_t *who)
+{
+	char *text = NULL;
+	const char *user = json_string_value(json_object_get(who, "user"));
+	const char *sudo = json_string_value(json_object_get(who, "sudo_user"));
+	const char *ssh = json_string_value(json_object_get(who, "ssh_client"));
+	json_int_t uid = json_integer_value(json_object_get(who, "uid"));
+	if (asprintf(&text, "uid=%lld%s%s%s%s%s%s", (long long)uid, user ? " user=" : "",
+	             user ? user : "", sudo ? " sudo_user=" : "", sudo ? sudo : "",
+	             ssh ? " ssh_client=" : "", ssh ? ssh : "") < 0)
+		return NULL;
+	return text;
+}
+
+static int commit(struct promote_op *op, struct drdns_zoneset *rewritten, char *err, size_t errlen)
+{
+	struct drdns_ctx *ctx = op->ctx;
+	const char *state_dir = ctx->conf->controller.state_dir;
+	unsigned long gen = 0;
+	int ret = drdns_state_write_generation(state_dir, rewritten, &gen);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot write the DR zone set to %s: %s", state_dir,
+		         drdns_strerror(ret));
+		return ret;
+	}
+	struct drdns_state next = *ctx->state;
+	next.promoted = true;
+	next.generation = gen;
+	next.changed_at = time(NULL);
+	next.reason = op->reason;
+	next.who = who_text(op->who);
+	next.zones = calloc(op->n_serials, sizeof(*next.zones));
+	next.n_zones = op->n_serials;
+	for (size_t i = 0; next.zones && i < op->n_serials; i++) {
+		next.zones[i].zone = (char *)op->serials[i].zone;
+		next.zones[i].serial = op->serials[i].serial;
+	}
+	ret = next.zones ? drdns_state_save(state_dir, &next) : DRDNS_ENOMEM;
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot commit %s/state.json: %s", state_dir, drdns_strerror(ret));
+		drdns_state_gc(state_dir, ctx->state->generation);
+		free(next.who);
+		free(next.zones);
+		return ret;
+	}
+	/* Committed: adopt the new state in memory (deep copies of borrowed strings). */
+	free(ctx->state->reason);
+	free(ctx->state->who);
+	for (size_t i = 0; i < ctx->state->n_zones; i++)
+		free(ctx->state->zones[i].zone);
+	free(ctx->state->zones);
+	ctx->state->promoted = true;
+	ctx->state->generation = gen;
+	ctx->state->changed_at = next.changed_at;
+	ctx->state->reason = strdup(op->reason);
+	ctx->state->who = next.who;
+	ctx->state->zones = next.zones;
+	ctx->state->n_zones = next.n_zones;
+	for (size_t i = 0; i < next.n_zones; i++)
+		next.zones[i].zone = strdup(op->serials[i].zone);
+	drdns_server_set_zones(ctx->server, rewritten);
+	drdns_state_gc(state_dir, gen);
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "promoted generation=%lu zones=%zu reason=\"%s\"", gen,
+	          rewritten->n, op->reason);
+	return 0;
+}
+
+/* ---- step 3: rewrite ---- */
+
+static void rewrite_all(struct promote_op *op)
+{
+	struct drdns_ctx *ctx = op->ctx;
+	const struct drdns_conf *conf = ctx->conf;
+	struct drdns_zoneset *out = calloc(1, sizeof(*out));
+	char err[512] = "";
+	int exit_code = DRDNS_EXIT_ERROR;
+
+	op->zones_json = json_array();
+	op->serials = calloc(op->dr->n, sizeof(*op->serials));
+	if (out)
+		out->zones = calloc(op->dr->n, sizeof(*out->zones));
+	if (!out || !out->zones || !op->serials || !op->zones_json) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto failed;
+	}
+	for (size_t z = 0; z < op->dr->n; z++) {
+		const struct drdns_zone *zone = op->dr->zones[z];
+		struct drdns_ns_probe *probes = calloc(op->ns.n, sizeof(*probes));
+		uint32_t *observed = calloc(op->ns.n + 1, sizeof(*observed));
+		size_t n_probes = 0, n_observed = 0;
+		if (!probes || !observed) {
+			free(probes);
+			free(observed);
+			snprintf(err, sizeof(err), "out of memory");
+			goto failed;
+		}
+		for (size_t i = 0; i < op->ns.n; i++) {
+			const struct drdns_soa_result *r = probe_of(op, i, z);
+			if (r->answered)
+				observed[n_observed++] = r->serial;
+			if (op->ns.list[i].is_master)
+				continue;
+			probes[n_probes].name = op->ns.list[i].name;
+			probes[n_probes].address = op->ns.list[i].address;
+			probes[n_probes].answered = r->answered;
+			probes[n_probes].detail = r->detail;
+			n_probes++;
+		}
+		for (size_t i = 0; i < ctx->state->n_seen; i++)
+			if (!strcmp(ctx->state->seen[i].zone, zone->name))
+				observed[n_observed++] = ctx->state->seen[i].serial;
+		struct drdns_rewrite_input input = {
+			.ns_name = conf->controller.ns_name,
+			.dr_ttl = conf->zones.dr_ttl,
+			.min_ns = conf->zones.min_ns,
+			.probes = probes,
+			.n_probes = n_probes,
+			.observed = observed,
+			.n_observed = n_observed,
+		};
+		struct drdns_rewrite_plan *plan = NULL;
+		int ret = 0;
+		if (n_observed == 0) {
+			snprintf(err, sizeof(err),
+			         "zone %s: no nameserver answered and no serial was ever observed, so no "
+			         "serial can be chosen that the secondaries would accept; check that the "
+			         "secondaries are reachable from this host",
+			         zone->name);
+			ret = DRDNS_EREFUSED;
+		} else {
+			ret = drdns_rewrite_zone(zone, &input, &out->zones[z], &plan, err, sizeof(err));
+		}
+		free(probes);
+		free(observed);
+		if (ret < 0) {
+			exit_code = ret == DRDNS_ENOMEM ? DRDNS_EXIT_ERROR : DRDNS_EXIT_REFUSED;
+			goto failed;
+		}
+		out->n++;
+		json_array_append_new(op->zones_json, drdns_rewrite_plan_json(plan));
+		op->serials[z].zone = op->dr->zones[z]->name;
+		op->serials[z].serial = plan->new_serial;
+		op->n_serials++;
+		size_t kept = 0;
+		for (size_t i = 0; i < plan->n_ns; i++)
+			kept += plan->ns[i].verdict != DRDNS_NS_DROP;
+		drdns_log(DRDNS_LOG_INFO, "failover",
+		          "plan zone=%s serial=%u->%u ns_kept=%zu ns_dropped=%zu ttls_clamped=%zu",
+		          zone->name, plan->max_observed, plan->new_serial, kept, plan->n_ns - kept,
+		          plan->ttls_clamped);
+		drdns_rewrite_plan_free(plan);
+	}
+	if (op->dry_run) {
+		drdns_zoneset_free(out);
+		json_t *reply = json_pack("{s:i, s:s, s:b, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK,
+		                          "command", "promote", "dry_run", true, "already_promoted",
+		                          false, "message", "dry run: nothing changed", "zones",
+		                          op->zones_json);
+		finish(op, reply);
+		return;
+	}
+	if (commit(op, out, err, sizeof(err)) < 0)
+		goto failed;
+	notify_and_watch(op);
+	return;
+failed:
+	drdns_zoneset_free(out);
+	fail(op, exit_code, "%s; nothing changed", err);
+}
+
+/* ---- step 2: probes ---- */
+
+static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
+{
+	struct promote_op *op = arg;
+	struct drdns_ctx *ctx = op->ctx;
+	op->probes = results;
+	op->n_probes = n;
+
+	/* Remember every serial seen, so a later promotion never goes below it. */
+	for (size_t i = 0; i < n; i++)
+		if (results[i].answered)
+			drdns_state_note_seen(ctx->state, results[i].zone, results[i].serial);
+
+	if (op->repeat) {
+		if (op->dry_run) {
+			finish(op, json_pack("{s:i, s:s, s:b, s:b, s:s, s:[]}", "exit", DRDNS_EXIT_OK,
+			                     "command", "promote", "dry_run", true, "already_promoted",
+			                     true, "message",
+			                     "already promoted: a promote would publish nothing new, "
+			                     "only NOTIFY the secondaries again",
+			                     "zones"));
+			return;
+		}
+		op->serials = calloc(op->dr->n, sizeof(*op->serials));
+		op->zones_json = json_array();
+		for (size_t z = 0; op->serials && z < op->dr->n; z++) {
+			uint32_t serial;
+			if (!drdns_state_published(ctx->state, op->dr->zones[z]->name, &serial))
+				continue;
+			op->serials[op->n_serials].zone = op->dr->zones[z]->name;
+			op->serials[op->n_serials++].serial = serial;
+			json_array_append_new(op->zones_json,
+			                      json_pack("{s:s, s:I, s:s}", "zone", op->dr->zones[z]->name,
+			                                "new_serial", (json_int_t)serial, "note",
+			                                "published earlier; unchanged"));
+		}
+		notify_and_watch(op);
+		return;
+	}
+
+	/* Failover, not switchover: refuse while the master still answers. */
+	size_t master_up = 0;
+	char seen[1024] = "";
+	for (size_t z = 0; z < op->dr->n; z++) {
+		const struct drdns_soa_result *r = probe_of(op, 0, z);
+		if (!r->answered)
+			continue;
+		master_up++;
+		size_t len = strlen(seen);
+		snprintf(seen + len, sizeof(seen) - len, "%s%s serial %u", len ? ", " : "", r->zone,
+		         r->serial);
+	}
+	if (master_up > 0 && !op->force) {
+		fail(op, DRDNS_EXIT_REFUSED,
+		     "the master %s still answers (%s): promoting now would split the truth between "
+		     "two primaries. If the campus is really cut off, check from another vantage "
+		     "point; for a planned switchover repeat with --force",
+		     ctx->conf->master.address, seen);
+		return;
+	}
+	rewrite_all(op);
+}
+
+int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *opts,
+                        drdns_op_done_cb done, void *arg)
+{
+	if (ctx->busy)
+		return DRDNS_EBUSY;
+	struct promote_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return DRDNS_ENOMEM;
+	op->ctx = ctx;
+	op->reason = strdup(opts->reason);
+	op->who = opts->who ? json_deep_copy(opts->who) : json_object();
+	op->dry_run = opts->dry_run;
+	op->force = opts->force;
+	op->wait = opts->wait;
+	op->repeat = ctx->state->promoted;
+	op->done = done;
+	op->done_arg = arg;
+	op->started_ns = uv_hrtime();
+	if (!op->reason || !op->who) {
+		op_free(op);
+		return DRDNS_ENOMEM;
+	}
+	ctx->busy = true;
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "promote requested dry_run=%s force=%s repeat=%s reason=\"%s\"",
+	          op->dry_run ? "yes" : "no", op->force ? "yes" : "no", op->repeat ? "yes" : "no",
+	          op->reason);
+
+	/* Step 1: the whole DR set, or nothing. */
+	struct drdns_diag diag = {0};
+	if (drdns_zoneset_load_dir(ctx->conf->zones.directory, &op->dr, &diag) < 0) {
+		char *text = drdns_diag_join(&diag);
+		drdns_diag_clear(&diag);
+		fail(op, DRDNS_EXIT_ERROR, "the DR zone set is invalid; nothing changed:\n%s",
+		     text ? text : "");
+		free(text);
+		return 0;
+	}
+	drdns_diag_clear(&diag);
+
+	/* Step 2: ask everyone. */
+	struct drdns_soa_target *targets = NULL;
+	size_t n_targets = 0;
+	int ret = drdns_nameservers_build(ctx->conf, op->dr, &op->ns);
+	if (ret == 0)
+		ret = drdns_nameservers_targets(&op->ns, op->dr, &targets, &n_targets);
+	if (ret == 0)
+		ret = drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n_targets,
+		                      ctx->conf->policy.probe_timeout, ctx->conf->policy.probe_attempts,
+		                      false, on_probed, op);
+	free(targets);
+	if (ret < 0)
+		fail(op, DRDNS_EXIT_ERROR, "cannot start the SOA probes: %s", drdns_strerror(ret));
+	return 0;
+}
+
+/* Fire-and-forget NOTIFY after a restart; owns copies of what it sends. */
+struct resume_notify {
+	struct drdns_xfr_peer *peers;
+	struct drdns_zone_serial *zones;
+	size_t n_zones;
+};
+
+static void on_resume_notified(struct drdns_notify_result *results, size_t n, void *arg)
+{
+	struct resume_notify *rn = arg;
+	size_t acked = 0;
+	for (size_t i = 0; i < n; i++)
+		acked += results[i].acked;
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "resume notify acked=%zu of=%zu", acked, n);
+	free(results);
+	for (size_t i = 0; i < rn->n_zones; i++)
+		free((char *)rn->zones[i].zone);
+	free(rn->zones);
+	free(rn->peers);
+	free(rn);
+}
+
+void drdns_promote_resume_notify(struct drdns_ctx *ctx)
+{
+	const struct drdns_conf *conf = ctx->conf;
+	struct resume_notify *rn = calloc(1, sizeof(*rn));
+	if (!rn)
+		return;
+	rn->peers = calloc(conf->n_secondaries, sizeof(*rn->peers));
+	rn->zones = calloc(ctx->state->n_zones, sizeof(*rn->zones));
+	for (size_t i = 0; rn->zones && i < ctx->state->n_zones; i++) {
+		rn->zones[i].zone = strdup(ctx->state->zones[i].zone);
+		rn->zones[i].serial = ctx->state->zones[i].serial;
+		rn->n_zones += rn->zones[i].zone != NULL;
+	}
+	for (size_t i = 0; rn->peers && i < conf->n_secondaries; i++) {
+		rn->peers[i].name = conf->secondaries[i].name;
+		rn->peers[i].address = conf->secondaries[i].address;
+		rn->peers[i].port = conf->secondaries[i].port;
+		rn->peers[i].key = conf->secondaries[i].key;
+	}
+	if (!rn->peers || !rn->zones || rn->n_zones != ctx->state->n_zones ||
+	    drdns_notify_batch(ctx->loop, conf->controller.address, rn->peers, conf->n_secondaries,
+	                       rn->zones, rn->n_zones, conf->policy.notify_timeout,
+	                       conf->policy.notify_attempts, on_resume_notified, rn) < 0) {
+		drdns_log(DRDNS_LOG_ERR, "failover", "resume notify could not start");
+		on_resume_notified(NULL, 0, rn);
+	}
+}

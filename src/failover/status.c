@@ -1,0 +1,190 @@
+/*
+ * drdnsctl status: probe the master and every secondary for every zone now and
+ * report role, health, serials and lag.
+ */
+#include "drdns/conf.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/failover.h"
+#include "drdns/probe.h"
+#include "drdns/serial.h"
+#include "drdns/server.h"
+#include "drdns/state.h"
+#include "drdns/zone.h"
+#include "nameservers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct status_op {
+	struct drdns_ctx *ctx;
+	drdns_op_done_cb done;
+	void *arg;
+	struct drdns_zoneset *set; /* zones to report (owned) */
+	struct drdns_nameservers ns;
+	json_t *alerts;
+};
+
+static void status_free(struct status_op *op)
+{
+	drdns_zoneset_free(op->set);
+	drdns_nameservers_clear(&op->ns);
+	json_decref(op->alerts);
+	free(op);
+}
+
+/* The serial secondaries should serve: the published DR serial when promoted,
+ * else what the master serves. */
+static bool reference_serial(const struct status_op *op, const struct drdns_soa_result *results,
+                             size_t z, uint32_t *ref)
+{
+	if (op->ctx->state->promoted)
+		return drdns_state_published(op->ctx->state, op->set->zones[z]->name, ref);
+	if (results[z].answered) { /* the master's row comes first */
+		*ref = results[z].serial;
+		return true;
+	}
+	return false;
+}
+
+static json_t *zone_row(const struct drdns_soa_result *r, bool have_ref, uint32_t ref)
+{
+	json_t *row = json_pack("{s:s, s:b, s:s, s:f}", "zone", r->zone, "answered", r->answered,
+	                        "detail", r->detail, "rtt", r->rtt);
+	json_object_set_new(row, "serial", r->answered ? json_integer(r->serial) : json_null());
+	json_t *lag = json_null();
+	if (r->answered && have_ref)
+		lag = json_integer(drdns_serial_gt(ref, r->serial) ? (json_int_t)(uint32_t)(ref - r->serial)
+		                                                   : 0);
+	json_object_set_new(row, "lag", lag);
+	return row;
+}
+
+static void on_status_probed(struct drdns_soa_result *results, size_t n, void *arg)
+{
+	struct status_op *op = arg;
+	struct drdns_ctx *ctx = op->ctx;
+	const struct drdns_conf *conf = ctx->conf;
+	size_t nz = op->set->n;
+	(void)n;
+
+	json_t *master_zones = json_array();
+	size_t master_up = 0;
+	for (size_t z = 0; z < nz; z++) {
+		master_up += results[z].answered;
+		if (results[z].answered)
+			drdns_state_note_seen(ctx->state, results[z].zone, results[z].serial);
+		else
+			json_array_append_new(op->alerts,
+			                      json_sprintf("master %s does not answer for %s (%s)",
+			                                   conf->master.address, results[z].zone,
+			                                   results[z].detail));
+		json_array_append_new(master_zones, zone_row(&results[z], false, 0));
+	}
+
+	json_t *secondaries = json_array();
+	for (size_t i = 1; i < op->ns.n; i++) {
+		if (!op->ns.list[i].secondary)
+			continue;
+		json_t *zones = json_array();
+		for (size_t z = 0; z < nz; z++) {
+			const struct drdns_soa_result *r = &results[i * nz + z];
+			uint32_t ref = 0;
+			bool have_ref = reference_serial(op, results, z, &ref);
+			if (r->answered)
+				drdns_state_note_seen(ctx->state, r->zone, r->serial);
+			json_array_append_new(zones, zone_row(r, have_ref, ref));
+		}
+		json_array_append_new(secondaries, json_pack("{s:s, s:s, s:i, s:o}", "name",
+		                                             op->ns.list[i].name, "address",
+		                                             op->ns.list[i].address, "port",
+		                                             op->ns.list[i].port, "zones", zones));
+	}
+
+	json_t *zones = json_array();
+	for (size_t z = 0; z < nz; z++) {
+		uint32_t published;
+		json_t *row = json_pack("{s:s}", "zone", op->set->zones[z]->name);
+		json_object_set_new(row, "published_serial",
+		                    drdns_state_published(ctx->state, op->set->zones[z]->name, &published)
+		                            ? json_integer(published)
+		                            : json_null());
+		json_object_set_new(row, "master_serial",
+		                    results[z].answered ? json_integer(results[z].serial) : json_null());
+		json_array_append_new(zones, row);
+	}
+	drdns_soa_results_free(results, n);
+	drdns_state_save(conf->controller.state_dir, ctx->state); /* keep what was seen */
+
+	struct drdns_server_stats stats;
+	drdns_server_stats(ctx->server, &stats);
+	bool promoted = ctx->state->promoted;
+	json_t *reply = json_pack(
+		"{s:i, s:s, s:s, s:s, s:I, s:s?, s:s?, s:{s:s, s:s, s:i, s:s}, s:{s:s, s:i, s:b, s:o},"
+		" s:o, s:o, s:O, s:{s:I, s:I, s:I, s:I}}",
+		"exit", DRDNS_EXIT_OK, "command", "status", "role", promoted ? "primary" : "standby",
+		"state", promoted ? "PROMOTED" : (master_up == nz ? "NORMAL" : "MASTER_DOWN"), "since",
+		(json_int_t)ctx->state->changed_at, "reason", ctx->state->reason, "who",
+		ctx->state->who, "controller", "id", conf->controller.id, "address",
+		conf->controller.address, "port", conf->controller.port, "ns_name",
+		conf->controller.ns_name, "master", "address", conf->master.address, "port",
+		conf->master.port, "up", master_up == nz, "zones", master_zones, "secondaries",
+		secondaries, "zones", zones, "alerts", op->alerts, "server", "queries",
+		(json_int_t)stats.queries, "refused", (json_int_t)stats.refused, "axfr",
+		(json_int_t)stats.axfr, "active_transfers", (json_int_t)stats.active_transfers);
+	drdns_op_done_cb done = op->done;
+	void *done_arg = op->arg;
+	status_free(op);
+	done(reply ? reply : drdns_error_reply("status", DRDNS_EXIT_ERROR, "out of memory"), done_arg);
+}
+
+int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg)
+{
+	struct status_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return DRDNS_ENOMEM;
+	op->ctx = ctx;
+	op->done = done;
+	op->arg = arg;
+	op->alerts = json_array();
+
+	/* Report the zones being served; when standby, the DR set on disk (validated). */
+	struct drdns_diag diag = {0};
+	int ret = 0;
+	const struct drdns_zoneset *served = drdns_server_zones(ctx->server);
+	op->set = calloc(1, sizeof(*op->set));
+	if (!op->set) {
+		ret = DRDNS_ENOMEM;
+	} else if (served) {
+		op->set->zones = calloc(served->n, sizeof(*op->set->zones));
+		for (size_t i = 0; op->set->zones && i < served->n; i++)
+			if ((op->set->zones[op->set->n] = drdns_zone_clone(served->zones[i])))
+				op->set->n++;
+	} else {
+		struct drdns_zoneset *dr = NULL;
+		if (drdns_zoneset_load_dir(ctx->conf->zones.directory, &dr, &diag) == 0) {
+			drdns_zoneset_free(op->set);
+			op->set = dr;
+		} else {
+			for (size_t i = 0; i < diag.n; i++)
+				json_array_append_new(op->alerts,
+				                      json_sprintf("DR zone set invalid: %s", diag.msgs[i]));
+		}
+	}
+	drdns_diag_clear(&diag);
+
+	struct drdns_soa_target *targets = NULL;
+	size_t n = 0;
+	if (ret == 0)
+		ret = drdns_nameservers_build(ctx->conf, NULL, &op->ns);
+	if (ret == 0)
+		ret = drdns_nameservers_targets(&op->ns, op->set, &targets, &n);
+	if (ret == 0)
+		ret = drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n,
+		                      ctx->conf->policy.probe_timeout, ctx->conf->policy.probe_attempts,
+		                      false, on_status_probed, op);
+	free(targets);
+	if (ret < 0)
+		status_free(op);
+	return ret;
+}

@@ -1,0 +1,266 @@
+#include "drdns/state.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/fsutil.h"
+#include "drdns/serial.h"
+#include "drdns/zone.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATE_FILE "state.json"
+#define STATE_VERSION 1
+
+static void zones_free(struct drdns_state_zone *zones, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(zones[i].zone);
+	free(zones);
+}
+
+void drdns_state_free(struct drdns_state *st)
+{
+	if (!st)
+		return;
+	free(st->reason);
+	free(st->who);
+	zones_free(st->zones, st->n_zones);
+	zones_free(st->seen, st->n_seen);
+	free(st);
+}
+
+static int zones_from_json(const json_t *arr, struct drdns_state_zone **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return DRDNS_ESTATE;
+	size_t count = json_array_size(arr);
+	if (count == 0)
+		return 0;
+	struct drdns_state_zone *zones = calloc(count, sizeof(*zones));
+	if (!zones)
+		return DRDNS_ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		const char *zone = NULL;
+		json_int_t serial = -1;
+		if (json_unpack(json_array_get(arr, i), "{s:s, s:I}", "zone", &zone, "serial", &serial) < 0 ||
+		    serial < 0 || serial > UINT32_MAX || !(zones[i].zone = strdup(zone))) {
+			zones_free(zones, count);
+			return DRDNS_ESTATE;
+		}
+		zones[i].serial = (uint32_t)serial;
+	}
+	*out = zones;
+	*n = count;
+	return 0;
+}
+
+int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err, size_t errlen)
+{
+	char *path = NULL;
+	json_t *root = NULL;
+	int ret = 0;
+	struct drdns_state *st = calloc(1, sizeof(*st));
+	if (!st || asprintf(&path, "%s/%s", state_dir, STATE_FILE) < 0) {
+		free(st);
+		return DRDNS_ENOMEM;
+	}
+	json_error_t jerr;
+	root = json_load_file(path, 0, &jerr);
+	if (!root) {
+		FILE *probe = fopen(path, "re");
+		if (!probe && errno == ENOENT) { /* first start: not promoted */
+			*out = st;
+			free(path);
+			return 0;
+		}
+		if (probe)
+			fclose(probe);
+		snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+		ret = DRDNS_ESTATE;
+		goto cleanup;
+	}
+	int version = 0, promoted = 0;
+	json_int_t generation = 0, changed_at = 0;
+	const char *reason = NULL, *who = NULL;
+	json_t *zones = NULL, *seen = NULL;
+	if (json_unpack_ex(root, &jerr, 0, "{s:i, s:b, s:I, s:I, s?s, s?s, s?o, s?o}", "version",
+	                   &version, "promoted", &promoted, "generation", &generation, "changed_at",
+	                   &changed_at, "reason", &reason, "who", &who, "zones", &zones, "seen",
+	                   &seen) < 0) {
+		snprintf(err, errlen, "%s: %s", path, jerr.text);
+		ret = DRDNS_ESTATE;
+		goto cleanup;
+	}
+	if (version != STATE_VERSION || generation < 0 || (promoted && generation == 0)) {
+		snprintf(err, errlen, "%s: unsupported version %d or bad generation", path, version);
+		ret = DRDNS_ESTATE;
+		goto cleanup;
+	}
+	st->promoted = promoted;
+	st->generation = (unsigned long)generation;
+	st->changed_at = changed_at;
+	st->reason = reason ? strdup(reason) : NULL;
+	st->who = who ? strdup(who) : NULL;
+	if (zones_from_json(zones, &st->zones, &st->n_zones) < 0 ||
+	    zones_from_json(seen, &st->seen, &st->n_seen) < 0) {
+		snprintf(err, errlen, "%s: malformed zone list", path);
+		ret = DRDNS_ESTATE;
+	}
+cleanup:
+	json_decref(root);
+	free(path);
+	if (ret < 0)
+		drdns_state_free(st);
+	else
+		*out = st;
+	return ret;
+}
+
+static json_t *zones_to_json(const struct drdns_state_zone *zones, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:I}", "zone", zones[i].zone, "serial",
+		                                     (json_int_t)zones[i].serial));
+	return arr;
+}
+
+int drdns_state_save(const char *state_dir, const struct drdns_state *st)
+{
+	json_t *root = json_pack("{s:i, s:b, s:I, s:I, s:s?, s:s?, s:o, s:o}", "version",
+	                         STATE_VERSION, "promoted", st->promoted, "generation",
+	                         (json_int_t)st->generation, "changed_at", (json_int_t)st->changed_at,
+	                         "reason", st->reason, "who", st->who, "zones",
+	                         zones_to_json(st->zones, st->n_zones), "seen",
+	                         zones_to_json(st->seen, st->n_seen));
+	if (!root)
+		return DRDNS_ENOMEM;
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(root);
+	char *path = NULL;
+	if (!text || asprintf(&path, "%s/%s", state_dir, STATE_FILE) < 0) {
+		free(text);
+		return DRDNS_ENOMEM;
+	}
+	int ret = drdns_mkdir_p(state_dir, 0750);
+	if (ret == 0)
+		ret = drdns_write_atomic(path, text, strlen(text), 0640);
+	free(text);
+	free(path);
+	return ret;
+}
+
+/* Highest N among gen-N directories, 0 if none. */
+static unsigned long highest_generation(const char *state_dir)
+{
+	DIR *d = opendir(state_dir);
+	unsigned long max = 0;
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned long g;
+		char tail;
+		if (sscanf(e->d_name, "gen-%lu%c", &g, &tail) == 1 && g > max)
+			max = g;
+	}
+	closedir(d);
+	return max;
+}
+
+int drdns_state_write_generation(const char *state_dir, const struct drdns_zoneset *set,
+                                 unsigned long *generation)
+{
+	unsigned long gen = highest_generation(state_dir) + 1;
+	char *dir = NULL;
+	int ret = drdns_mkdir_p(state_dir, 0750);
+	if (ret < 0)
+		return ret;
+	if (asprintf(&dir, "%s/gen-%lu", state_dir, gen) < 0)
+		return DRDNS_ENOMEM;
+	ret = drdns_mkdir_p(dir, 0750);
+	for (size_t i = 0; ret == 0 && i < set->n; i++) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/%szone", dir, set->zones[i]->name) < 0) {
+			ret = DRDNS_ENOMEM;
+			break;
+		}
+		ret = drdns_zone_write(set->zones[i], path); /* fsyncs file and directory */
+		free(path);
+	}
+	if (ret == 0)
+		ret = drdns_fsync_dir(state_dir);
+	if (ret < 0)
+		drdns_rm_rf(dir);
+	else
+		*generation = gen;
+	free(dir);
+	return ret;
+}
+
+int drdns_state_load_generation(const char *state_dir, unsigned long generation,
+                                struct drdns_zoneset **out, struct drdns_diag *diag)
+{
+	char *dir = NULL;
+	if (asprintf(&dir, "%s/gen-%lu", state_dir, generation) < 0)
+		return DRDNS_ENOMEM;
+	int ret = drdns_zoneset_load_dir(dir, out, diag);
+	free(dir);
+	return ret;
+}
+
+void drdns_state_gc(const char *state_dir, unsigned long keep)
+{
+	DIR *d = opendir(state_dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned long g;
+		char tail;
+		if (sscanf(e->d_name, "gen-%lu%c", &g, &tail) != 1 || g == keep)
+			continue;
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s", state_dir, e->d_name) >= 0)
+			drdns_rm_rf(path);
+		free(path);
+	}
+	closedir(d);
+}
+
+void drdns_state_note_seen(struct drdns_state *st, const char *zone, uint32_t serial)
+{
+	for (size_t i = 0; i < st->n_seen; i++) {
+		if (strcmp(st->seen[i].zone, zone))
+			continue;
+		if (drdns_serial_gt(serial, st->seen[i].serial))
+			st->seen[i].serial = serial;
+		return;
+	}
+	struct drdns_state_zone *grown = realloc(st->seen, (st->n_seen + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	st->seen = grown;
+	st->seen[st->n_seen].zone = strdup(zone);
+	if (!st->seen[st->n_seen].zone)
+		return;
+	st->seen[st->n_seen++].serial = serial;
+}
+
+bool drdns_state_published(const struct drdns_state *st, const char *zone, uint32_t *serial)
+{
+	for (size_t i = 0; i < st->n_zones; i++)
+		if (!strcmp(st->zones[i].zone, zone)) {
+			*serial = st->zones[i].serial;
+			return true;
+		}
+	return false;
+}

@@ -1,0 +1,321 @@
+#include "drdns/rewrite.h"
+#include "drdns/error.h"
+#include "drdns/serial.h"
+#include "drdns/zone.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *drdns_ns_verdict_str(enum drdns_ns_verdict v)
+{
+	switch (v) {
+	case DRDNS_NS_KEEP_SELF: return "keep-self";
+	case DRDNS_NS_KEEP_ANSWERED: return "keep-answered";
+	case DRDNS_NS_KEEP_MIN_NS: return "keep-min-ns";
+	case DRDNS_NS_DROP: return "drop";
+	}
+	return "?";
+}
+
+void drdns_rewrite_plan_free(struct drdns_rewrite_plan *plan)
+{
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n_ns; i++) {
+		free(plan->ns[i].name);
+		free(plan->ns[i].address);
+		free(plan->ns[i].reason);
+	}
+	free(plan->ns);
+	for (size_t i = 0; i < plan->n_dropped_glue; i++)
+		free(plan->dropped_glue[i]);
+	free(plan->dropped_glue);
+	free(plan->zone);
+	free(plan->warning);
+	free(plan);
+}
+
+static const struct drdns_ns_probe *find_probe(const struct drdns_rewrite_input *in,
+                                               const char *name)
+{
+	for (size_t i = 0; i < in->n_probes; i++)
+		if (in->probes[i].name && !strcasecmp(in->probes[i].name, name))
+			return &in->probes[i];
+	return NULL;
+}
+
+static bool is_kept(enum drdns_ns_verdict v)
+{
+	return v != DRDNS_NS_DROP;
+}
+
+static bool names_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la && a[la - 1] == '.')
+		la--;
+	if (lb && b[lb - 1] == '.')
+		lb--;
+	return la == lb && !strncasecmp(a, b, la);
+}
+
+/* Decide every NS name.  The controller's own name is always first-class. */
+static int decide_ns(const struct drdns_zone *in, const struct drdns_rewrite_input *input,
+                     struct drdns_rewrite_plan *plan)
+{
+	char **names = NULL;
+	size_t n = drdns_zone_ns_names(in, &names);
+	bool self_listed = false;
+	for (size_t i = 0; i < n; i++)
+		if (names_equal(names[i], input->ns_name))
+			self_listed = true;
+
+	plan->ns = calloc(n + 1, sizeof(*plan->ns));
+	if (!plan->ns)
+		goto nomem;
+	if (!self_listed) {
+		struct drdns_ns_decision *d = &plan->ns[plan->n_ns++];
+		d->name = strdup(input->ns_name);
+		d->verdict = DRDNS_NS_KEEP_SELF;
+		d->reason = strdup("this controller (controller.ns_name), added");
+		plan->self_added = true;
+		if (!d->name || !d->reason)
+			goto nomem;
+	}
+	size_t kept = 1;
+	for (size_t i = 0; i < n; i++) {
+		struct drdns_ns_decision *d = &plan->ns[plan->n_ns++];
+		d->name = names[i];
+		names[i] = NULL;
+		if (names_equal(d->name, input->ns_name)) {
+			d->verdict = DRDNS_NS_KEEP_SELF;
+			d->reason = strdup("this controller (controller.ns_name)");
+			if (!d->reason)
+				goto nomem;
+			continue;
+		}
+		const struct drdns_ns_probe *p = find_probe(input, d->name);
+		if (p && p->address)
+			d->address = strdup(p->address);
+		if (p && p->answered) {
+			d->verdict = DRDNS_NS_KEEP_ANSWERED;
+			d->reason = strdup("answered an SOA query for the zone");
+			kept++;
+		} else {
+			d->verdict = DRDNS_NS_DROP;
+			if (!p || !p->address)
+				d->reason = strdup("no address known (not a configured secondary, no glue)");
+			else if (asprintf(&d->reason, "did not answer an SOA query for the zone (%s)",
+			                  p->detail ? p->detail : "no answer") < 0)
+				d->reason = NULL;
+		}
+		if (!d->reason)
+			goto nomem;
+	}
+	/* Never go below min_ns while more nameservers are known. */
+	size_t restored = 0;
+	for (size_t i = 0; i < plan->n_ns && kept < input->min_ns; i++) {
+		struct drdns_ns_decision *d = &plan->ns[i];
+		if (d->verdict != DRDNS_NS_DROP)
+			continue;
+		char *why = NULL;
+		if (asprintf(&why, "%s; kept so the zone keeps min_ns=%u nameservers", d->reason,
+		             input->min_ns) < 0)
+			goto nomem;
+		free(d->reason);
+		d->reason = why;
+		d->verdict = DRDNS_NS_KEEP_MIN_NS;
+		kept++;
+		restored++;
+	}
+	if (restored &&
+	    asprintf(&plan->warning, "%zu nameserver(s) kept although they did not answer, to honour min_ns=%u",
+	             restored, input->min_ns) < 0)
+		plan->warning = NULL;
+	else if (kept < input->min_ns &&
+	         asprintf(&plan->warning, "only %zu nameserver(s) known, fewer than min_ns=%u", kept,
+	                  input->min_ns) < 0)
+		plan->warning = NULL;
+	free(names);
+	return 0;
+nomem:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return DRDNS_ENOMEM;
+}
+
+static const struct drdns_ns_decision *decision_for(const struct drdns_rewrite_plan *plan,
+                                                    const ldns_rdf *name)
+{
+	char *text = ldns_rdf2str(name);
+	const struct drdns_ns_decision *found = NULL;
+	for (size_t i = 0; text && i < plan->n_ns && !found; i++)
+		if (names_equal(plan->ns[i].name, text))
+			found = &plan->ns[i];
+	free(text);
+	return found;
+}
+
+static bool clamp_ttl(ldns_rr *rr, uint32_t max)
+{
+	if (ldns_rr_ttl(rr) <= max)
+		return false;
+	ldns_rr_set_ttl(rr, max);
+	return true;
+}
+
+static int push_glue_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
+{
+	char *text = ldns_rr2str(rr);
+	char **grown = text ? realloc(plan->dropped_glue, (plan->n_dropped_glue + 1) * sizeof(*grown))
+	                    : NULL;
+	if (!grown) {
+		free(text);
+		return DRDNS_ENOMEM;
+	}
+	/* one line, without the trailing newline ldns adds */
+	size_t len = strlen(text);
+	if (len && text[len - 1] == '\n')
+		text[len - 1] = '\0';
+	plan->dropped_glue = grown;
+	plan->dropped_glue[plan->n_dropped_glue++] = text;
+	return 0;
+}
+
+int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_input *input,
+                       struct drdns_zone **out, struct drdns_rewrite_plan **plan_out, char *err,
+                       size_t errlen)
+{
+	struct drdns_rewrite_plan *plan = calloc(1, sizeof(*plan));
+	struct drdns_zone *z = calloc(1, sizeof(*z));
+	int ret = DRDNS_ENOMEM;
+	const char *why = NULL;
+
+	if (!plan || !z)
+		goto fail;
+	plan->zone = strdup(in->name);
+	plan->file_serial = drdns_zone_serial(in);
+	if (!plan->zone)
+		goto fail;
+
+	ret = drdns_serial_next(input->observed, input->n_observed, plan->file_serial,
+	                        &plan->new_serial, &why);
+	if (ret < 0) {
+		snprintf(err, errlen, "zone %s: %s", in->name, why);
+		goto fail;
+	}
+	plan->have_observed = input->n_observed > 0;
+	for (size_t i = 0; i < input->n_observed; i++) /* ordered: serial_next checked it */
+		if (i == 0 || drdns_serial_gt(input->observed[i], plan->max_observed))
+			plan->max_observed = input->observed[i];
+
+	ret = DRDNS_ENOMEM;
+	if (decide_ns(in, input, plan) < 0)
+		goto fail;
+
+	z->name = strdup(in->name);
+	z->origin = ldns_rdf_clone(in->origin);
+	z->soa = ldns_rr_clone(in->soa);
+	z->rrs = ldns_rr_list_new();
+	if (!z->name || !z->origin || !z->soa || !z->rrs)
+		goto fail;
+
+	for (size_t i = 0; i < ldns_rr_list_rr_count(in->rrs); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(in->rrs, i);
+		ldns_rr_type type = ldns_rr_get_type(rr);
+		const ldns_rdf *owner = ldns_rr_owner(rr);
+		bool apex = ldns_dname_compare(owner, in->origin) == 0;
+		if (type == LDNS_RR_TYPE_NS && apex) {
+			const struct drdns_ns_decision *d = decision_for(plan, ldns_rr_rdf(rr, 0));
+			if (d && !is_kept(d->verdict))
+				continue;
+		}
+		if (type == LDNS_RR_TYPE_A || type == LDNS_RR_TYPE_AAAA) {
+			const struct drdns_ns_decision *d = decision_for(plan, owner);
+			if (d && !is_kept(d->verdict)) {
+				if (push_glue_note(plan, rr) < 0)
+					goto fail;
+				continue;
+			}
+		}
+		ldns_rr *copy = ldns_rr_clone(rr);
+		if (!copy)
+			goto fail;
+		if (clamp_ttl(copy, input->dr_ttl))
+			plan->ttls_clamped++;
+		ldns_rr_list_push_rr(z->rrs, copy);
+	}
+	/* The controller's own NS record, when the DR file does not carry it. */
+	if (plan->self_added) {
+		ldns_rr *ns = ldns_rr_new_frm_type(LDNS_RR_TYPE_NS);
+		ldns_rdf *target = ldns_dname_new_frm_str(input->ns_name);
+		if (!ns || !target) {
+			ldns_rr_free(ns);
+			ldns_rdf_deep_free(target);
+			goto fail;
+		}
+		ldns_rr_set_owner(ns, ldns_rdf_clone(in->origin));
+		ldns_rr_set_class(ns, LDNS_RR_CLASS_IN);
+		ldns_rr_set_ttl(ns, ldns_rr_ttl(in->soa) < input->dr_ttl ? ldns_rr_ttl(in->soa)
+		                                                          : input->dr_ttl);
+		ldns_rr_push_rdf(ns, target);
+		ldns_rr_list_push_rr(z->rrs, ns);
+		ldns_rr_list_sort(z->rrs);
+	}
+
+	/* SOA: MNAME, serial, TTL and negative-caching TTL. */
+	ldns_rdf *mname = ldns_dname_new_frm_str(input->ns_name);
+	ldns_rdf *serial = ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, plan->new_serial);
+	if (!mname || !serial) {
+		ldns_rdf_deep_free(mname);
+		ldns_rdf_deep_free(serial);
+		goto fail;
+	}
+	ldns_rdf_deep_free(ldns_rr_set_rdf(z->soa, mname, 0));
+	ldns_rdf_deep_free(ldns_rr_set_rdf(z->soa, serial, 2));
+	if (clamp_ttl(z->soa, input->dr_ttl))
+		plan->ttls_clamped++;
+	if (ldns_rdf2native_int32(ldns_rr_rdf(z->soa, 6)) > input->dr_ttl) {
+		ldns_rdf *minimum = ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, input->dr_ttl);
+		if (!minimum)
+			goto fail;
+		ldns_rdf_deep_free(ldns_rr_set_rdf(z->soa, minimum, 6));
+		plan->soa_minimum_clamped = true;
+	}
+
+	*out = z;
+	*plan_out = plan;
+	return 0;
+fail:
+	if (ret == DRDNS_ENOMEM)
+		snprintf(err, errlen, "zone %s: out of memory", in->name);
+	drdns_zone_free(z);
+	drdns_rewrite_plan_free(plan);
+	return ret;
+}
+
+json_t *drdns_rewrite_plan_json(const struct drdns_rewrite_plan *plan)
+{
+	json_t *ns = json_array();
+	for (size_t i = 0; i < plan->n_ns; i++) {
+		const struct drdns_ns_decision *d = &plan->ns[i];
+		json_array_append_new(ns, json_pack("{s:s, s:s?, s:s, s:s}", "name", d->name, "address",
+		                                    d->address, "verdict",
+		                                    drdns_ns_verdict_str(d->verdict), "reason", d->reason));
+	}
+	json_t *glue = json_array();
+	for (size_t i = 0; i < plan->n_dropped_glue; i++)
+		json_array_append_new(glue, json_string(plan->dropped_glue[i]));
+	json_t *obj = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:s?}", "zone", plan->zone,
+	                        "file_serial", (json_int_t)plan->file_serial, "max_observed",
+	                        (json_int_t)plan->max_observed, "new_serial",
+	                        (json_int_t)plan->new_serial, "ns", ns, "dropped_glue", glue,
+	                        "ttls_clamped", (json_int_t)plan->ttls_clamped,
+	                        "soa_minimum_clamped", plan->soa_minimum_clamped, "warning",
+	                        plan->warning);
+	if (obj && !plan->have_observed)
+		json_object_set_new(obj, "max_observed", json_null());
+	return obj;
+}

@@ -1,0 +1,436 @@
+#include "drdns/zone.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/fsutil.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A parsed record and the line it came from, kept only while validating. */
+struct located_rr {
+	ldns_rr *rr;
+	int line;
+};
+
+static char *dname_text(const ldns_rdf *rdf)
+{
+	ldns_rdf *copy = ldns_rdf_clone(rdf);
+	if (!copy)
+		return NULL;
+	ldns_dname2canonical(copy);
+	char *s = ldns_rdf2str(copy);
+	ldns_rdf_deep_free(copy);
+	return s;
+}
+
+/* "example.edu" or "example.edu." -> "example.edu." lowercase, newly allocated. */
+static char *normalize_name(const char *text)
+{
+	size_t len = strlen(text);
+	char *out = malloc(len + 2);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)text[i]);
+	if (len == 0 || out[len - 1] != '.')
+		out[len++] = '.';
+	out[len] = '\0';
+	return out;
+}
+
+static bool in_zone(const ldns_rdf *name, const ldns_rdf *origin)
+{
+	return ldns_dname_compare(name, origin) == 0 || ldns_dname_is_subdomain(name, origin);
+}
+
+static bool is_address_type(ldns_rr_type t)
+{
+	return t == LDNS_RR_TYPE_A || t == LDNS_RR_TYPE_AAAA;
+}
+
+/* Does any record other than rr itself own name with an address type? */
+static bool has_address(struct located_rr *rrs, size_t n, const ldns_rdf *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (is_address_type(ldns_rr_get_type(rrs[i].rr)) &&
+		    ldns_dname_compare(ldns_rr_owner(rrs[i].rr), name) == 0)
+			return true;
+	return false;
+}
+
+static void validate(const char *path, const ldns_rdf *origin, struct located_rr *rrs, size_t n,
+                     struct drdns_diag *diag, int last_line)
+{
+	size_t soa_count = 0, apex_ns = 0;
+	char *zname = dname_text(origin);
+
+	for (size_t i = 0; i < n; i++) {
+		const ldns_rr *rr = rrs[i].rr;
+		const ldns_rdf *owner = ldns_rr_owner(rr);
+		ldns_rr_type type = ldns_rr_get_type(rr);
+		bool apex = ldns_dname_compare(owner, origin) == 0;
+		char *oname = dname_text(owner);
+
+		if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN)
+			drdns_diag_error(diag, "%s:%d: %s: class is not IN", path, rrs[i].line, oname);
+		if (!in_zone(owner, origin)) {
+			drdns_diag_error(diag, "%s:%d: out-of-zone data: %s is not in zone %s", path,
+			                 rrs[i].line, oname, zname);
+		} else if (type == LDNS_RR_TYPE_SOA) {
+			if (!apex)
+				drdns_diag_error(diag, "%s:%d: SOA at %s: the SOA must be at the apex %s",
+				                 path, rrs[i].line, oname, zname);
+			else if (++soa_count > 1)
+				drdns_diag_error(diag, "%s:%d: second SOA record: a zone has exactly one",
+				                 path, rrs[i].line);
+		} else if (type == LDNS_RR_TYPE_NS && apex) {
+			apex_ns++;
+			const ldns_rdf *target = ldns_rr_rdf(rr, 0);
+			if (target && in_zone(target, origin) && !has_address(rrs, n, target)) {
+				char *t = dname_text(target);
+				drdns_diag_error(diag, "%s:%d: NS %s is inside the zone but has no glue (A or AAAA record)",
+				                 path, rrs[i].line, t);
+				free(t);
+			}
+		} else if (type == LDNS_RR_TYPE_CNAME) {
+			for (size_t j = 0; j < n; j++) {
+				ldns_rr_type other = ldns_rr_get_type(rrs[j].rr);
+				if (j == i || other == LDNS_RR_TYPE_RRSIG || other == LDNS_RR_TYPE_NSEC ||
+				    ldns_dname_compare(ldns_rr_owner(rrs[j].rr), owner) != 0)
+					continue;
+				if (other == LDNS_RR_TYPE_CNAME && j < i) /* report a CNAME pair once */
+					continue;
+				drdns_diag_error(diag, "%s:%d: CNAME at %s alongside other data (line %d)",
+				                 path, rrs[i].line, oname, rrs[j].line);
+				break;
+			}
+		}
+		free(oname);
+	}
+	if (soa_count == 0)
+		drdns_diag_error(diag, "%s:%d: no SOA record at the apex %s", path, last_line, zname);
+	if (apex_ns == 0)
+		drdns_diag_error(diag, "%s:%d: no NS records at the apex %s", path, last_line, zname);
+	free(zname);
+}
+
+static void located_free(struct located_rr *rrs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ldns_rr_free(rrs[i].rr);
+	free(rrs);
+}
+
+void drdns_zone_free(struct drdns_zone *z)
+{
+	if (!z)
+		return;
+	free(z->name);
+	free(z->path);
+	ldns_rdf_deep_free(z->origin);
+	ldns_rr_free(z->soa);
+	ldns_rr_list_deep_free(z->rrs);
+	free(z);
+}
+
+/* Sort canonically and drop exact duplicates (as BIND does, silently). */
+static void sort_unique(ldns_rr_list *list)
+{
+	ldns_rr_list_sort(list);
+	size_t n = ldns_rr_list_rr_count(list), out = 0;
+	for (size_t i = 0; i < n; i++) {
+		ldns_rr *rr = ldns_rr_list_rr(list, i);
+		if (out > 0 && ldns_rr_compare(ldns_rr_list_rr(list, out - 1), rr) == 0) {
+			ldns_rr_free(rr);
+			continue;
+		}
+		ldns_rr_list_set_rr(list, rr, out++);
+	}
+	ldns_rr_list_set_rr_count(list, out);
+}
+
+int drdns_zone_load(const char *path, const char *origin_text, struct drdns_zone **out,
+                    struct drdns_diag *diag)
+{
+	size_t errors_before = diag ? diag->n_errors : 0;
+	bool failed = false;
+	struct drdns_zone *z = calloc(1, sizeof(*z));
+	struct located_rr *rrs = NULL;
+	size_t n = 0, cap = 0;
+	ldns_rdf *cur_origin = NULL, *prev = NULL;
+	FILE *fp = NULL;
+	int line = 1;
+	uint32_t default_ttl = 3600;
+
+	if (!z)
+		return DRDNS_ENOMEM;
+	z->name = normalize_name(origin_text);
+	z->path = strdup(path);
+	z->origin = z->name ? ldns_dname_new_frm_str(z->name) : NULL;
+	if (!z->name || !z->path) {
+		drdns_zone_free(z);
+		return DRDNS_ENOMEM;
+	}
+	if (!z->origin) {
+		drdns_diag_error(diag, "%s:1: the file name does not give a valid zone name (\"%s\")",
+		                 path, origin_text);
+		drdns_zone_free(z);
+		return DRDNS_EZONE;
+	}
+	fp = fopen(path, "re");
+	if (!fp) {
+		drdns_diag_error(diag, "%s:0: cannot open: %s", path, strerror(errno));
+		drdns_zone_free(z);
+		return DRDNS_EZONE;
+	}
+	cur_origin = ldns_rdf_clone(z->origin);
+
+	while (!feof(fp)) {
+		ldns_rr *rr = NULL;
+		ldns_status s = ldns_rr_new_frm_fp_l(&rr, fp, &default_ttl, &cur_origin, &prev, &line);
+		/* ldns counts the newline that ends the record: it sits on line - 1. */
+		int at = line > 1 ? line - 1 : 1;
+		switch (s) {
+		case LDNS_STATUS_OK:
+			break;
+		case LDNS_STATUS_SYNTAX_EMPTY:
+			continue;
+		case LDNS_STATUS_SYNTAX_TTL:
+			continue;
+		case LDNS_STATUS_SYNTAX_ORIGIN:
+			if (!cur_origin || !in_zone(cur_origin, z->origin)) {
+				char *o = cur_origin ? dname_text(cur_origin) : strdup("?");
+				drdns_diag_error(diag, "%s:%d: $ORIGIN %s is outside zone %s (the zone name comes from the file name)",
+				                 path, at, o, z->name);
+				free(o);
+				failed = true;
+			}
+			continue;
+		case LDNS_STATUS_SYNTAX_INCLUDE:
+			drdns_diag_error(diag, "%s:%d: $INCLUDE is not allowed: a DR zone file must be self-contained",
+			                 path, at);
+			failed = true;
+			continue;
+		default:
+			drdns_diag_error(diag, "%s:%d: %s", path, at, ldns_get_errorstr_by_id(s));
+			failed = true;
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct located_rr *grown = realloc(rrs, cap * sizeof(*grown));
+			if (!grown) {
+				ldns_rr_free(rr);
+				failed = true;
+				break;
+			}
+			rrs = grown;
+		}
+		rrs[n].rr = rr;
+		rrs[n].line = at;
+		n++;
+	}
+	fclose(fp);
+	ldns_rdf_deep_free(cur_origin);
+	ldns_rdf_deep_free(prev);
+
+	/* Validate what did parse too, so one run reports every problem. */
+	validate(path, z->origin, rrs, n, diag, line > 1 ? line - 1 : 1);
+	if (failed || (diag && diag->n_errors > errors_before) || (!diag && n == 0)) {
+		located_free(rrs, n);
+		drdns_zone_free(z);
+		return DRDNS_EZONE;
+	}
+
+	z->rrs = ldns_rr_list_new();
+	for (size_t i = 0; i < n; i++) {
+		ldns_dname2canonical(ldns_rr_owner(rrs[i].rr));
+		if (ldns_rr_get_type(rrs[i].rr) == LDNS_RR_TYPE_SOA && !z->soa)
+			z->soa = rrs[i].rr;
+		else
+			ldns_rr_list_push_rr(z->rrs, rrs[i].rr);
+		rrs[i].rr = NULL;
+	}
+	free(rrs);
+	if (!z->soa) { /* only reachable without a diag collector */
+		drdns_zone_free(z);
+		return DRDNS_EZONE;
+	}
+	sort_unique(z->rrs);
+	*out = z;
+	return 0;
+}
+
+static int cmp_zone(const void *a, const void *b)
+{
+	const struct drdns_zone *const *za = a, *const *zb = b;
+	return strcmp((*za)->name, (*zb)->name);
+}
+
+void drdns_zoneset_free(struct drdns_zoneset *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		drdns_zone_free(set->zones[i]);
+	free(set->zones);
+	free(set);
+}
+
+int drdns_zoneset_load_dir(const char *dir, struct drdns_zoneset **out, struct drdns_diag *diag)
+{
+	struct dirent **entries = NULL;
+	int count = scandir(dir, &entries, NULL, alphasort);
+	if (count < 0) {
+		drdns_diag_error(diag, "%s:0: cannot read the DR zone directory: %s", dir, strerror(errno));
+		return DRDNS_EZONE;
+	}
+	struct drdns_zoneset *set = calloc(1, sizeof(*set));
+	int ret = set ? 0 : DRDNS_ENOMEM;
+	for (int i = 0; i < count; i++) {
+		const char *fname = entries[i]->d_name;
+		size_t len = strlen(fname);
+		if (ret != DRDNS_ENOMEM && fname[0] != '.' && len > 5 && !strcmp(fname + len - 5, ".zone")) {
+			char *zname = strndup(fname, len - 5);
+			char *path = NULL;
+			struct drdns_zone *z = NULL;
+			if (!zname || asprintf(&path, "%s/%s", dir, fname) < 0) {
+				ret = DRDNS_ENOMEM;
+			} else if (drdns_zone_load(path, zname, &z, diag) < 0) {
+				ret = DRDNS_EZONE;
+			} else {
+				struct drdns_zone **grown = realloc(set->zones, (set->n + 1) * sizeof(*grown));
+				if (!grown) {
+					drdns_zone_free(z);
+					ret = DRDNS_ENOMEM;
+				} else {
+					set->zones = grown;
+					set->zones[set->n++] = z;
+				}
+			}
+			free(zname);
+			free(path);
+		}
+		free(entries[i]);
+	}
+	free(entries);
+	if (ret == 0 && set->n == 0) {
+		drdns_diag_error(diag, "%s:0: no zone files (*.zone) in the DR zone directory", dir);
+		ret = DRDNS_EZONE;
+	}
+	if (ret < 0) {
+		drdns_zoneset_free(set);
+		return ret;
+	}
+	qsort(set->zones, set->n, sizeof(*set->zones), cmp_zone);
+	*out = set;
+	return 0;
+}
+
+struct drdns_zone *drdns_zone_clone(const struct drdns_zone *z)
+{
+	struct drdns_zone *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->name = strdup(z->name);
+	c->path = z->path ? strdup(z->path) : NULL;
+	c->origin = ldns_rdf_clone(z->origin);
+	c->soa = ldns_rr_clone(z->soa);
+	c->rrs = ldns_rr_list_clone(z->rrs);
+	if (!c->name || (z->path && !c->path) || !c->origin || !c->soa || !c->rrs) {
+		drdns_zone_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct drdns_zone *drdns_zoneset_find(const struct drdns_zoneset *set, const char *name)
+{
+	if (!set || !name)
+		return NULL;
+	char *norm = normalize_name(name);
+	struct drdns_zone *found = NULL;
+	for (size_t i = 0; norm && i < set->n && !found; i++)
+		if (!strcmp(set->zones[i]->name, norm))
+			found = set->zones[i];
+	free(norm);
+	return found;
+}
+
+uint32_t drdns_zone_serial(const struct drdns_zone *z)
+{
+	return ldns_rdf2native_int32(ldns_rr_rdf(z->soa, 2));
+}
+
+size_t drdns_zone_rr_count(const struct drdns_zone *z)
+{
+	return ldns_rr_list_rr_count(z->rrs) + 1;
+}
+
+char *drdns_zone_to_text(const struct drdns_zone *z)
+{
+	ldns_buffer *buf = ldns_buffer_new(65536);
+	if (!buf)
+		return NULL;
+	ldns_buffer_printf(buf, "$ORIGIN %s\n", z->name);
+	ldns_rr2buffer_str(buf, z->soa);
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs); i++)
+		ldns_rr2buffer_str(buf, ldns_rr_list_rr(z->rrs, i));
+	char *text = NULL;
+	if (ldns_buffer_status_ok(buf))
+		text = ldns_buffer_export2str(buf);
+	ldns_buffer_free(buf);
+	return text;
+}
+
+int drdns_zone_write(const struct drdns_zone *z, const char *path)
+{
+	char *text = drdns_zone_to_text(z);
+	if (!text)
+		return DRDNS_ENOMEM;
+	int ret = drdns_write_atomic(path, text, strlen(text), 0644);
+	free(text);
+	return ret;
+}
+
+size_t drdns_zone_ns_names(const struct drdns_zone *z, char ***names)
+{
+	size_t n = 0;
+	char **out = NULL;
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(z->rrs, i);
+		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_NS ||
+		    ldns_dname_compare(ldns_rr_owner(rr), z->origin) != 0 || !ldns_rr_rdf(rr, 0))
+			continue;
+		char *name = dname_text(ldns_rr_rdf(rr, 0));
+		char **grown = name ? realloc(out, (n + 1) * sizeof(*grown)) : NULL;
+		if (!grown) {
+			free(name);
+			break;
+		}
+		out = grown;
+		out[n++] = name;
+	}
+	*names = out;
+	return n;
+}
+
+char *drdns_zone_glue_address(const struct drdns_zone *z, const char *name)
+{
+	ldns_rdf *dname = ldns_dname_new_frm_str(name);
+	if (!dname)
+		return NULL;
+	char *addr = NULL;
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs) && !addr; i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(z->rrs, i);
+		if (is_address_type(ldns_rr_get_type(rr)) &&
+		    ldns_dname_compare(ldns_rr_owner(rr), dname) == 0)
+			addr = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+	}
+	ldns_rdf_deep_free(dname);
+	return addr;
+}

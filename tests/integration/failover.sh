@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Integration test: a full DR failover against real BIND, NSD and Knot secondaries.
+#
+# Runs itself inside a private network namespace (unshare -n); every daemon binds
+# to 127.0.0.x on the namespace's loopback, and every process it starts is killed
+# on exit.  The campus primary and the on-campus secondary are "lost" by dropping
+# their packets with nftables.
+#
+# Checks, in order:
+#   - status works; a promote while the master answers is refused (exit 4);
+#   - bad input changes nothing: a bad configuration (--check exit 1, file:line),
+#     a DR zone file with a syntax error (promote exit 1, file:line, secondaries
+#     keep the campus serial, drdns keeps answering REFUSED), an unknown zone;
+#   - --dry-run shows the plan and changes nothing;
+#   - promote with a short --wait: exit 3, the campus-first BIND secondary is
+#     reported as not converged, every other secondary serves the DR serial;
+#   - each secondary's AXFR equals the hand-written expected zone (dead NS and its
+#     glue dropped, TTLs <= dr_ttl, serial = campus + 1);
+#   - TSIG: NSD transfers with the key; an unsigned AXFR from its address is refused;
+#   - promote again: no second serial bump, exit 0 once the slow secondary converges;
+#   - the audit log records who, why and the result; a restart keeps serving.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=${DRDNS_SRC:-$(cd "$HERE/../.." && pwd)}
+export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
+
+if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
+    export DRDNS_IN_NETNS=1
+    exec unshare -n -- "$0" "$@"
+fi
+
+source "$SRC/scripts/lib/sandbox.sh"
+source "$SRC/scripts/lib/drdns.sh"
+
+pass=0
+fail=0
+ok()   { pass=$((pass + 1)); echo "PASS: $*"; }
+bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+finish() {
+    echo "failover: $pass checks passed, $fail failed"
+    if [ "$fail" -ne 0 ]; then
+        sandbox_dump_logs 40
+        echo "==== drdnsd log ====" >&2
+        tail -n 80 "$SANDBOX_DIR/drdnsd.log" >&2 || true
+    fi
+}
+
+CAMPUS_SERIAL=2026112301
+DR_SERIAL=2026112302
+ZONES=(example.edu 2.0.192.in-addr.arpa)
+LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
+FAST=(127.0.0.11 127.0.0.12 127.0.0.13) # dr-first BIND, NSD, Knot
+
+sandbox_require_netns
+WORK=$(mktemp -d /tmp/drdns-failover.XXXXXX)
+sandbox_init "$WORK"
+trap 'finish; sandbox_cleanup' EXIT
+sandbox_start_all
+
+# drdns with its own copy of the DR set (so the test can break it).
+mkdir -p "$WORK/drdns"
+cp -r "$SRC/zones-dr" "$WORK/drdns/zones-dr"
+CONF=$WORK/drdns/drdns.conf
+drdns_write_conf "$CONF" "$WORK/drdns/zones-dr"
+check "drdnsd --check accepts the sandbox configuration" "$DRDNS_BUILD/drdnsd" --check -c "$CONF"
+drdns_start "$CONF"
+
+serves_all() { # SERIAL ADDR...
+    local serial=$1 a z
+    shift
+    for a in "$@"; do
+        for z in "${ZONES[@]}"; do
+            [ "$(sandbox_soa_serial "$a" "$z")" = "$serial" ] || { echo "  $a $z: $(sandbox_soa_serial "$a" "$z")"; return 1; }
+        done
+    done
+}
+refuses() { # ADDR ZONE
+    dig +time=2 +tries=1 +norec @"$1" "$2" SOA | grep -q 'status: REFUSED'
+}
+
+# --- standby ---------------------------------------------------------------
+out=$(drdnsctl --json status) || true
+check "status: standby, master up" test "$(json_get "$out" 'd["role"]+" "+str(d["master"]["up"])')" = "standby True"
+check "status: ns3 serves the campus serial" test "$(json_get "$out" '[s for s in d["secondaries"] if s["name"]=="ns3.example.edu."][0]["zones"][0]["serial"]')" = "$CAMPUS_SERIAL"
+check "not promoted: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.edu
+
+set +e
+out=$(drdnsctl --json promote --reason "test: master healthy" --yes --wait 5); rc=$?
+set -e
+check "promote while the master answers: exit 4" test "$rc" = 4
+check "  and the message says why and offers --force" grep -q -- "--force" <<<"$out"
+check "  and nothing changed" serves_all "$CAMPUS_SERIAL" "${LIVE[@]}"
+
+# --- the campus goes dark ----------------------------------------------------
+sandbox_blackhole 127.0.0.10 127.0.0.15
+check "campus primary black-holed" test -z "$(sandbox_soa_serial 127.0.0.10 example.edu)"
+
+# Bad configuration: rejected with file:line, the running daemon is untouched.
+cat >"$WORK/bad.conf" <<'CONF'
+controller = { id = "x"; address = "127.0.0.300"; port = 53; ns_name = "ns-dr.example.edu."; };
+master = { address = "127.0.0.10"; fail_afetr = 3; };
+secondaries = ( { name = "ns1.example.edu."; address = "127.0.0.11"; } );
+zones = { directory = "/nonexistent"; };
+CONF
+set +e
+msg=$("$DRDNS_BUILD/drdnsd" --check -c "$WORK/bad.conf" 2>&1); rc=$?
+set -e
+check "bad configuration: --check exit 1" test "$rc" = 1
+check "  reports file:line for the bad address" grep -q "bad.conf:1:" <<<"$msg"
+check "  reports the unknown key with its line" grep -q "bad.conf:2:.*fail_afetr" <<<"$msg"
+
+# A DR zone file with a syntax error: promote fails, nothing changes.
+cp "$WORK/drdns/zones-dr/example.edu.zone" "$WORK/example.edu.zone.orig"
+echo "broken  IN  A  192.0.2.999" >>"$WORK/drdns/zones-dr/example.edu.zone"
+badline=$(wc -l <"$WORK/drdns/zones-dr/example.edu.zone")
+set +e
+out=$(drdnsctl --json promote --reason "test: broken zone" --yes --wait 5); rc=$?
+set -e
+check "zone syntax error: promote exit 1" test "$rc" = 1
+check "  message names file:line" grep -q "example.edu.zone:$badline:" <<<"$out"
+check "  secondaries still serve the campus serial" serves_all "$CAMPUS_SERIAL" "${LIVE[@]}"
+check "  drdns still answers REFUSED" refuses "$DRDNS_ADDR" example.edu
+check "  drdnsd --check also fails" bash -c "! '$DRDNS_BUILD/drdnsd' --check -c '$CONF' 2>/dev/null"
+cp "$WORK/example.edu.zone.orig" "$WORK/drdns/zones-dr/example.edu.zone"
+
+# Dry run: the plan, and nothing changes.
+out=$(drdnsctl --json promote --reason "test: dry run" --dry-run)
+check "dry run: exit 0 and new serial $DR_SERIAL" test "$(json_get "$out" 'd["zones"][0]["new_serial"]')" = "$DR_SERIAL"
+check "  ns0 would be dropped" test "$(json_get "$out" '[n["verdict"] for n in d["zones"][0]["ns"] if n["name"]=="ns0.example.edu."][0]')" = "drop"
+check "  its glue would be dropped" grep -q "ns0.example.edu.*198.51.100.10" <<<"$(json_get "$out" 'd["zones"][0]["dropped_glue"]')"
+check "  nothing changed: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.edu
+check "  nothing changed: secondaries keep the campus serial" serves_all "$CAMPUS_SERIAL" "${LIVE[@]}"
+
+# --- promote ----------------------------------------------------------------
+set +e
+out=$(drdnsctl --json promote --reason "test: campus dark" --yes --wait 15); rc=$?
+set -e
+echo "$out" >"$WORK/promote1.json"
+check "promote with --wait 15: exit 3 (the campus-first BIND is slow)" test "$rc" = 3
+check "  ns4 (BIND, campus first) reported not converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "false"
+check "  ns0 (dead) skipped, not waited for" test "$(json_get "$out" '[s["skipped"] for s in d["secondaries"] if s["name"]=="ns0.example.edu."][0]')" = "true"
+for s in ns1 ns2 ns3; do
+    check "  $s converged, with a time" test "$(json_get "$out" "[str(s['converged'])+' '+str(s['seconds'] is not None) for s in d['secondaries'] if s['name']=='$s.example.edu.'][0]")" = "True True"
+done
+check "BIND (DR first), NSD and Knot serve the DR serial" serves_all "$DR_SERIAL" "${FAST[@]}"
+check "drdns serves the DR serial" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
+check "unknown zone: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.org
+check "unknown zone: AXFR refused" bash -c "! dig +time=2 +tries=1 @$DRDNS_ADDR example.org AXFR | grep -q 'IN.SOA'"
+
+compare_axfr() { # ADDR ZONE
+    local expected
+    expected=$(sed "s/@SERIAL@/$DR_SERIAL/" "$HERE/expected/$2.zone" | ldns-read-zone -c /dev/stdin |
+               awk '!/^;/ && NF { $1 = $1; print }' | LC_ALL=C sort -u)
+    local got
+    got=$(sandbox_axfr "$1" "$2") || { echo "  AXFR from $1 failed"; return 1; }
+    if [ "$expected" != "$got" ]; then
+        diff <(echo "$expected") <(echo "$got") | sed 's/^/  /'
+        return 1
+    fi
+}
+max_ttl() { sandbox_axfr "$1" "$2" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }'; }
+for a in "$DRDNS_ADDR" "${FAST[@]}"; do
+    for z in "${ZONES[@]}"; do
+        check "AXFR of $z from $a equals the expected rewritten zone" compare_axfr "$a" "$z"
+        check "  no TTL above dr_ttl" test "$(max_ttl "$a" "$z")" -le 600
+        check "  NS set lacks the dead ns0" bash -c "! dig +short @$a $z NS | grep -q ns0"
+    done
+done
+
+# TSIG: the NSD secondary's transfers are keyed.
+KEY=$(sed -n 's/.*secret "\(.*\)".*/\1/p' "$SRC/tests/integration/keys/nsd-dr.key")
+check "TSIG: unsigned AXFR from NSD's address refused" bash -c "! dig +time=2 +tries=1 -b 127.0.0.12 @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
+check "TSIG: signed AXFR with NSD's key works" bash -c "dig +time=2 +tries=1 -b 127.0.0.12 -y hmac-sha256:drdns-nsd:$KEY @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
+check "TSIG: AXFR with a wrong key refused" bash -c "! dig +time=2 +tries=1 -b 127.0.0.12 -y hmac-sha256:drdns-nsd:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
+
+# --- promote twice ----------------------------------------------------------
+set +e
+out=$(drdnsctl --json promote --reason "test: again" --yes --wait 150); rc=$?
+set -e
+echo "$out" >"$WORK/promote2.json"
+check "second promote: exit 0 once the slow secondary converged" test "$rc" = 0
+check "  already_promoted, serial not bumped again" test "$(json_get "$out" 'str(d["already_promoted"])+" "+str(d["zones"][0]["new_serial"])')" = "True $DR_SERIAL"
+check "  ns4 converged (BIND, campus first)" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "true"
+check "every live secondary serves $DR_SERIAL" serves_all "$DR_SERIAL" "${LIVE[@]}"
+check "AXFR from ns4 equals the expected zone" compare_axfr 127.0.0.14 example.edu
+echo "convergence seconds: $(json_get "$(cat "$WORK/promote1.json")" '{s["name"]: s.get("seconds") for s in d["secondaries"]}') then ns4: $(json_get "$out" '[s["seconds"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')"
+
+# --- audit log and restart ----------------------------------------------------
+AUDIT=$WORK/drdns/state/audit.log
+check "audit log: the refused, failed and done promotions" test "$(grep -c '"action":"promote"' "$AUDIT")" -ge 4
+check "  records the reason and the result" grep -q '"reason":"test: campus dark".*"result":"done-not-converged"\|"result":"done-not-converged".*"reason":"test: campus dark"' "$AUDIT"
+check "  records the uid" grep -q '"uid":0' "$AUDIT"
+
+drdns_stop TERM
+drdns_start "$CONF"
+check "after a restart: still primary" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = "primary"
+check "  still serving the DR serial" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
+
+[ "$fail" -eq 0 ]
