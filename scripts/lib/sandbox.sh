@@ -235,15 +235,27 @@ _sandbox_descendants() {
 # sandbox_cleanup
 #   Kill every process the sandbox started (SIGTERM, then SIGKILL after up
 #   to 3 s), including their descendants (NSD forks), reap them, and
-#   delete the nftables table.  Idempotent; never fails.
+#   delete the nftables table.  Pids come from SANDBOX_PIDS and from
+#   $SANDBOX_DIR/pids (so daemons started in a subshell are found too).
+#   Idempotent; never fails.
 # ---------------------------------------------------------------------------
 sandbox_cleanup() {
     (( _SANDBOX_CLEANED )) && return 0
     _SANDBOX_CLEANED=1
     local -          # restore the caller's set -e/-u/-o pipefail on return
     set +e
-    local pid all=() alive=() i
-    for pid in "${SANDBOX_PIDS[@]}"; do
+    local pid all=() alive=() i cands=("${SANDBOX_PIDS[@]}") n p
+    # Daemons started from a subshell (e.g. `sandbox_start_all | tee`) are
+    # not in SANDBOX_PIDS but are in the pids file; take those whose
+    # command line still references this sandbox's directory.
+    if [[ -n "$SANDBOX_DIR" && -r "$SANDBOX_DIR/pids" ]]; then
+        while read -r n p; do
+            [[ "$p" =~ ^[0-9]+$ ]] || continue
+            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null |
+                grep -qF "$SANDBOX_DIR/" && cands+=("$p")
+        done <"$SANDBOX_DIR/pids"
+    fi
+    for pid in $(printf '%s\n' "${cands[@]}" | sort -un); do
         _sandbox_alive "$pid" || continue
         all+=("$pid")
         # descendants (NSD forks xfrd, reload and server processes)

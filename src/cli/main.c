@@ -378,6 +378,15 @@ static void table_row(struct table *t, ...)
 	t->nrows++;
 }
 
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	t->cells = NULL;
+	t->nrows = 0;
+}
+
 static void table_print(FILE *f, struct table *t, const char *indent)
 {
 	size_t w[16] = {0};
@@ -403,11 +412,7 @@ static void table_print(FILE *f, struct table *t, const char *indent)
 		}
 		fputc('\n', f);
 	}
-	for (size_t i = 0; i < t->nrows * t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	t->cells = NULL;
-	t->nrows = 0;
+	table_free(t);
 }
 
 static void fmt_int(char *buf, size_t len, const json_t *o, const char *k)
@@ -659,8 +664,7 @@ static void print_status(FILE *f, const json_t *r)
 		if (t.nrows > 1)
 			table_print(f, &t, "  ");
 		else
-			table_print(stdout, &(struct table){.ncols = 1}, "");
-		free(t.cells);
+			table_free(&t);
 	}
 
 	const json_t *secs = json_object_get(r, "secondaries");

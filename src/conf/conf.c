@@ -66,35 +66,102 @@ static const char *const policy_keys[] = {"auto_promote",   "probe_timeout",   "
                                           "notify_timeout", "notify_attempts", "poll_interval",
                                           "default_wait",   NULL};
 
+/* Messages are collected, then handed to the diagnostics collector sorted by
+ * file and line, so the output reads like a compiler's whatever order the
+ * checks ran in. */
+struct message {
+	const char *file; /* libconfig's or the loader's string, not owned */
+	unsigned line;
+	size_t seq;
+	bool is_error;
+	char *text; /* complete: "file:line: ..." */
+};
+
 struct loader {
 	const char *path;        /* as given: used in messages */
 	char *dir;               /* absolute directory of the file: base for relative paths */
 	struct drdns_diag *diag; /* may be NULL */
 	unsigned errors;
 	bool oom;
+	struct message *msgs;
+	size_t n_msgs;
 };
+
+static void add_message(struct loader *l, const char *file, unsigned line, bool is_error,
+                        char *text)
+{
+	struct message *grown = text ? realloc(l->msgs, (l->n_msgs + 1) * sizeof(*grown)) : NULL;
+	if (!grown) {
+		free(text);
+		l->oom = true;
+		return;
+	}
+	l->msgs = grown;
+	l->msgs[l->n_msgs] = (struct message){file, line, l->n_msgs, is_error, text};
+	l->n_msgs++;
+	if (is_error)
+		l->errors++;
+}
 
 /* ---- diagnostics ---- */
 
 static void vreport(struct loader *l, bool is_error, const config_setting_t *s, const char *fmt,
                     va_list ap)
 {
-	char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) < 0) {
-		l->oom = true;
+	char *msg = NULL, *text = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	}
 	const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s) : l->path;
 	unsigned line = s ? config_setting_source_line(s) : 0;
 	if (line == 0)
 		line = 1;
-	if (is_error) {
-		l->errors++;
-		drdns_diag_error(l->diag, "%s:%u: %s", file, line, msg ? msg : "(out of memory)");
-	} else {
-		drdns_diag_warn(l->diag, "%s:%u: warning: %s", file, line, msg ? msg : "(out of memory)");
-	}
+	if (!msg || asprintf(&text, "%s:%u: %s%s", file, line, is_error ? "" : "warning: ", msg) < 0)
+		text = NULL;
 	free(msg);
+	add_message(l, file, line, is_error, text);
+}
+
+/* Messages from another checker (the TSIG key loader) about setting s: they
+ * are sorted as if at s's line, after s's own. */
+static void adopt_messages(struct loader *l, const config_setting_t *s, struct drdns_diag *d)
+{
+	const char *file = config_setting_source_file(s) ? config_setting_source_file(s) : l->path;
+	for (size_t i = 0; i < d->n; i++) {
+		char *text = strdup(d->msgs[i]);
+		add_message(l, file, config_setting_source_line(s), true, text);
+	}
+	drdns_diag_clear(d);
+}
+
+static int message_cmp(const void *a, const void *b)
+{
+	const struct message *x = a, *y = b;
+	int fc = strcmp(x->file, y->file);
+	if (fc)
+		return fc;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Hand every message to the collector: the main file first, then included
+ * files, each in line order. */
+static void flush_messages(struct loader *l)
+{
+	for (size_t i = 0; i < l->n_msgs; i++)
+		if (strcmp(l->msgs[i].file, l->path) == 0)
+			l->msgs[i].file = ""; /* sorts first */
+	qsort(l->msgs, l->n_msgs, sizeof(*l->msgs), message_cmp);
+	for (size_t i = 0; i < l->n_msgs; i++) {
+		if (l->msgs[i].is_error)
+			drdns_diag_error(l->diag, "%s", l->msgs[i].text);
+		else
+			drdns_diag_warn(l->diag, "%s", l->msgs[i].text);
+		free(l->msgs[i].text);
+	}
+	free(l->msgs);
+	l->msgs = NULL;
+	l->n_msgs = 0;
 }
 
 __attribute__((format(printf, 3, 4))) static void report(struct loader *l,
@@ -656,10 +723,14 @@ static void load_secondary(struct loader *l, const config_setting_t *e, int i,
 		} else if (!S_ISREG(st.st_mode)) {
 			report(l, s, "%s.tsig_key: '%s' is not a regular file", prefix,
 			       sec->tsig_key_file);
-		} else if (drdns_tsig_key_load(sec->tsig_key_file, &sec->key, l->diag) != 0) {
-			sec->key = NULL;
-			report(l, s, "%s.tsig_key: cannot load the key in '%s' (see above)", prefix,
-			       sec->tsig_key_file);
+		} else {
+			struct drdns_diag kd = {0};
+			if (drdns_tsig_key_load(sec->tsig_key_file, &sec->key, &kd) != 0) {
+				sec->key = NULL;
+				report(l, s, "%s.tsig_key: cannot load the key in '%s'%s", prefix,
+				       sec->tsig_key_file, kd.n ? " (see below)" : "");
+			}
+			adopt_messages(l, s, &kd);
 		}
 	}
 }
@@ -802,11 +873,10 @@ static void check_cross(struct loader *l, const config_setting_t *root, const st
 	}
 
 	size_t known = c->n_secondaries + 1;
-	if (c->zones.min_ns > known)
+	if (c->n_secondaries > 0 && c->zones.min_ns > known)
 		warn(l, get_member(get_member(root, "zones"), "min_ns"),
 		     "zones.min_ns (%u) is more than the %zu nameservers known (controller.ns_name and "
-		     "%zu secondaries): every NS will always be kept", c->zones.min_ns, known,
-		     c->n_secondaries);
+		     "the secondaries): every NS will always be kept", c->zones.min_ns, known);
 }
 
 /* ---- public ---- */
@@ -863,6 +933,11 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 		goto cleanup;
 	}
 	fclose(f);
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		drdns_diag_error(diag, "%s: cannot read the configuration: not a regular file", path);
+		goto cleanup;
+	}
 
 	config_set_include_dir(&cf, l.dir);
 	if (config_read_file(&cf, path) != CONFIG_TRUE) {
@@ -894,6 +969,7 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 	load_zones(&l, root, c);
 	load_policy(&l, root, c);
 	check_cross(&l, root, c);
+	flush_messages(&l);
 
 	if (l.oom) {
 		rc = DRDNS_ENOMEM;
@@ -905,6 +981,9 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 	}
 
 cleanup:
+	for (size_t i = 0; i < l.n_msgs; i++)
+		free(l.msgs[i].text);
+	free(l.msgs);
 	config_destroy(&cf);
 	drdns_conf_free(c);
 	free(abs);

@@ -34,6 +34,14 @@
  * answers may legitimately omit it).  Anything else is ignored and we keep
  * waiting.
  *
+ * Concurrency.  Every request holds a socket while it runs, so a NOTIFY or
+ * poll storm (peers x zones) could run the process out of descriptors.  At
+ * most QUERY_CAP requests per thread run at once -- half the RLIMIT_NOFILE soft
+ * limit, within [32, 4096] -- and the rest wait in FIFO order; a waiting
+ * request's clock (rtt, timeouts) starts when it is admitted.  Running out of
+ * descriptors or buffers anyway (EMFILE, ENFILE, ENOBUFS, ENOMEM from the
+ * kernel) counts as a failed attempt, like a network error, not as final.
+ *
  * Truncation.  A matching UDP answer with TC set switches the request to TCP;
  * the TCP phase gets the attempts that are left (at least one).
  *
@@ -54,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #define QUERY_ERROR_PAUSE 0.2 /* seconds, see above */
 #define QUERY_MAX_MSG 65535
@@ -108,13 +117,21 @@ struct qreq {
 	enum qstate state;
 
 	uv_timer_t timer;
-	uv_udp_t udp;
-	bool udp_open;
+	uv_udp_t *udp; /* open UDP socket, or NULL */
 	struct tcp_conn *conn;
 
 	int handles; /* handles not yet closed */
 	bool done;
+	bool admitted;          /* counted in lim.active */
+	struct qreq *next_wait; /* FIFO of requests not yet admitted */
 };
+
+/* Per thread (a loop runs on one thread): running requests and the queue. */
+static _Thread_local struct {
+	int cap;
+	int active;
+	struct qreq *head, *tail;
+} lim;
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -209,7 +226,9 @@ static void timer_close_cb(uv_handle_t *h)
 
 static void udp_close_cb(uv_handle_t *h)
 {
-	handle_closed(h->data);
+	struct qreq *q = h->data;
+	free(h);
+	handle_closed(q);
 }
 
 static void conn_close_cb(uv_handle_t *h)
@@ -223,11 +242,12 @@ static void conn_close_cb(uv_handle_t *h)
 
 static void close_udp(struct qreq *q)
 {
-	if (!q->udp_open)
+	uv_udp_t *u = q->udp;
+	if (!u)
 		return;
-	q->udp_open = false;
-	uv_udp_recv_stop(&q->udp);
-	uv_close((uv_handle_t *)&q->udp, udp_close_cb);
+	q->udp = NULL;
+	uv_udp_recv_stop(u);
+	uv_close((uv_handle_t *)u, udp_close_cb);
 }
 
 static void close_conn(struct qreq *q)
@@ -247,12 +267,15 @@ static double elapsed(const struct qreq *q)
 	return (double)(uv_hrtime() - q->t_first) / 1e9;
 }
 
+static void release(struct qreq *q);
+
 /* The one place the callback is called. */
 static void finish(struct qreq *q, int status, const ldns_pkt *answer)
 {
 	if (q->done)
 		return;
 	q->done = true;
+	release(q);
 	double rtt = elapsed(q);
 	uv_timer_stop(&q->timer);
 	close_udp(q);
@@ -263,6 +286,55 @@ static void finish(struct qreq *q, int status, const ldns_pkt *answer)
 
 static void send_attempt(struct qreq *q);
 static void timer_cb(uv_timer_t *t);
+
+static int query_cap(void)
+{
+	if (lim.cap == 0) {
+		struct rlimit rl;
+		rlim_t c = 4096;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			c = rl.rlim_cur / 2;
+		lim.cap = c < 32 ? 32 : c > 4096 ? 4096 : (int)c;
+	}
+	return lim.cap;
+}
+
+static void admit(struct qreq *q)
+{
+	q->admitted = true;
+	lim.active++;
+	q->state = ST_KICK;
+	uv_timer_start(&q->timer, timer_cb, 0, 0);
+}
+
+static void admit_or_wait(struct qreq *q)
+{
+	if (lim.active < query_cap() && !lim.head) {
+		admit(q);
+		return;
+	}
+	q->next_wait = NULL;
+	if (lim.tail)
+		lim.tail->next_wait = q;
+	else
+		lim.head = q;
+	lim.tail = q;
+}
+
+static void release(struct qreq *q)
+{
+	if (!q->admitted)
+		return;
+	q->admitted = false;
+	lim.active--;
+	while (lim.head && lim.active < query_cap()) {
+		struct qreq *n = lim.head;
+		lim.head = n->next_wait;
+		if (!lim.head)
+			lim.tail = NULL;
+		admit(n);
+	}
+}
 
 /* The current attempt ended without an answer: err is DRDNS_ETIMEOUT or a
  * network error (negative errno). */
@@ -317,6 +389,9 @@ static bool remote_error(int err)
 	case UV_EPROTO:
 	case UV_EAGAIN:
 	case UV_ENOBUFS:
+	case UV_EMFILE:
+	case UV_ENFILE:
+	case UV_ENOMEM:
 		return true;
 	default:
 		return false;
@@ -374,7 +449,7 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const s
                         unsigned flags)
 {
 	struct qreq *q = h->data;
-	if (q->done || !q->udp_open || q->tcp_mode)
+	if (q->done || h != q->udp || q->tcp_mode)
 		return;
 	if (nread < 0) {
 		/* ICMP unreachable and friends, reported on the connected socket. */
@@ -389,23 +464,30 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const s
 	handle_answer(q, (const uint8_t *)buf->base, (size_t)nread, true);
 }
 
+/* Open the request's UDP socket.  On failure it is closed again, so that a
+ * later attempt starts afresh. */
 static int open_udp(struct qreq *q)
 {
-	int rc = uv_udp_init(q->loop, &q->udp);
-	if (rc < 0)
+	uv_udp_t *u = malloc(sizeof(*u));
+	if (!u)
+		return UV_ENOMEM;
+	int rc = uv_udp_init(q->loop, u);
+	if (rc < 0) {
+		free(u);
 		return rc;
-	q->udp.data = q;
-	q->udp_open = true;
-	q->handles++;
-	if (q->has_src) {
-		rc = uv_udp_bind(&q->udp, (const struct sockaddr *)&q->src, 0);
-		if (rc < 0)
-			return rc;
 	}
-	rc = uv_udp_connect(&q->udp, (const struct sockaddr *)&q->dst);
+	u->data = q;
+	q->udp = u;
+	q->handles++;
+	if (q->has_src)
+		rc = uv_udp_bind(u, (const struct sockaddr *)&q->src, 0);
+	if (rc == 0)
+		rc = uv_udp_connect(u, (const struct sockaddr *)&q->dst);
+	if (rc == 0)
+		rc = uv_udp_recv_start(u, alloc_cb, udp_recv_cb);
 	if (rc < 0)
-		return rc;
-	return uv_udp_recv_start(&q->udp, alloc_cb, udp_recv_cb);
+		close_udp(q);
+	return rc;
 }
 
 /* -------------------------------------------------------------------- TCP */
@@ -546,10 +628,10 @@ static void send_attempt(struct qreq *q)
 		}
 		rc = open_conn(q);
 	} else {
-		rc = q->udp_open ? 0 : open_udp(q);
+		rc = q->udp ? 0 : open_udp(q);
 		if (rc == 0) {
 			uv_buf_t b = uv_buf_init((char *)q->wire, (unsigned)q->wire_len);
-			rc = uv_udp_try_send(&q->udp, &b, 1, NULL);
+			rc = uv_udp_try_send(q->udp, &b, 1, NULL);
 			if (rc == UV_EAGAIN)
 				rc = 0; /* socket buffer full: as good as a lost datagram */
 			else if (rc > 0)
@@ -652,8 +734,7 @@ int drdns_query_start(uv_loop_t *loop, ldns_pkt *query, const struct drdns_query
 	q->timer.data = q;
 	q->handles = 1;
 	atomic_fetch_add(&g_in_flight, 1);
-	q->state = ST_KICK;
-	uv_timer_start(&q->timer, timer_cb, 0, 0);
+	admit_or_wait(q);
 	return 0;
 
 fail:

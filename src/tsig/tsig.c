@@ -117,6 +117,9 @@ static void lex_next(struct lexer *lx)
 	}
 	lx->tok_line = lx->line;
 	if (lx->p >= lx->end) {
+		/* report the end of the file on its last line, not the one after */
+		if (lx->line > 1 && lx->end[-1] == '\n')
+			lx->tok_line = lx->line - 1;
 		lx->kind = TOK_EOF;
 		return;
 	}
@@ -423,7 +426,7 @@ int drdns_tsig_key_load(const char *path, struct drdns_tsig_key **out, struct dr
 			lx.failed = true;
 	}
 	if (!lx.failed && !key)
-		lex_error(&lx, lx.line, "no key statement in the file");
+		lex_error(&lx, 1, "no key statement in the file");
 	free(lx.text);
 	/* wipe the file text: it holds the secret */
 	OPENSSL_cleanse(buf, len);

@@ -12,12 +12,13 @@
 #     a DR zone file with a syntax error (promote exit 1, file:line, secondaries
 #     keep the campus serial, drdns keeps answering REFUSED), an unknown zone;
 #   - --dry-run shows the plan and changes nothing;
-#   - promote with a short --wait: exit 3, the campus-first BIND secondary is
-#     reported as not converged, every other secondary serves the DR serial;
+#   - promote: exit 3, because ns5 (an off-campus BIND secondary that was never
+#     configured to list drdns) answers but REFUSES the NOTIFY and never converges;
+#     it is reported honestly; every other live secondary serves the DR serial;
 #   - each secondary's AXFR equals the hand-written expected zone (dead NS and its
 #     glue dropped, TTLs <= dr_ttl, serial = campus + 1);
 #   - TSIG: NSD transfers with the key; an unsigned AXFR from its address is refused;
-#   - promote again: no second serial bump, exit 0 once the slow secondary converges;
+#   - promote again (ns5 now down, so skipped): no second serial bump, exit 0;
 #   - the audit log records who, why and the result; a restart keeps serving.
 set -euo pipefail
 
@@ -58,12 +59,16 @@ WORK=$(mktemp -d /tmp/drdns-failover.XXXXXX)
 sandbox_init "$WORK"
 trap 'finish; sandbox_cleanup' EXIT
 sandbox_start_all
+# ns5: off campus, alive, but its operator never added drdns as a primary.
+sandbox_start_bind_secondary ns5 127.0.0.16 campus-only
+for z in "${ZONES[@]}"; do sandbox_wait_serial 127.0.0.16 "$z" "$CAMPUS_SERIAL" 30; done
 
 # drdns with its own copy of the DR set (so the test can break it).
 mkdir -p "$WORK/drdns"
 cp -r "$SRC/zones-dr" "$WORK/drdns/zones-dr"
 CONF=$WORK/drdns/drdns.conf
 drdns_write_conf "$CONF" "$WORK/drdns/zones-dr"
+sed -i 's|^);|    { name = "ns5.example.edu."; address = "127.0.0.16"; }\n);|' "$CONF"
 check "drdnsd --check accepts the sandbox configuration" "$DRDNS_BUILD/drdnsd" --check -c "$CONF"
 drdns_start "$CONF"
 
@@ -135,11 +140,12 @@ check "  nothing changed: secondaries keep the campus serial" serves_all "$CAMPU
 
 # --- promote ----------------------------------------------------------------
 set +e
-out=$(drdnsctl --json promote --reason "test: campus dark" --yes --wait 15); rc=$?
+out=$(drdnsctl --json promote --reason "test: campus dark" --yes --wait 20); rc=$?
 set -e
 echo "$out" >"$WORK/promote1.json"
-check "promote with --wait 15: exit 3 (the campus-first BIND is slow)" test "$rc" = 3
-check "  ns4 (BIND, campus first) reported not converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "false"
+check "promote: exit 3 (ns5 never converges)" test "$rc" = 3
+check "  ns5 reported not converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns5.example.edu."][0]')" = "false"
+check "  ns5's NOTIFY reported not acknowledged" test "$(json_get "$out" '[s["notify"]["acked"] for s in d["secondaries"] if s["name"]=="ns5.example.edu."][0]')" = "false"
 check "  ns0 (dead) skipped, not waited for" test "$(json_get "$out" '[s["skipped"] for s in d["secondaries"] if s["name"]=="ns0.example.edu."][0]')" = "true"
 for s in ns1 ns2 ns3; do
     check "  $s converged, with a time" test "$(json_get "$out" "[str(s['converged'])+' '+str(s['seconds'] is not None) for s in d['secondaries'] if s['name']=='$s.example.edu.'][0]")" = "True True"
@@ -176,16 +182,17 @@ check "TSIG: signed AXFR with NSD's key works" bash -c "dig +time=2 +tries=1 -b 
 check "TSIG: AXFR with a wrong key refused" bash -c "! dig +time=2 +tries=1 -b 127.0.0.12 -y hmac-sha256:drdns-nsd:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
 
 # --- promote twice ----------------------------------------------------------
+sandbox_stop ns5
 set +e
 out=$(drdnsctl --json promote --reason "test: again" --yes --wait 150); rc=$?
 set -e
 echo "$out" >"$WORK/promote2.json"
-check "second promote: exit 0 once the slow secondary converged" test "$rc" = 0
+check "second promote (ns5 gone): exit 0, every live secondary converged" test "$rc" = 0
 check "  already_promoted, serial not bumped again" test "$(json_get "$out" 'str(d["already_promoted"])+" "+str(d["zones"][0]["new_serial"])')" = "True $DR_SERIAL"
-check "  ns4 converged (BIND, campus first)" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "true"
+check "  ns4 (BIND, campus first) converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "true"
 check "every live secondary serves $DR_SERIAL" serves_all "$DR_SERIAL" "${LIVE[@]}"
 check "AXFR from ns4 equals the expected zone" compare_axfr 127.0.0.14 example.edu
-echo "convergence seconds: $(json_get "$(cat "$WORK/promote1.json")" '{s["name"]: s.get("seconds") for s in d["secondaries"]}') then ns4: $(json_get "$out" '[s["seconds"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')"
+echo "convergence seconds (first promote): $(json_get "$(cat "$WORK/promote1.json")" '{s["name"]: s.get("seconds") for s in d["secondaries"]}')"
 
 # --- audit log and restart ----------------------------------------------------
 AUDIT=$WORK/drdns/state/audit.log

@@ -147,7 +147,7 @@ check "campus answers again after unblackhole" \
 # ------------------------------------------------------ bump and follow
 S2=2026112303
 echo "== bumping campus serials: example.edu -> $S2, 2.0.192.in-addr.arpa -> $S2"
-echo "   (2.0.192.in-addr.arpa was reloaded with a NOTIFY ~3 s ago while blackholed;"
+echo "   (2.0.192.in-addr.arpa was reloaded (NOTIFY sent) a few seconds ago while blackholed;"
 echo "    BIND's notify-delay (5 s) postpones the NOTIFY for its new serial)"
 # One background poller per (zone, secondary) pair, started right before the
 # zone's bump, records the wall-clock ms at which the pair first serves the

@@ -25,6 +25,8 @@
 #include <arpa/inet.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +355,25 @@ static void r_on_connection(uv_stream_t *server, int status)
 	uv_read_start((uv_stream_t *)&c->h, r_alloc, r_tcp_read);
 }
 
+static void sa_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(addr, ':')) {
+		assert_int_equal(uv_ip6_addr(addr, 0, (struct sockaddr_in6 *)ss), 0);
+		*len = sizeof(struct sockaddr_in6);
+	} else {
+		assert_int_equal(uv_ip4_addr(addr, 0, (struct sockaddr_in *)ss), 0);
+		*len = sizeof(struct sockaddr_in);
+	}
+}
+
+static uint16_t sa_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
 /* Start a responder on addr with UDP and TCP on the same ephemeral port. */
 static void resp_start(uv_loop_t *loop, struct resp *r, const char *addr)
 {
@@ -361,23 +382,23 @@ static void resp_start(uv_loop_t *loop, struct resp *r, const char *addr)
 	r->serial = 2026112301;
 	snprintf(r->addr, sizeof(r->addr), "%s", addr);
 	for (int tries = 0; tries < 20; tries++) {
-		struct sockaddr_in sa;
-		uv_ip4_addr(addr, 0, &sa);
-		int u = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_storage sa;
+		socklen_t sl;
+		sa_parse(addr, &sa, &sl);
+		int u = socket(sa.ss_family, SOCK_DGRAM, 0);
 		assert_true(u >= 0);
-		assert_int_equal(bind(u, (struct sockaddr *)&sa, sizeof(sa)), 0);
-		socklen_t sl = sizeof(sa);
+		assert_int_equal(bind(u, (struct sockaddr *)&sa, sl), 0);
 		getsockname(u, (struct sockaddr *)&sa, &sl);
-		int t = socket(AF_INET, SOCK_STREAM, 0);
+		int t = socket(sa.ss_family, SOCK_STREAM, 0);
 		assert_true(t >= 0);
 		int one = 1;
 		setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(t, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(t, 16) != 0) {
+		if (bind(t, (struct sockaddr *)&sa, sl) != 0 || listen(t, 16) != 0) {
 			close(u);
 			close(t);
 			continue;
 		}
-		r->port = ntohs(sa.sin_port);
+		r->port = sa_port(&sa);
 		assert_int_equal(uv_udp_init(loop, &r->udp), 0);
 		assert_int_equal(uv_udp_open(&r->udp, u), 0);
 		r->udp.data = r;
@@ -387,7 +408,7 @@ static void resp_start(uv_loop_t *loop, struct resp *r, const char *addr)
 		r->tcp.data = r;
 		assert_int_equal(uv_listen((uv_stream_t *)&r->tcp, 16, r_on_connection), 0);
 		assert_int_equal(uv_udp_init(loop, &r->stray), 0);
-		uv_ip4_addr(addr, 0, &sa);
+		sa_parse(addr, &sa, &sl);
 		assert_int_equal(uv_udp_bind(&r->stray, (struct sockaddr *)&sa, 0), 0);
 		return;
 	}
@@ -663,6 +684,35 @@ static void test_source_binding(void **state)
 	loop_finish(&loop);
 }
 
+static void test_ipv6(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct resp r;
+	resp_start(&loop, &r, "::1");
+	r.strays_first = true;
+
+	struct outcome o = { 0 };
+	struct drdns_query_opts opts = opts_for(&r, 2.0, 1);
+	opts.source = "::1";
+	start_soa(&loop, &opts, &o);
+	run_until(&loop, &o.done);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.serial, 2026112301);
+	assert_string_equal(r.last_src, "::1");
+
+	struct outcome o2 = { 0 };
+	opts.tcp = true;
+	start_soa(&loop, &opts, &o2);
+	run_until(&loop, &o2.done);
+	assert_int_equal(o2.status, 0);
+	assert_int_equal(r.tcp_queries, 1);
+
+	resp_stop(&r);
+	loop_finish(&loop);
+}
+
 static void test_refused_port_fails_fast(void **state)
 {
 	(void)state;
@@ -782,6 +832,50 @@ static void test_tsig(void **state)
 
 	resp_stop(&r);
 	loop_finish(&loop);
+}
+
+/* A burst of requests larger than the descriptor limit: the engine queues
+ * what it cannot run and every request still gets its answer.  Runs in its own
+ * thread, whose query cap is computed afresh under a lowered RLIMIT_NOFILE. */
+#define BURST 300
+
+static void *burst_thread(void *arg)
+{
+	(void)arg;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct resp r;
+	resp_start(&loop, &r, "127.0.0.1");
+	static struct outcome o[BURST];
+	memset(o, 0, sizeof(o));
+	struct drdns_query_opts opts = opts_for(&r, 5.0, 2);
+	for (int i = 0; i < BURST; i++)
+		start_soa(&loop, &opts, &o[i]);
+	assert_int_equal(drdns_query_in_flight(), BURST);
+	for (int i = 0; i < BURST; i++)
+		run_until(&loop, &o[i].done);
+	for (int i = 0; i < BURST; i++) {
+		assert_int_equal(o[i].status, 0);
+		assert_int_equal(o[i].attempts, 1);
+	}
+	assert_int_equal(r.udp_queries, BURST);
+	resp_stop(&r);
+	loop_finish(&loop);
+	return NULL;
+}
+
+static void test_burst_beyond_fd_limit(void **state)
+{
+	(void)state;
+	struct rlimit old, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 128;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, burst_thread, NULL), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
 static void never_cb(int status, const ldns_pkt *answer, double rtt, int attempts, void *arg)
@@ -1197,9 +1291,11 @@ int main(void)
 		cmocka_unit_test(test_strays_ignored),
 		cmocka_unit_test(test_truncated_retries_over_tcp),
 		cmocka_unit_test(test_source_binding),
+		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_refused_port_fails_fast),
 		cmocka_unit_test(test_tcp_connect_timeout),
 		cmocka_unit_test(test_tsig),
+		cmocka_unit_test(test_burst_beyond_fd_limit),
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_local_bind_error_via_callback),
 		cmocka_unit_test(test_probe_batch),
