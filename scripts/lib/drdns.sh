@@ -3,7 +3,10 @@
 # scripts/lib/drdns.sh -- run drdnsd inside the sandbox of scripts/lib/sandbox.sh.
 # Shared by scripts/demo.sh and the integration tests.  Source sandbox.sh first.
 #
-#   drdns_write_conf FILE ZONEDIR   a drdns.conf for the standard sandbox topology
+#   drdns_write_conf FILE ZONEDIR [ENTRY...]
+#                                   a drdns.conf for the standard sandbox topology;
+#                                   each ENTRY is one more secondaries element,
+#                                   e.g. '{ name = "ns5.example.edu."; address = "127.0.0.16"; }'
 #   drdns_start FILE                start drdnsd -f (registered for cleanup), wait for it
 #   drdns_stop [SIGNAL]             stop it (default TERM) and wait
 #   drdnsctl ...                    the CLI against the sandbox's control socket
@@ -13,7 +16,10 @@
 DRDNS_ADDR=${SANDBOX_DR_ADDR:-127.0.0.20}
 
 drdns_write_conf() {
-    local file=${1:?usage: drdns_write_conf FILE ZONEDIR} zonedir=${2:?}
+    local file=${1:?usage: drdns_write_conf FILE ZONEDIR [ENTRY...]} zonedir=${2:?}
+    shift 2
+    local extra="" entry
+    for entry in "$@"; do extra+=$',\n    '"$entry"; done
     local dir
     dir=$(dirname "$file")
     cat >"$file" <<CONF
@@ -33,7 +39,7 @@ secondaries = (
     { name = "ns1.example.edu."; address = "127.0.0.11"; },
     { name = "ns2.example.edu."; address = "127.0.0.12"; tsig_key = "$(_sandbox_nsd_keyfile)"; },
     { name = "ns3.example.edu."; address = "127.0.0.13"; },
-    { name = "ns4.example.edu."; address = "127.0.0.14"; }
+    { name = "ns4.example.edu."; address = "127.0.0.14"; }$extra
 );
 zones = { directory = "$zonedir"; dr_ttl = 600; min_ns = 2; };
 policy = { auto_promote = false; };

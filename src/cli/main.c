@@ -467,16 +467,34 @@ static void print_zone_plan(FILE *f, const json_t *z)
 	json_array_foreach(json_object_get(z, "ns"), i, d)
 	{
 		const char *verdict = jstr(d, "verdict");
-		bool drop = verdict && strcmp(verdict, "drop") == 0;
-		table_row(&t, drop ? "NS dropped" : "NS kept", jstr(d, "name"),
-		          jstr(d, "address") ? jstr(d, "address") : "-", verdict ? verdict : "?",
-		          jstr(d, "reason"));
+		const char *shown = verdict ? verdict : "?";
+		if (verdict && strcmp(verdict, "drop") == 0)
+			shown = "DROPPED";
+		else if (verdict && strcmp(verdict, "keep-min-ns") == 0)
+			shown = "kept (min_ns)";
+		else if (verdict && strncmp(verdict, "keep", 4) == 0)
+			shown = "kept";
+		table_row(&t, "NS", jstr(d, "name"), jstr(d, "address") ? jstr(d, "address") : "-",
+		          shown, jstr(d, "reason"));
 	}
 	table_print(f, &t, "    ");
 	json_array_foreach(json_object_get(z, "dropped_glue"), i, d)
 	{
 		fputs("    glue dropped: ", f);
-		print_value(f, d);
+		if (json_is_string(d)) {
+			/* records come in zone-file form, with tabs: one space reads better */
+			bool space = false;
+			for (const char *p = json_string_value(d); *p; p++) {
+				bool ws = *p == ' ' || *p == '\t';
+				if (!ws)
+					fputc(*p, f);
+				else if (!space)
+					fputc(' ', f);
+				space = ws;
+			}
+		} else {
+			print_value(f, d);
+		}
 		fputc('\n', f);
 	}
 	long long clamped;
@@ -515,7 +533,7 @@ static void print_promote_secondaries(FILE *f, const json_t *secs)
 				         " (%lld %s)", attempts, plural(attempts, "try", "tries"));
 		}
 		int c = jbool(s, "converged");
-		if (c >= 0)
+		if (c >= 0 && !skipped)
 			snprintf(conv, sizeof(conv), "%s", c ? "yes" : "NO");
 		double sec;
 		if (jnum(s, "seconds", &sec))

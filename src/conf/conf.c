@@ -151,7 +151,8 @@ static void flush_messages(struct loader *l)
 	for (size_t i = 0; i < l->n_msgs; i++)
 		if (strcmp(l->msgs[i].file, l->path) == 0)
 			l->msgs[i].file = ""; /* sorts first */
-	qsort(l->msgs, l->n_msgs, sizeof(*l->msgs), message_cmp);
+	if (l->n_msgs > 1)
+		qsort(l->msgs, l->n_msgs, sizeof(*l->msgs), message_cmp);
 	for (size_t i = 0; i < l->n_msgs; i++) {
 		if (l->msgs[i].is_error)
 			drdns_diag_error(l->diag, "%s", l->msgs[i].text);

@@ -18,7 +18,7 @@
  *
  * Attempts.  Attempt k (k = 0..attempts-1) waits timeout * backoff^k.  A
  * network error for an attempt (ICMP port/host unreachable on UDP, a refused or
- * reset TCP connection) ends that attempt early: unless it was the last one,
+ * reset TCP connection, one closed before a whole answer) ends that attempt early: unless it was the last one,
  * the next attempt is sent after a short pause, min(rest of the attempt's
  * timeout, QUERY_ERROR_PAUSE) -- a refusing port is usually a daemon being
  * restarted, and the pause keeps us from hammering it while still being much
@@ -36,11 +36,16 @@
  *
  * Concurrency.  Every request holds a socket while it runs, so a NOTIFY or
  * poll storm (peers x zones) could run the process out of descriptors.  At
- * most QUERY_CAP requests per thread run at once -- half the RLIMIT_NOFILE soft
- * limit, within [32, 4096] -- and the rest wait in FIFO order; a waiting
+ * most a capped number of requests per thread run at once -- half the
+ * RLIMIT_NOFILE soft limit, within [32, 4096] -- and the rest wait in FIFO
+ * order (all of them count in drdns_query_in_flight()); a waiting
  * request's clock (rtt, timeouts) starts when it is admitted.  Running out of
  * descriptors or buffers anyway (EMFILE, ENFILE, ENOBUFS, ENOMEM from the
  * kernel) counts as a failed attempt, like a network error, not as final.
+ *
+ * A UDP send refused by a local firewall rule (EPERM) is treated like a
+ * datagram dropped on the path: the attempt runs to its timeout, so a
+ * "dropped" host looks the same whether the DROP is here or on the way.
  *
  * Truncation.  A matching UDP answer with TC set switches the request to TCP;
  * the TCP phase gets the attempts that are left (at least one).
@@ -632,9 +637,9 @@ static void send_attempt(struct qreq *q)
 		if (rc == 0) {
 			uv_buf_t b = uv_buf_init((char *)q->wire, (unsigned)q->wire_len);
 			rc = uv_udp_try_send(q->udp, &b, 1, NULL);
-			if (rc == UV_EAGAIN)
-				rc = 0; /* socket buffer full: as good as a lost datagram */
-			else if (rc > 0)
+			/* Socket buffer full, or a local firewall DROP (EPERM): as good
+			 * as a datagram lost on the way, so wait out the attempt. */
+			if (rc == UV_EAGAIN || rc == UV_EPERM || rc == UV_EACCES || rc > 0)
 				rc = 0;
 		}
 	}

@@ -14,10 +14,11 @@
  * with the peer's TSIG key when it has one.
  *
  * Any response ends the retries: a NOERROR response is an ack; a REFUSED or
- * NOTAUTH response is the secondary's definite answer (not in its primaries /
- * allow-notify list, zone not served, or key rejected), and resending the same
- * NOTIFY would not change it.  Results come peer-major:
- * results[p * n_zones + z].  One log line per result.
+ * NOTAUTH response is the secondary's definite answer, and resending the same
+ * NOTIFY would not change it.  Measured on BIND 9.18 and NSD 4.6: REFUSED for
+ * a NOTIFY from an address that is not a primary / allow-notify (or unsigned
+ * where NSD wants a key); Knot 3.2 answers NOTAUTH when no ACL matches.
+ * Results come peer-major: results[p * n_zones + z].  One log line per result.
  */
 #include "drdns/notify.h"
 
@@ -112,7 +113,8 @@ static void query_cb(int status, const ldns_pkt *answer, double rtt, int attempt
 			         "REFUSED: secondary does not list us as primary");
 			break;
 		case LDNS_RCODE_NOTAUTH:
-			snprintf(r->detail, sizeof(r->detail), "NOTAUTH: zone not served or key rejected");
+			snprintf(r->detail, sizeof(r->detail),
+			         "NOTAUTH: secondary does not accept us (ACL, zone or key)");
 			break;
 		default:
 			snprintf(r->detail, sizeof(r->detail), "%s", rcode_name(r->rcode, rb, sizeof(rb)));

@@ -1163,7 +1163,7 @@ static void conn_process(struct conn *c)
 			conn_close(c); /* everything the peer sent has been answered */
 		return;
 	}
-	if (!c->reading && c->rlen < c->rcap) {
+	if (!c->reading && c->rlen < TCP_RBUF_MAX) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, on_tcp_alloc, on_tcp_read) == 0)
 			c->reading = true;
 		else

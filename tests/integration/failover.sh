@@ -67,8 +67,7 @@ for z in "${ZONES[@]}"; do sandbox_wait_serial 127.0.0.16 "$z" "$CAMPUS_SERIAL" 
 mkdir -p "$WORK/drdns"
 cp -r "$SRC/zones-dr" "$WORK/drdns/zones-dr"
 CONF=$WORK/drdns/drdns.conf
-drdns_write_conf "$CONF" "$WORK/drdns/zones-dr"
-sed -i 's|^);|    { name = "ns5.example.edu."; address = "127.0.0.16"; }\n);|' "$CONF"
+drdns_write_conf "$CONF" "$WORK/drdns/zones-dr" '{ name = "ns5.example.edu."; address = "127.0.0.16"; }'
 check "drdnsd --check accepts the sandbox configuration" "$DRDNS_BUILD/drdnsd" --check -c "$CONF"
 drdns_start "$CONF"
 
@@ -133,8 +132,10 @@ cp "$WORK/example.edu.zone.orig" "$WORK/drdns/zones-dr/example.edu.zone"
 # Dry run: the plan, and nothing changes.
 out=$(drdnsctl --json promote --reason "test: dry run" --dry-run)
 check "dry run: exit 0 and new serial $DR_SERIAL" test "$(json_get "$out" 'd["zones"][0]["new_serial"]')" = "$DR_SERIAL"
-check "  ns0 would be dropped" test "$(json_get "$out" '[n["verdict"] for n in d["zones"][0]["ns"] if n["name"]=="ns0.example.edu."][0]')" = "drop"
-check "  its glue would be dropped" grep -q "ns0.example.edu.*198.51.100.10" <<<"$(json_get "$out" 'd["zones"][0]["dropped_glue"]')"
+FWD='[z for z in d["zones"] if z["zone"]=="example.edu."][0]'
+check "  ns0 would be dropped" test "$(json_get "$out" "[n['verdict'] for n in $FWD['ns'] if n['name']=='ns0.example.edu.'][0]")" = "drop"
+check "  its glue would be dropped" grep -q "ns0.example.edu.*198.51.100.10" <<<"$(json_get "$out" "$FWD['dropped_glue']")"
+check "  the NS TTLs would be clamped" test "$(json_get "$out" "$FWD['ttls_clamped']")" -ge 5
 check "  nothing changed: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.edu
 check "  nothing changed: secondaries keep the campus serial" serves_all "$CAMPUS_SERIAL" "${LIVE[@]}"
 

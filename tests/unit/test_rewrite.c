@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -207,15 +209,55 @@ static void test_drop_dead_ns_and_glue(void **state)
 	assert_non_null(d->address);
 	assert_string_equal(d->address, "198.51.100.10");
 
+	/* both of ns0's address records, and nothing else (exact text: see
+	 * test_dropped_glue_format) */
+	assert_int_equal(plan->n_dropped_glue, 2);
+	bool seen_a = false, seen_aaaa = false;
+	for (size_t i = 0; i < plan->n_dropped_glue; i++) {
+		const char *g = plan->dropped_glue[i];
+		assert_true(strncmp(g, "ns0.example.edu.", 16) == 0);
+		if (strstr(g, "198.51.100.10"))
+			seen_a = true;
+		if (strstr(g, "2001:db8::10"))
+			seen_aaaa = true;
+		assert_null(strchr(g, '\n'));
+	}
+	assert_true(seen_a);
+	assert_true(seen_aaaa);
+	assert_null(plan->warning); /* three NS remain, min_ns 2: nothing to warn about */
+
+	drdns_rewrite_plan_free(plan);
+	drdns_zone_free(out);
+	drdns_zone_free(z);
+}
+
+/*
+ * BUG (src/zone/rewrite.c, push_glue_note): include/drdns/rewrite.h documents the
+ * dropped_glue entries as "ns0.example.edu. A 198.51.100.10" (owner, type, address),
+ * but they are the raw ldns_rr2str() presentation with TTL, class and tabs:
+ * "ns0.example.edu.\t300\tIN\tA\t198.51.100.10".  This text goes into the
+ * `promote --dry-run` output and its JSON, so it is part of the interface.
+ * Fix: format "%s %s %s" from owner, ldns_rr_type2str and the rdata (or change
+ * the header, if the full record is wanted).
+ */
+static void test_dropped_glue_format(void **state)
+{
+	(void)state;
+	struct drdns_zone *z = load_fixture("zone-rewrite");
+	struct drdns_rewrite_input in = std_input();
+	struct drdns_zone *out;
+	struct drdns_rewrite_plan *plan;
+	rewrite_ok(z, &in, &out, &plan);
 	assert_int_equal(plan->n_dropped_glue, 2);
 	if (!has_dropped_glue(plan, "ns0.example.edu. A 198.51.100.10") ||
 	    !has_dropped_glue(plan, "ns0.example.edu. AAAA 2001:db8::10")) {
 		for (size_t i = 0; i < plan->n_dropped_glue; i++)
 			print_message("  dropped_glue[%zu] = \"%s\"\n", i, plan->dropped_glue[i]);
-		fail_msg("dropped_glue does not list ns0's A and AAAA");
+		drdns_rewrite_plan_free(plan);
+		drdns_zone_free(out);
+		drdns_zone_free(z);
+		fail_msg("dropped_glue entries not in the documented \"owner TYPE address\" form");
 	}
-	assert_null(plan->warning); /* three NS remain, min_ns 2: nothing to warn about */
-
 	drdns_rewrite_plan_free(plan);
 	drdns_zone_free(out);
 	drdns_zone_free(z);
@@ -385,6 +427,45 @@ static void test_input_unchanged_and_output_valid(void **state)
 
 /* ---- variants ------------------------------------------------------------ */
 
+/* Run the rewrite once in a child process first, so a crash inside the library
+ * (abort, SIGSEGV) fails this test instead of killing the whole test binary. */
+static bool rewrite_survives(const struct drdns_zone *z, const struct drdns_rewrite_input *in)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct drdns_zone *out = NULL;
+		struct drdns_rewrite_plan *plan = NULL;
+		char err[256];
+		int rc = drdns_rewrite_zone(z, in, &out, &plan, err, sizeof(err));
+		drdns_rewrite_plan_free(plan);
+		drdns_zone_free(out);
+		drdns_zone_free((struct drdns_zone *)z);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status)) {
+		print_message("drdns_rewrite_zone crashed with signal %d\n", WTERMSIG(status));
+		return false;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		print_message("drdns_rewrite_zone failed (child status %d)\n", status);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * BUG (src/zone/rewrite.c, drdns_rewrite_zone, "self_added" branch): the added NS
+ * record is built with ldns_rr_new_frm_type(LDNS_RR_TYPE_NS), which already
+ * allocates one (NULL) rdata field, and then ldns_rr_push_rdf() appends the
+ * target as a second field.  rdf 0 stays NULL and ldns_rr_list_sort() aborts in
+ * ldns_rdf_size ("Assertion `rd != NULL' failed").  Every promotion of a DR zone
+ * whose file does not list controller.ns_name kills drdnsd.
+ * Fix: ldns_rr_set_rdf(ns, target, 0) (or ldns_rr_new() + ldns_rr_set_type()).
+ */
 static void test_self_added(void **state)
 {
 	(void)state;
@@ -398,6 +479,10 @@ static void test_self_added(void **state)
 	in.n_probes = 2;
 	struct drdns_zone *out;
 	struct drdns_rewrite_plan *plan;
+	if (!rewrite_survives(z, &in)) {
+		drdns_zone_free(z);
+		fail_msg("rewrite of a zone without controller.ns_name in its NS set crashed");
+	}
 	rewrite_ok(z, &in, &out, &plan);
 	assert_true(plan->self_added);
 	assert_true(has_ns(out, NS_DR));
@@ -438,7 +523,12 @@ static void test_min_ns_restores(void **state)
 	drdns_rewrite_plan_free(plan);
 	drdns_zone_free(out);
 
-	/* min_ns above the number known: keep all, no error */
+	/* min_ns above the number known: keep all, no error.
+	 * BUG (src/zone/rewrite.c, decide_ns, the warning at the end): when NS were
+	 * restored and still kept < min_ns, the first asprintf(&plan->warning) succeeds,
+	 * so its `if` is false and the `else if` asprintf()s a second warning into the
+	 * same pointer: the first string leaks (valgrind: 70 bytes definitely lost,
+	 * rewrite.c:133).  This case fails only under valgrind/ASan. */
 	in.min_ns = 6;
 	rewrite_ok(z, &in, &out, &plan);
 	assert_int_equal(count_type(out, "example.edu.", LDNS_RR_TYPE_NS), 4);
@@ -449,6 +539,16 @@ static void test_min_ns_restores(void **state)
 	drdns_zone_free(z);
 }
 
+/*
+ * BUG (src/zone/zone.c drdns_zone_ns_names, used by src/zone/rewrite.c decide_ns):
+ * rewrite.h says dropped nameservers "are put back in file order", and zone.h says
+ * drdns_zone_ns_names returns the NS targets "in file order".  But the loader sorts
+ * z->rrs canonically (zone.c sort_unique) and ns_names walks that list, so the
+ * order is canonical RDATA order (shorter first label first: ns0 < ns1 < ns3 <
+ * ns-dr).  Here ns3 comes first in the file, but ns0 is put back and ns3 dropped.
+ * Fix: keep the apex NS file order at load time (e.g. a side array in struct
+ * drdns_zone) or change both headers to say canonical order.
+ */
 static void test_min_ns_file_order(void **state)
 {
 	(void)state;
@@ -467,18 +567,28 @@ static void test_min_ns_file_order(void **state)
 	struct drdns_zone *out;
 	struct drdns_rewrite_plan *plan;
 	rewrite_ok(z, &in, &out, &plan);
-	assert_int_equal(count_type(out, "example.edu.", LDNS_RR_TYPE_NS), 3);
-	assert_int_equal(decision(plan, NS3)->verdict, DRDNS_NS_KEEP_MIN_NS);
-	assert_int_equal(decision(plan, NS0)->verdict, DRDNS_NS_DROP);
-	assert_true(has_ns(out, NS3));
-	assert_false(has_ns(out, NS0));
-	assert_int_equal(count_type(out, NS3, LDNS_RR_TYPE_A), 1);
-	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_A), 0);
-	assert_int_equal(plan->n_dropped_glue, 1);
-	assert_string_equal(plan->dropped_glue[0], "ns0.example.edu. A 198.51.100.10");
+	/* collect, free, then assert (a failure here must not leak) */
+	size_t n_ns = count_type(out, "example.edu.", LDNS_RR_TYPE_NS);
+	enum drdns_ns_verdict v3 = decision(plan, NS3)->verdict;
+	enum drdns_ns_verdict v0 = decision(plan, NS0)->verdict;
+	bool out_ns3 = has_ns(out, NS3), out_ns0 = has_ns(out, NS0);
+	size_t a3 = count_type(out, NS3, LDNS_RR_TYPE_A), a0 = count_type(out, NS0, LDNS_RR_TYPE_A);
+	size_t n_glue = plan->n_dropped_glue;
+	bool glue_ns0 = n_glue == 1 && strstr(plan->dropped_glue[0], "ns0.example.edu.") &&
+	                strstr(plan->dropped_glue[0], "198.51.100.10");
 	drdns_rewrite_plan_free(plan);
 	drdns_zone_free(out);
 	drdns_zone_free(z);
+
+	assert_int_equal(n_ns, 3);
+	assert_int_equal(v3, DRDNS_NS_KEEP_MIN_NS);
+	assert_int_equal(v0, DRDNS_NS_DROP);
+	assert_true(out_ns3);
+	assert_false(out_ns0);
+	assert_int_equal(a3, 1);
+	assert_int_equal(a0, 0);
+	assert_int_equal(n_glue, 1);
+	assert_true(glue_ns0);
 }
 
 static void test_no_probe_entry(void **state)
@@ -691,6 +801,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_drop_dead_ns_and_glue),
+		cmocka_unit_test(test_dropped_glue_format),
 		cmocka_unit_test(test_soa_and_serial),
 		cmocka_unit_test(test_ttl_clamp_and_untouched),
 		cmocka_unit_test(test_no_clamp_when_dr_ttl_large),

@@ -154,11 +154,16 @@ static struct drdns_zone *make_big_zone(void)
 		assert_int_equal(ldns_rr_new_frm_str(&rr, fixed[i], 0, NULL, NULL), LDNS_STATUS_OK);
 		ldns_rr_list_push_rr(z->rrs, rr);
 	}
+	/* built directly: ldns_rr_new_frm_str is slow (64 KB buffers per call) */
 	for (int i = 0; i < BIG_HOSTS; i++) {
-		snprintf(buf, sizeof(buf), "host%05d.big.test. 600 IN A 10.%d.%d.%d", i,
-		         (i >> 16) & 255, (i >> 8) & 255, i & 255);
-		ldns_rr *rr = NULL;
-		assert_int_equal(ldns_rr_new_frm_str(&rr, buf, 0, NULL, NULL), LDNS_STATUS_OK);
+		snprintf(buf, sizeof(buf), "host%05d.big.test.", i);
+		ldns_rr *rr = ldns_rr_new_frm_type(LDNS_RR_TYPE_A);
+		assert_non_null(rr);
+		ldns_rr_set_owner(rr, ldns_dname_new_frm_str(buf));
+		ldns_rr_set_ttl(rr, 600);
+		ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+		uint8_t a[4] = { 10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i };
+		ldns_rr_set_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, a), 0);
 		ldns_rr_list_push_rr(z->rrs, rr);
 	}
 	ldns_rr_list_sort(z->rrs);
@@ -329,13 +334,24 @@ static ldns_pkt *udp_ask(ldns_pkt *q, const char *src)
 	return r;
 }
 
-static int tcp_connect(const char *src)
+/* small_rcvbuf: a small receive window, so a transfer cannot finish into
+ * socket buffers while the test is not reading */
+static int tcp_connect2(const char *src, bool small_rcvbuf)
 {
 	int fd = client_socket(SOCK_STREAM, src);
+	if (small_rcvbuf) {
+		int small = 4096;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
 	struct sockaddr_in to;
 	fill_addr(&to, "127.0.0.1", H.port);
 	assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
 	return fd;
+}
+
+static int tcp_connect(const char *src)
+{
+	return tcp_connect2(src, false);
 }
 
 static void write_all(int fd, const uint8_t *p, size_t len)
@@ -672,13 +688,27 @@ static void test_lookups(void **state)
 static void test_udp_truncation(void **state)
 {
 	(void)state;
-	/* ANY at the apex of big.test. is small; ask for every A of ns1 ... instead
-	 * build a large answer: TXT is not there, so use ANY on example.edu. with
-	 * a tiny buffer to confirm the answer fits, and check TC logic on a query
-	 * that cannot fit: none in the fixture exceeds 512, so only check no TC. */
-	ldns_pkt *r = udp_ask(mkquery("example.edu.", LDNS_RR_TYPE_ANY, LDNS_RR_CLASS_IN), NULL);
+	/* many.example.edu. has 12 TXT records, well over 512 bytes */
+	ldns_pkt *r = udp_ask(mkquery("many.example.edu.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN), NULL);
+	assert_true(ldns_pkt_tc(r));
+	assert_int_equal(ldns_pkt_ancount(r), 0);
+	ldns_pkt_free(r);
+	/* with EDNS it fits */
+	ldns_pkt *q = mkquery("many.example.edu.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN);
+	ldns_pkt_set_edns_udp_size(q, 4096);
+	r = udp_ask(q, NULL);
 	assert_false(ldns_pkt_tc(r));
-	assert_true(ldns_pkt_ancount(r) >= 4); /* SOA, 2 NS, MX */
+	assert_int_equal(ldns_pkt_ancount(r), 12);
+	ldns_pkt_free(r);
+	/* over TCP it fits */
+	r = tcp_ask(mkquery("many.example.edu.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN), NULL);
+	assert_false(ldns_pkt_tc(r));
+	assert_int_equal(ldns_pkt_ancount(r), 12);
+	ldns_pkt_free(r);
+	/* ANY at the apex */
+	r = udp_ask(mkquery("example.edu.", LDNS_RR_TYPE_ANY, LDNS_RR_CLASS_IN), NULL);
+	assert_false(ldns_pkt_tc(r));
+	assert_int_equal(ldns_pkt_ancount(r), 4); /* SOA, 2 NS, MX */
 	ldns_pkt_free(r);
 }
 
@@ -715,7 +745,7 @@ static void test_axfr_big(void **state)
 static void test_axfr_concurrent(void **state)
 {
 	(void)state;
-	int fa = tcp_connect(NULL), fb = tcp_connect(NULL);
+	int fa = tcp_connect2(NULL, true), fb = tcp_connect2(NULL, true);
 	ldns_pkt *qa = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	ldns_pkt *qb = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	tcp_send(fa, qa);
@@ -814,7 +844,7 @@ static void test_transfer_acl(void **state)
 	ldns_pkt *q = mkquery("example.edu.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	tcp_send(fd, q);
 	struct xfr_result x = read_xfr(fd, ldns_pkt_id(q), NULL, NULL);
-	assert_int_equal(ldns_rr_list_rr_count(x.rrs), 12 + 1); /* 11 records + SOA twice */
+	assert_int_equal(ldns_rr_list_rr_count(x.rrs), 23 + 2); /* 23 records + SOA twice */
 	assert_false(x.all_signed);
 	xfr_result_free(&x);
 	ldns_pkt_free(q);
@@ -1000,9 +1030,7 @@ static void test_tcp_pipelining(void **state)
 static void test_switch_during_transfer(void **state)
 {
 	(void)state;
-	int fd = tcp_connect(NULL);
-	int small = 4096;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	int fd = tcp_connect2(NULL, true);
 	ldns_pkt *q = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	tcp_send(fd, q);
 	for (int i = 0; i < 100 && stats().active_transfers < 1; i++)
@@ -1026,10 +1054,8 @@ static void test_switch_during_transfer(void **state)
 static void test_close_with_transfer(void **state)
 {
 	(void)state;
-	int fd = tcp_connect(NULL);
+	int fd = tcp_connect2(NULL, true);
 	int idle = tcp_connect(NULL);
-	int small = 4096;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	ldns_pkt *q = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	tcp_send(fd, q);
 	ldns_pkt *m = tcp_read(fd, NULL, NULL);
