@@ -3,9 +3,12 @@
  *
  * drdns_conf_load() validates every value (type, range, address syntax, that
  * files and directories exist) and reports every problem as "file:line: message"
- * in the diagnostics collector.  Relative paths (zones.directory,
- * controller.state_dir, controller.audit_log, secondaries[].tsig_key) are taken
- * relative to the directory of the configuration file.
+ * in the diagnostics collector, sorted by file and line (warnings, prefixed
+ * "warning: ", do not make the load fail).  Every path (zones.directory,
+ * controller.state_dir, audit_log, control_socket, pid_file,
+ * secondaries[].tsig_key) is made absolute relative to the directory of the
+ * configuration file.  Unknown settings are errors.  See etc/drdns.conf.example
+ * for the ranges.
  */
 #ifndef DRDNS_CONF_H
 #define DRDNS_CONF_H
@@ -26,14 +29,14 @@ struct drdns_secondary {
 };
 
 struct drdns_conf {
-	char *path; /* the file this came from */
+	char *path; /* the file this came from, absolute */
 
 	struct {
-		char *id;             /* free text naming this controller */
+		char *id;             /* free text naming this controller; default: host name */
 		char *address;        /* DR primary address: serves and sends from here */
 		uint16_t port;        /* default 53 */
 		char *ns_name;        /* the DR primary's own NS name, trailing dot */
-		char *control_socket; /* default /run/drdns/control.sock */
+		char *control_socket; /* default DRDNS_DEFAULT_SOCKET (/run/drdns/control.sock) */
 		char *state_dir;      /* default /var/lib/drdns; created if missing */
 		char *audit_log;      /* default <state_dir>/audit.log */
 		char *pid_file;       /* optional */

@@ -28,7 +28,8 @@ struct drdns_zone {
 	char *path;         /* file it came from, or NULL for a rewritten zone (owned) */
 	ldns_rdf *origin;   /* owned */
 	ldns_rr *soa;       /* owned */
-	ldns_rr_list *rrs;  /* every record but the SOA, canonical order (owned, deep) */
+	ldns_rr_list *rrs;  /* every record but the SOA, in file order, exact duplicates
+	                     * removed (owned, deep) */
 };
 
 struct drdns_zoneset {

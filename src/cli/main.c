@@ -104,7 +104,8 @@ static void print_usage(FILE *f)
 	        "  -s, --socket PATH    control socket (default $DRDNS_SOCKET, else %s)\n"
 	        "  -j, --json           print drdnsd's reply as one JSON document on stdout\n"
 	        "  -t, --timeout SECS   give up waiting for drdnsd after SECS (0: never; default\n"
-	        "                       %.0f for status, --wait + %.0f for promote, else never)\n"
+	        "                       %.0f for status and dry runs, --wait + %.0f for promote,\n"
+	        "                       never for promote without --wait)\n"
 	        "  -h, --help           this help\n"
 	        "      --version        print the version\n"
 	        "\n"
@@ -839,8 +840,11 @@ static int cmd_change(struct cli *c, enum drdns_ctl_cmd cmd)
 	if (c->timeout_set && c->timeout > 0 && c->wait_set && c->timeout <= c->wait)
 		usage_error(c, "--timeout (%g s) must be longer than --wait (%g s)", c->timeout,
 		            c->wait);
+	/* A dry run only probes: bound it like status.  A real one may wait for
+	 * convergence: --wait plus a margin, or for as long as the daemon takes. */
+	double plan_timeout = c->timeout_set ? c->timeout : STATUS_TIMEOUT;
 	if (!c->timeout_set)
-		c->timeout = c->wait_set ? c->wait + WAIT_MARGIN : 0;
+		c->timeout = c->dry_run ? STATUS_TIMEOUT : c->wait_set ? c->wait + WAIT_MARGIN : 0;
 	bool interactive = !c->dry_run && !c->yes;
 	if (interactive && !isatty(STDIN_FILENO))
 		usage_error(c, "refusing to %s without --yes when stdin is not a terminal", name);
@@ -856,7 +860,10 @@ static int cmd_change(struct cli *c, enum drdns_ctl_cmd cmd)
 
 	if (interactive) {
 		/* Show the plan first; the operator confirms what they have seen. */
+		double real_timeout = c->timeout;
+		c->timeout = plan_timeout;
 		json_t *plan = call(c, req, false);
+		c->timeout = real_timeout;
 		int rc = reply_exit(plan);
 		if (rc != DRDNS_EXIT_OK) {
 			rc = output(c, plan, cmd);

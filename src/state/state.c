@@ -89,13 +89,19 @@ int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err,
 	}
 	int version = 0, promoted = 0;
 	json_int_t generation = 0, changed_at = 0;
-	const char *reason = NULL, *who = NULL;
+	json_t *reason = NULL, *who = NULL;
 	json_t *zones = NULL, *seen = NULL;
-	if (json_unpack_ex(root, &jerr, 0, "{s:i, s:b, s:I, s:I, s?s, s?s, s?o, s?o}", "version",
+	if (json_unpack_ex(root, &jerr, 0, "{s:i, s:b, s:I, s:I, s?o, s?o, s?o, s?o}", "version",
 	                   &version, "promoted", &promoted, "generation", &generation, "changed_at",
 	                   &changed_at, "reason", &reason, "who", &who, "zones", &zones, "seen",
 	                   &seen) < 0) {
 		snprintf(err, errlen, "%s: %s", path, jerr.text);
+		ret = DRDNS_ESTATE;
+		goto cleanup;
+	}
+	if ((reason && !json_is_string(reason) && !json_is_null(reason)) ||
+	    (who && !json_is_string(who) && !json_is_null(who))) {
+		snprintf(err, errlen, "%s: reason and who must be strings or null", path);
 		ret = DRDNS_ESTATE;
 		goto cleanup;
 	}
@@ -107,8 +113,8 @@ int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err,
 	st->promoted = promoted;
 	st->generation = (unsigned long)generation;
 	st->changed_at = changed_at;
-	st->reason = reason ? strdup(reason) : NULL;
-	st->who = who ? strdup(who) : NULL;
+	st->reason = json_is_string(reason) ? strdup(json_string_value(reason)) : NULL;
+	st->who = json_is_string(who) ? strdup(json_string_value(who)) : NULL;
 	if (zones_from_json(zones, &st->zones, &st->n_zones) < 0 ||
 	    zones_from_json(seen, &st->seen, &st->n_seen) < 0) {
 		snprintf(err, errlen, "%s: malformed zone list", path);

@@ -166,19 +166,24 @@ static bool clamp_ttl(ldns_rr *rr, uint32_t max)
 	return true;
 }
 
+/* "ns0.example.edu. A 198.51.100.10" */
 static int push_glue_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
 {
-	char *text = ldns_rr2str(rr);
+	char *owner = ldns_rdf2str(ldns_rr_owner(rr));
+	char *type = ldns_rr_type2str(ldns_rr_get_type(rr));
+	char *addr = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+	char *text = NULL;
+	if (!owner || !type || !addr || asprintf(&text, "%s %s %s", owner, type, addr) < 0)
+		text = NULL;
+	free(owner);
+	free(type);
+	free(addr);
 	char **grown = text ? realloc(plan->dropped_glue, (plan->n_dropped_glue + 1) * sizeof(*grown))
 	                    : NULL;
 	if (!grown) {
 		free(text);
 		return DRDNS_ENOMEM;
 	}
-	/* one line, without the trailing newline ldns adds */
-	size_t len = strlen(text);
-	if (len && text[len - 1] == '\n')
-		text[len - 1] = '\0';
 	plan->dropped_glue = grown;
 	plan->dropped_glue[plan->n_dropped_glue++] = text;
 	return 0;
@@ -249,7 +254,7 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
 	}
 	/* The controller's own NS record, when the DR file does not carry it. */
 	if (plan->self_added) {
-		ldns_rr *ns = ldns_rr_new_frm_type(LDNS_RR_TYPE_NS);
+		ldns_rr *ns = ldns_rr_new(); /* _new_frm_type would pre-size an empty rdata slot */
 		ldns_rdf *target = ldns_dname_new_frm_str(input->ns_name);
 		if (!ns || !target) {
 			ldns_rr_free(ns);
@@ -257,12 +262,12 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
 			goto fail;
 		}
 		ldns_rr_set_owner(ns, ldns_rdf_clone(in->origin));
+		ldns_rr_set_type(ns, LDNS_RR_TYPE_NS);
 		ldns_rr_set_class(ns, LDNS_RR_CLASS_IN);
 		ldns_rr_set_ttl(ns, ldns_rr_ttl(in->soa) < input->dr_ttl ? ldns_rr_ttl(in->soa)
 		                                                          : input->dr_ttl);
 		ldns_rr_push_rdf(ns, target);
 		ldns_rr_list_push_rr(z->rrs, ns);
-		ldns_rr_list_sort(z->rrs);
 	}
 
 	/* SOA: MNAME, serial, TTL and negative-caching TTL. */

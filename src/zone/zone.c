@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* A parsed record and the line it came from, kept only while validating. */
 struct located_rr {
@@ -137,20 +138,51 @@ void drdns_zone_free(struct drdns_zone *z)
 	free(z);
 }
 
-/* Sort canonically and drop exact duplicates (as BIND does, silently). */
-static void sort_unique(ldns_rr_list *list)
+struct indexed_rr {
+	ldns_rr *rr;
+	size_t index;
+};
+
+static int cmp_indexed(const void *a, const void *b)
 {
-	ldns_rr_list_sort(list);
-	size_t n = ldns_rr_list_rr_count(list), out = 0;
+	const struct indexed_rr *x = a, *y = b;
+	int c = ldns_rr_compare(x->rr, y->rr);
+	if (c)
+		return c;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Drop exact duplicates (as BIND does, silently), keeping file order. */
+static int drop_duplicates(ldns_rr_list *list)
+{
+	size_t n = ldns_rr_list_rr_count(list);
+	if (n < 2)
+		return 0;
+	struct indexed_rr *sorted = malloc(n * sizeof(*sorted));
+	bool *dup = calloc(n, sizeof(*dup));
+	if (!sorted || !dup) {
+		free(sorted);
+		free(dup);
+		return DRDNS_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = (struct indexed_rr){ldns_rr_list_rr(list, i), i};
+	qsort(sorted, n, sizeof(*sorted), cmp_indexed);
+	for (size_t i = 1; i < n; i++)
+		if (ldns_rr_compare(sorted[i - 1].rr, sorted[i].rr) == 0)
+			dup[sorted[i].index] = true; /* a later copy of an earlier record */
+	size_t out = 0;
 	for (size_t i = 0; i < n; i++) {
 		ldns_rr *rr = ldns_rr_list_rr(list, i);
-		if (out > 0 && ldns_rr_compare(ldns_rr_list_rr(list, out - 1), rr) == 0) {
+		if (dup[i])
 			ldns_rr_free(rr);
-			continue;
-		}
-		ldns_rr_list_set_rr(list, rr, out++);
+		else
+			ldns_rr_list_set_rr(list, rr, out++);
 	}
 	ldns_rr_list_set_rr_count(list, out);
+	free(sorted);
+	free(dup);
+	return 0;
 }
 
 int drdns_zone_load(const char *path, const char *origin_text, struct drdns_zone **out,
@@ -181,11 +213,36 @@ int drdns_zone_load(const char *path, const char *origin_text, struct drdns_zone
 		drdns_zone_free(z);
 		return DRDNS_EZONE;
 	}
-	fp = fopen(path, "re");
-	if (!fp) {
-		drdns_diag_error(diag, "%s:0: cannot open: %s", path, strerror(errno));
+	/* Parse from memory with a guaranteed final newline, so a last line without
+	 * one is numbered like any other; directories and devices are refused. */
+	struct stat st;
+	char *text = NULL;
+	size_t text_len = 0;
+	int rret = stat(path, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EISDIR : 0;
+	if (rret == 0)
+		rret = drdns_read_file(path, &text, &text_len);
+	if (rret < 0) {
+		drdns_diag_error(diag, "%s:0: cannot read: %s", path,
+		                 rret == -EISDIR ? "not a regular file" : drdns_strerror(rret));
 		drdns_zone_free(z);
 		return DRDNS_EZONE;
+	}
+	if (text_len == 0 || text[text_len - 1] != '\n') {
+		char *grown = realloc(text, text_len + 2);
+		if (!grown) {
+			free(text);
+			drdns_zone_free(z);
+			return DRDNS_ENOMEM;
+		}
+		text = grown;
+		text[text_len++] = '\n';
+		text[text_len] = '\0';
+	}
+	fp = fmemopen(text, text_len, "r");
+	if (!fp) {
+		free(text);
+		drdns_zone_free(z);
+		return DRDNS_ENOMEM;
 	}
 	cur_origin = ldns_rdf_clone(z->origin);
 
@@ -235,6 +292,7 @@ int drdns_zone_load(const char *path, const char *origin_text, struct drdns_zone
 		n++;
 	}
 	fclose(fp);
+	free(text);
 	ldns_rdf_deep_free(cur_origin);
 	ldns_rdf_deep_free(prev);
 
@@ -260,7 +318,10 @@ int drdns_zone_load(const char *path, const char *origin_text, struct drdns_zone
 		drdns_zone_free(z);
 		return DRDNS_EZONE;
 	}
-	sort_unique(z->rrs);
+	if (drop_duplicates(z->rrs) < 0) {
+		drdns_zone_free(z);
+		return DRDNS_ENOMEM;
+	}
 	*out = z;
 	return 0;
 }
