@@ -49,9 +49,12 @@ PY
 run_meson_tests() { # build_dir label logbase [meson test args...]
   local dir=$1 label=$2 logbase=$3
   shift 3
-  rm -f "$dir/meson-logs/$logbase.json"
+  rm -f "$dir/meson-logs/$logbase"*.json
   meson test -C "$dir" --print-errorlogs --logbase "$logbase" "$@"
-  count_log "$dir/meson-logs/$logbase.json" "$label"
+  # meson appends the wrapper's name to the log base when --wrapper is used
+  local log
+  log=$(ls -t "$dir/meson-logs/$logbase"*.json 2>/dev/null | head -n 1)
+  count_log "${log:-$dir/meson-logs/$logbase.json}" "$label"
 }
 
 echo "== installing dependencies"

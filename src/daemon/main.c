@@ -116,8 +116,6 @@ static void on_request(struct drdns_ctl_request *req, const json_t *body,
 	struct daemon *d = arg;
 	const char *name = json_string_value(json_object_get(body, "command"));
 	enum drdns_ctl_cmd cmd = drdns_ctl_cmd_parse(name ? name : "");
-	drdns_log(DRDNS_LOG_INFO, "ctl", "request command=%s uid=%u pid=%d", name ? name : "?",
-	          (unsigned)peer->uid, (int)peer->pid);
 	if (d->stopping) {
 		drdns_ctl_reply(req, drdns_error_reply(name ? name : "?", DRDNS_EXIT_ERROR,
 		                                       "drdnsd is shutting down"));

@@ -804,6 +804,50 @@ static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8
 
 /* ------------------------------------------------------------ requests */
 
+/* Skip a possibly compressed name in wire; the position after it, or 0. */
+static size_t skip_name(const uint8_t *w, size_t len, size_t pos)
+{
+	while (pos < len) {
+		uint8_t l = w[pos];
+		if ((l & 0xc0) == 0xc0)
+			return pos + 2 <= len ? pos + 2 : 0;
+		if (l & 0xc0)
+			return 0;
+		pos += 1 + (size_t)l;
+		if (l == 0)
+			return pos <= len ? pos : 0;
+	}
+	return 0;
+}
+
+/* A TSIG record must be the last record of the message (RFC 8945 5.1).  Besides
+ * being malformed, a message with two of them makes ldns_wire2pkt() lose the
+ * first (a leak a single datagram could trigger), so such messages are dropped
+ * before parsing.  Messages that are malformed otherwise are left to ldns. */
+static bool tsig_placement_ok(const uint8_t *w, size_t len)
+{
+	size_t pos = LDNS_HEADER_SIZE;
+	size_t qd = LDNS_QDCOUNT(w);
+	size_t total = (size_t)LDNS_ANCOUNT(w) + LDNS_NSCOUNT(w) + LDNS_ARCOUNT(w);
+	for (size_t i = 0; i < qd; i++) {
+		pos = skip_name(w, len, pos);
+		if (!pos || pos + 4 > len)
+			return true;
+		pos += 4;
+	}
+	for (size_t i = 0; i < total; i++) {
+		pos = skip_name(w, len, pos);
+		if (!pos || pos + 10 > len)
+			return true;
+		uint16_t type = (uint16_t)((w[pos] << 8) | w[pos + 1]);
+		size_t rdlen = ((size_t)w[pos + 8] << 8) | w[pos + 9];
+		if (type == LDNS_RR_TYPE_TSIG && i + 1 != total)
+			return false;
+		pos += 10 + rdlen;
+	}
+	return true;
+}
+
 static enum proc_result process(struct drdns_server *srv, struct conn *conn, const uint8_t *wire,
                                 size_t len, const struct sockaddr *peer, const char *peer_text,
                                 uint8_t **out, size_t *out_len)
@@ -812,7 +856,7 @@ static enum proc_result process(struct drdns_server *srv, struct conn *conn, con
 	if (len < LDNS_HEADER_SIZE || LDNS_QR_WIRE(wire))
 		return conn ? PROC_CLOSE : PROC_DROP; /* garbage, or a response: never answer */
 	ldns_pkt *q = NULL;
-	if (ldns_wire2pkt(&q, wire, len) != LDNS_STATUS_OK || !q) {
+	if (!tsig_placement_ok(wire, len) || ldns_wire2pkt(&q, wire, len) != LDNS_STATUS_OK || !q) {
 		drdns_log(DRDNS_LOG_DEBUG, "server", "dropped unparseable message peer=%s len=%zu",
 		          peer_text, len);
 		return conn ? PROC_CLOSE : PROC_DROP;

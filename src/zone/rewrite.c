@@ -129,13 +129,15 @@ static int decide_ns(const struct drdns_zone *in, const struct drdns_rewrite_inp
 		kept++;
 		restored++;
 	}
-	if (restored &&
-	    asprintf(&plan->warning, "%zu nameserver(s) kept although they did not answer, to honour min_ns=%u",
-	             restored, input->min_ns) < 0)
-		plan->warning = NULL;
-	else if (kept < input->min_ns &&
-	         asprintf(&plan->warning, "only %zu nameserver(s) known, fewer than min_ns=%u", kept,
-	                  input->min_ns) < 0)
+	int w = 0;
+	if (kept < input->min_ns)
+		w = asprintf(&plan->warning, "only %zu nameserver(s) known, fewer than min_ns=%u", kept,
+		             input->min_ns);
+	else if (restored)
+		w = asprintf(&plan->warning,
+		             "%zu nameserver(s) kept although they did not answer, to honour min_ns=%u",
+		             restored, input->min_ns);
+	if (w < 0)
 		plan->warning = NULL;
 	free(names);
 	return 0;

@@ -315,7 +315,8 @@ static void test_generation_numbering(void **state)
 {
 	const char *dir = *state;
 	struct drdns_zoneset *set = load_set_good();
-	/* the next generation follows the highest existing one, numerically */
+	/* the next generation follows the highest existing one, numerically (gen-10
+	 * sorts before gen-9 as text), whatever order readdir returns them in */
 	make_dir(dir, "gen-9");
 	make_dir(dir, "gen-10");
 	make_dir(dir, "gen-2");
@@ -323,6 +324,16 @@ static void test_generation_numbering(void **state)
 	assert_int_equal(drdns_state_write_generation(dir, set, &gen), 0);
 	assert_int_equal(gen, 11);
 	assert_true(exists(dir, "gen-11/mm.example.zone"));
+	/* many generations created out of order */
+	static const int order[] = {17, 3, 12, 20, 5, 14, 1, 19, 8, 15, 4, 13, 18, 6, 16, 7};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "gen-%d", order[i]);
+		make_dir(dir, name);
+	}
+	assert_int_equal(drdns_state_write_generation(dir, set, &gen), 0);
+	assert_int_equal(gen, 21);
+	assert_true(exists(dir, "gen-21/aa.example.zone"));
 	drdns_zoneset_free(set);
 }
 
