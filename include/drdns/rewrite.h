@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct drdns_zone;
+struct drdns_diag;
 
 /* What the probes found out about one NS name, for one zone. */
 struct drdns_ns_probe {
@@ -79,6 +80,11 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
                        size_t errlen);
 
 void drdns_rewrite_plan_free(struct drdns_rewrite_plan *plan);
+
+/* Can zone be promoted with this ns_name?  When ns_name is inside the zone, the
+ * DR file must carry its address (glue): drdns will not invent one.  Returns 0, or
+ * DRDNS_EZONE with "file:line: message" appended to diag (may be NULL). */
+int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name, struct drdns_diag *diag);
 
 /* The plan as a JSON object (new reference). */
 json_t *drdns_rewrite_plan_json(const struct drdns_rewrite_plan *plan);

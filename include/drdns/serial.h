@@ -38,7 +38,8 @@ int drdns_serial_next(const uint32_t *observed, size_t n, uint32_t floor, uint32
 
 /*
  * Failback plan: the smallest serial the master must publish so that every
- * secondary holding `current` accepts it (current + 1).  *two_step is set when
+ * secondary holding `current` accepts it: `master` itself when it is already
+ * greater than current (RFC 1982), else current + 1.  *two_step is set when
  * `master` is not already ahead and the distance from master to the target is
  * 2^31 or more, so the master must first step to *intermediate (master + 2^31 - 1)
  * and let it propagate.

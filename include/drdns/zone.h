@@ -5,8 +5,9 @@
  * "<zone>.zone"; the origin is the file name (a trailing "." is implied).
  * Loading parses with ldns record by record so every record keeps its line
  * number, then validates:
- *   - the file parses (errors as file:line);
- *   - $ORIGIN, when present, equals the file name;
+ *   - the file parses (errors as file:line; a multi-line record is reported at
+ *     its last line);
+ *   - $ORIGIN, when present, stays inside the zone named by the file;
  *   - exactly one SOA, at the apex;
  *   - at least one NS at the apex;
  *   - in-zone NS targets have glue (A or AAAA);

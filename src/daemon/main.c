@@ -10,6 +10,7 @@
 #include "drdns/error.h"
 #include "drdns/failover.h"
 #include "drdns/log.h"
+#include "drdns/rewrite.h"
 #include "drdns/server.h"
 #include "drdns/state.h"
 #include "drdns/zone.h"
@@ -214,6 +215,9 @@ int main(int argc, char **argv)
 	struct drdns_zoneset *dr = NULL;
 	int conf_ret = drdns_conf_load(config, &conf, &diag);
 	int zone_ret = conf_ret == 0 ? drdns_zoneset_load_dir(conf->zones.directory, &dr, &diag) : 0;
+	for (size_t i = 0; zone_ret == 0 && dr && i < dr->n; i++)
+		if (drdns_rewrite_check(dr->zones[i], conf->controller.ns_name, &diag) < 0)
+			zone_ret = DRDNS_EZONE;
 	print_diag(&diag);
 	bool ok = conf_ret == 0 && zone_ret == 0;
 	drdns_diag_clear(&diag);

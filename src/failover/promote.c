@@ -428,8 +428,9 @@ static void rewrite_all(struct promote_op *op)
 		}
 		free(probes);
 		free(observed);
-		if (ret < 0) {
-			exit_code = ret == DRDNS_ENOMEM ? DRDNS_EXIT_ERROR : DRDNS_EXIT_REFUSED;
+		if (ret < 0) { /* no safe serial is a safety refusal; anything else an error */
+			exit_code = ret == DRDNS_ESERIAL || ret == DRDNS_EREFUSED ? DRDNS_EXIT_REFUSED
+			                                                          : DRDNS_EXIT_ERROR;
 			goto failed;
 		}
 		out->n++;

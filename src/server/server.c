@@ -401,11 +401,13 @@ static void clear_section(ldns_pkt *r, ldns_pkt_section s)
 	ldns_pkt_set_section_count(r, s, 0);
 }
 
-/* Sign (when the request was signed), serialize, truncate for UDP.  Frees r. */
+/* Sign (when the request was signed), serialize, truncate when too big for
+ * UDP (or, for a pathological RRset, for one TCP message).  Frees r. */
 static int finish(struct reqctx *rq, ldns_pkt *r, uint8_t **out, size_t *out_len)
 {
 	if (!r)
 		return DRDNS_ENOMEM;
+	size_t max = rq->conn ? 65535 : rq->udp_max;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (rq->key && drdns_tsig_sign(r, rq->key, rq->mac) < 0) {
 			ldns_pkt_free(r);
@@ -417,13 +419,13 @@ static int finish(struct reqctx *rq, ldns_pkt *r, uint8_t **out, size_t *out_len
 			ldns_pkt_free(r);
 			return DRDNS_ENOMEM;
 		}
-		if (rq->conn || len <= rq->udp_max || attempt == 1) {
+		if (len <= max || attempt == 1) {
 			ldns_pkt_free(r);
 			*out = wire;
 			*out_len = len;
 			return 0;
 		}
-		/* too big for UDP: empty answer with TC set */
+		/* too big: empty answer with TC set */
 		free(wire);
 		clear_section(r, LDNS_SECTION_ANSWER);
 		clear_section(r, LDNS_SECTION_AUTHORITY);

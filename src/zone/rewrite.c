@@ -1,4 +1,5 @@
 #include "drdns/rewrite.h"
+#include "drdns/diag.h"
 #include "drdns/error.h"
 #include "drdns/serial.h"
 #include "drdns/zone.h"
@@ -191,6 +192,26 @@ static int push_glue_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
 	return 0;
 }
 
+int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name, struct drdns_diag *diag)
+{
+	ldns_rdf *self = ldns_dname_new_frm_str(ns_name);
+	if (!self)
+		return DRDNS_ENOMEM;
+	bool inside = ldns_dname_compare(self, zone->origin) == 0 ||
+	              ldns_dname_is_subdomain(self, zone->origin);
+	ldns_rdf_deep_free(self);
+	char *addr = inside ? drdns_zone_glue_address(zone, ns_name) : NULL;
+	bool ok = !inside || addr;
+	free(addr);
+	if (ok)
+		return 0;
+	drdns_diag_error(diag,
+	                 "%s:1: controller.ns_name %s is inside zone %s but the DR file has no "
+	                 "address (A/AAAA) for it: add its public address to the file",
+	                 zone->path ? zone->path : zone->name, ns_name, zone->name);
+	return DRDNS_EZONE;
+}
+
 int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_input *input,
                        struct drdns_zone **out, struct drdns_rewrite_plan **plan_out, char *err,
                        size_t errlen)
@@ -202,6 +223,13 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
 
 	if (!plan || !z)
 		goto fail;
+	struct drdns_diag diag = {0};
+	if ((ret = drdns_rewrite_check(in, input->ns_name, &diag)) < 0) {
+		snprintf(err, errlen, "%s", diag.n ? diag.msgs[0] : "invalid zone");
+		drdns_diag_clear(&diag);
+		goto fail;
+	}
+	ret = DRDNS_ENOMEM;
 	plan->zone = strdup(in->name);
 	plan->file_serial = drdns_zone_serial(in);
 	if (!plan->zone)

@@ -206,7 +206,8 @@ static void test_save_load_round_trip(void **state)
 }
 
 /*
- * BUG (src/state/state.c): drdns_state_save packs reason/who with "s:s?", which
+ * REGRESSION test: this bug was found by this test and has since been fixed.
+ * Was in src/state/state.c: drdns_state_save packs reason/who with "s:s?", which
  * writes "reason": null / "who": null when they are NULL (state.h: "may be NULL"),
  * but drdns_state_load unpacks them with "s?s", which only makes the key optional:
  * a null value fails with "Expected string, got null" -> DRDNS_ESTATE.  So a

@@ -324,7 +324,8 @@ static void test_bad_rdata(void **state)
 }
 
 /*
- * BUG (src/zone/zone.c, drdns_zone_load): the line of a record is taken as
+ * REGRESSION test: this bug was found by this test and has since been fixed.
+ * Was in src/zone/zone.c, drdns_zone_load: the line of a record is taken as
  * "line - 1" on the assumption that ldns has counted the newline ending it.  On a
  * last line without a trailing newline ldns stops at EOF without counting one, so
  * the problem on line 9 is reported as line 8.  Fix: remember the line counter
@@ -610,7 +611,8 @@ static void test_zoneset_empty_dir(void **state)
 }
 
 /*
- * BUG (src/zone/zone.c, drdns_zone_load): `while (!feof(fp))` never ends when
+ * REGRESSION test: this bug was found by this test and has since been fixed.
+ * Was in src/zone/zone.c, drdns_zone_load: `while (!feof(fp))` never ends when
  * reading fails (ferror set, EOF never reached).  A directory named "*.zone" in the
  * DR zone directory opens fine with fopen() but every read fails with EISDIR, so
  * drdns_zoneset_load_dir (and `drdnsd --check`, and promotion) hangs forever.
@@ -714,11 +716,11 @@ static void test_round_trip(void **state)
 	/* $ORIGIN first, then the SOA as the first record */
 	assert_true(strncmp(text, "$ORIGIN example.edu.", 20) == 0);
 	const char *first_rr = NULL;
-	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-		if (*line == '$' || *line == ';' || *line == '\n')
-			continue;
-		first_rr = line;
-		break;
+	for (const char *line = text; line && *line && !first_rr;) {
+		if (*line != '$' && *line != ';' && *line != '\n')
+			first_rr = line;
+		const char *nl = strchr(line, '\n');
+		line = nl ? nl + 1 : NULL;
 	}
 	assert_non_null(first_rr);
 	const char *eol = strchr(first_rr, '\n');
@@ -852,7 +854,8 @@ static void test_ns_names_and_glue(void **state)
 }
 
 /*
- * BUG (src/zone/zone.c, drdns_zone_ns_names): zone.h promises the apex NS names
+ * REGRESSION test: this bug was found by this test and has since been fixed.
+ * Was in src/zone/zone.c, drdns_zone_ns_names: zone.h promises the apex NS names
  * "in file order", but the loader sorts the records canonically (sort_unique) and
  * ns_names walks the sorted list, so the result is in canonical RDATA order, where
  * ns1 (3-octet first label) sorts before ns-dr (5 octets) although the file lists
