@@ -55,7 +55,7 @@ table() {
         printf '  %-28s %-12s %-12s %s\n' "${WHO[$a]}" \
             "$(sandbox_soa_serial "$a" example.edu || true)" \
             "$(sandbox_soa_serial "$a" 2.0.192.in-addr.arpa || true)" \
-            "$(dig +short +time=1 +tries=1 @"$a" example.edu NS 2>/dev/null | sed 's/\.example\.edu\.//' | sort | tr '\n' ' ')"
+            "$(dig +short +time=1 +tries=1 @"$a" example.edu NS 2>/dev/null | grep -v '^;' | sed 's/\.example\.edu\.//' | sort | tr '\n' ' ' || true)"
     done
 }
 

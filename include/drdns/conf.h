@@ -68,7 +68,7 @@ struct drdns_conf {
 		int probe_attempts;      /* UDP attempts per probe, default 2 */
 		double notify_timeout;   /* first NOTIFY retry after this many seconds, default 1.0 */
 		int notify_attempts;     /* NOTIFY attempts per secondary, default 5 (backoff x2) */
-		double poll_interval;    /* convergence poll interval, default 0.5 */
+		double poll_interval;    /* convergence poll interval, default 0.2 */
 		double default_wait;     /* convergence wait when --wait is not given, default 120 */
 	} policy;
 };

@@ -896,7 +896,7 @@ static void set_defaults(struct drdns_conf *c)
 	c->policy.probe_attempts = 2;
 	c->policy.notify_timeout = 1.0;
 	c->policy.notify_attempts = 5;
-	c->policy.poll_interval = 0.5;
+	c->policy.poll_interval = 0.2;
 	c->policy.default_wait = 120.0;
 }
 

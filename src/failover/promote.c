@@ -179,7 +179,8 @@ static json_t *secondaries_report(struct promote_op *op, bool *all_converged)
 		int attempts = 0;
 		for (size_t z = 0; z < run->n_zones && run->notify; z++) {
 			acked = acked && run->notify[z].acked;
-			attempts += run->notify[z].attempts;
+			if (run->notify[z].attempts > attempts) /* the worst zone */
+				attempts = run->notify[z].attempts;
 			json_array_append_new(notify, json_pack("{s:s, s:b, s:i, s:i, s:f, s:s}", "zone",
 			                                        run->notify[z].zone, "acked",
 			                                        run->notify[z].acked, "rcode",

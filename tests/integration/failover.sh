@@ -139,6 +139,20 @@ check "  the NS TTLs would be clamped" test "$(json_get "$out" "$FWD['ttls_clamp
 check "  nothing changed: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.edu
 check "  nothing changed: secondaries keep the campus serial" serves_all "$CAMPUS_SERIAL" "${LIVE[@]}"
 
+# Confirmation: on a terminal without --yes it asks; "no" changes nothing.
+SOCK=$(dirname "$CONF")/control.sock
+set +e
+printf 'no\n' | script -qec "$DRDNS_BUILD/drdnsctl -s $SOCK promote --reason 'test: tty'" /dev/null >"$WORK/tty.out" 2>&1; rc=$?
+set -e
+check "tty without --yes: asks, and 'no' aborts (exit 1)" test "$rc" = 1
+check "  the prompt asked for 'yes'" grep -q "Type 'yes'" "$WORK/tty.out"
+check "  nothing changed" refuses "$DRDNS_ADDR" example.edu
+set +e
+drdnsctl promote --reason "test: no tty" </dev/null >/dev/null 2>&1; rc=$?
+set -e
+check "no terminal and no --yes: usage error (exit 2)" test "$rc" = 2
+check "  nothing changed" refuses "$DRDNS_ADDR" example.edu
+
 # --- promote ----------------------------------------------------------------
 set +e
 out=$(drdnsctl --json promote --reason "test: campus dark" --yes --wait 20); rc=$?

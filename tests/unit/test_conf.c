@@ -183,7 +183,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->policy.probe_attempts, 2);
 	assert_true(c->policy.notify_timeout == 1.0);
 	assert_int_equal(c->policy.notify_attempts, 5);
-	assert_true(c->policy.poll_interval == 0.5);
+	assert_true(c->policy.poll_interval == 0.2);
 	assert_true(c->policy.default_wait == 120.0);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
