@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# drdns benchmarks, measured side by side against real peers in one run.
+#
+#   scripts/bench.sh [--records N] [--runs N] [--failovers N]
+#
+# Inside a private network namespace (nothing touches the host network):
+#
+# 1. AXFR serving.  One generated zone (N records, default 100000) is served as
+#    a primary by drdns, BIND 9, NSD 4 and Knot 3, each on its own 127.0.0.x
+#    address; hyperfine times the same client (`dig AXFR`, output discarded)
+#    against each.  Reported as mean seconds and drdns's ratio to each peer.
+#
+# 2. Convergence after a failover.  The standard sandbox (BIND campus primary;
+#    BIND drdns-first, NSD, Knot and BIND campus-first secondaries) is failed
+#    over FAILOVERS times (default 5).  For each secondary, drdns's own report
+#    gives the seconds from the start of the convergence watch to the poll that
+#    saw the DR serial.  Beside it, in the same run, the seconds each secondary
+#    takes to follow a NOTIFY from the real BIND campus primary (the failback
+#    step between rounds, polled every 50 ms): drdns as primary vs BIND as
+#    primary for the same secondaries.  Medians are reported.
+#
+# Prints a Markdown table for BENCHMARKS.md.  Installs what it needs and builds.
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
+RECORDS=100000
+RUNS=10
+FAILOVERS=5
+while [ $# -gt 0 ]; do
+    case $1 in
+        --records) RECORDS=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        --failovers) FAILOVERS=$2; shift 2 ;;
+        *) echo "usage: $0 [--records N] [--runs N] [--failovers N]" >&2; exit 2 ;;
+    esac
+done
+export RECORDS RUNS FAILOVERS
+
+if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
+    bash "$SRC/scripts/deps.sh"
+    BUILD_DIR="$DRDNS_BUILD" bash "$SRC/scripts/build.sh"
+    export DRDNS_IN_NETNS=1
+    exec unshare -n -- bash "$0" "$@"
+fi
+
+source "$SRC/scripts/lib/sandbox.sh"
+source "$SRC/scripts/lib/drdns.sh"
+sandbox_require_netns
+WORK=$(mktemp -d /tmp/drdns-bench.XXXXXX)
+sandbox_init "$WORK"
+log() { printf '== %s\n' "$*" >&2; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# ---------------------------------------------------------------------------
+# 1. AXFR serving
+# ---------------------------------------------------------------------------
+Z=bench.test
+ZF=$WORK/$Z.zone
+log "generating $Z with $RECORDS records"
+awk -v n="$RECORDS" 'BEGIN {
+    print "$ORIGIN bench.test."; print "$TTL 300"
+    print "@ SOA ns-dr.bench.test. hostmaster.bench.test. 1 3600 600 1209600 300"
+    print "@ NS ns-dr.bench.test."; print "@ NS ns1.bench.test."
+    print "ns-dr A 127.0.0.20"; print "ns1 A 127.0.0.31"
+    for (i = 0; i < n - 6; i++) printf "h%d A 10.%d.%d.%d\n", i, int(i / 65536) % 256, int(i / 256) % 256, i % 256
+}' >"$ZF"
+
+# BIND primary (also the "secondary" drdns probes, so drdns sees a serial)
+mkdir -p "$WORK/bind" "$WORK/nsd" "$WORK/knot" "$WORK/dr/zones"
+cp "$ZF" "$WORK/bind/"; cp "$ZF" "$WORK/nsd/"; cp "$ZF" "$WORK/knot/"; cp "$ZF" "$WORK/dr/zones/"
+cat >"$WORK/bind/named.conf" <<CONF
+options { directory "$WORK/bind"; pid-file "$WORK/bind/named.pid"; listen-on { 127.0.0.31; };
+  listen-on-v6 { none; }; recursion no; dnssec-validation no; notify no; allow-transfer { any; };
+  session-keyfile "$WORK/bind/session.key"; };
+controls { };
+zone "$Z" { type primary; file "$WORK/bind/$Z.zone"; };
+CONF
+cat >"$WORK/nsd/nsd.conf" <<CONF
+server:
+  ip-address: 127.0.0.32
+  port: 53
+  username: ""
+  chroot: ""
+  zonesdir: "$WORK/nsd"
+  database: ""
+  pidfile: "$WORK/nsd/nsd.pid"
+  xfrdfile: "$WORK/nsd/xfrd.state"
+  zonelistfile: "$WORK/nsd/zone.list"
+  server-count: 1
+remote-control:
+  control-enable: no
+zone:
+  name: "$Z"
+  zonefile: "$WORK/nsd/$Z.zone"
+  provide-xfr: 0.0.0.0/0 NOKEY
+CONF
+cat >"$WORK/knot/knot.conf" <<CONF
+server:
+  rundir: "$WORK/knot"
+  listen: 127.0.0.33@53
+  background-workers: 1
+database:
+  storage: "$WORK/knot"
+acl:
+  - id: any
+    address: 0.0.0.0/0
+    action: transfer
+template:
+  - id: default
+    storage: "$WORK/knot"
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: $Z
+    acl: any
+CONF
+for a in 127.0.0.31 127.0.0.32 127.0.0.33; do _sandbox_add_addr "$a"; done
+_sandbox_spawn bench-bind "$WORK/bind/log" named -f -n 2 -c "$WORK/bind/named.conf"
+_sandbox_spawn bench-nsd "$WORK/nsd/log" nsd -d -c "$WORK/nsd/nsd.conf"
+_sandbox_spawn bench-knot "$WORK/knot/log" knotd -c "$WORK/knot/knot.conf"
+
+cat >"$WORK/dr/drdns.conf" <<CONF
+controller = { id = "bench"; address = "127.0.0.20"; port = 53; ns_name = "ns-dr.bench.test.";
+  control_socket = "$WORK/dr/control.sock"; state_dir = "$WORK/dr/state"; allow_transfer = [ "127.0.0.1" ]; };
+master = { address = "127.0.0.99"; };
+secondaries = ( { name = "ns1.bench.test."; address = "127.0.0.31"; } );
+zones = { directory = "$WORK/dr/zones"; dr_ttl = 600; min_ns = 1; };
+policy = { notify_attempts = 1; };
+CONF
+drdns_start "$WORK/dr/drdns.conf"
+for a in 127.0.0.31 127.0.0.32 127.0.0.33; do
+    sandbox_wait_serial "$a" "$Z" 1 60 || { log "$a did not load $Z"; sandbox_dump_logs 20; exit 1; }
+done
+drdnsctl promote --reason "benchmark" --yes --wait 0 >/dev/null || true
+sandbox_wait_serial 127.0.0.20 "$Z" 2 10 || { log "drdns did not serve $Z"; exit 1; }
+
+log "AXFR of $RECORDS records: hyperfine, $RUNS runs each"
+hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/axfr.json" \
+    -n drdns "dig +noall +tries=1 +time=30 @127.0.0.20 $Z AXFR" \
+    -n "BIND 9" "dig +noall +tries=1 +time=30 @127.0.0.31 $Z AXFR" \
+    -n "NSD 4" "dig +noall +tries=1 +time=30 @127.0.0.32 $Z AXFR" \
+    -n "Knot 3" "dig +noall +tries=1 +time=30 @127.0.0.33 $Z AXFR" >&2
+count=$(dig +noall +answer @127.0.0.20 $Z AXFR | wc -l)
+log "drdns AXFR carried $count records (SOA twice)"
+drdns_stop TERM
+for n in bench-bind bench-nsd bench-knot; do sandbox_stop "$n"; done
+
+# ---------------------------------------------------------------------------
+# 2. Convergence after failover vs after a campus NOTIFY
+# ---------------------------------------------------------------------------
+log "failover convergence: $FAILOVERS rounds"
+sandbox_start_all
+ZONES=(example.edu 2.0.192.in-addr.arpa)
+declare -A NAME=([127.0.0.11]="BIND 9 (drdns first)" [127.0.0.12]="NSD 4 (TSIG)"
+                 [127.0.0.13]="Knot 3" [127.0.0.14]="BIND 9 (campus first)")
+declare -A NS=([127.0.0.11]=ns1 [127.0.0.12]=ns2 [127.0.0.13]=ns3 [127.0.0.14]=ns4)
+LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
+serial=2026112301
+: >"$WORK/dr.tsv"; : >"$WORK/campus.tsv"; : >"$WORK/total.tsv"
+mkdir -p "$WORK/fo"
+for round in $(seq 1 "$FAILOVERS"); do
+    rm -rf "$WORK/fo/state"
+    drdns_write_conf "$WORK/fo/drdns.conf" "$SRC/zones-dr"
+    drdns_start "$WORK/fo/drdns.conf"
+    sandbox_blackhole 127.0.0.10 127.0.0.15
+    t0=$(date +%s.%N)
+    out=$(drdnsctl --json promote --reason "bench round $round" --yes --wait 120) || true
+    t1=$(date +%s.%N)
+    echo "$t0 $t1" | awk '{ printf "%.3f\n", $2 - $1 }' >>"$WORK/total.tsv"
+    for a in "${LIVE[@]}"; do
+        echo "$a $(json_get "$out" "[s['seconds'] for s in d['secondaries'] if s['name']=='${NS[$a]}.example.edu.'][0]")" >>"$WORK/dr.tsv"
+    done
+    dr_serial=$((serial + 1))
+    drdns_stop TERM
+    # Failback: the campus publishes above the DR serial; time each secondary.
+    sandbox_unblackhole 127.0.0.10 127.0.0.15
+    serial=$((dr_serial + 1))
+    for z in "${ZONES[@]}"; do sandbox_campus_bump_serial "$z" "$serial" >/dev/null; done
+    for a in "${LIVE[@]}"; do
+        sandbox_wait_serial "$a" example.edu "$serial" 120 && echo "$a $(awk -v ms="$SANDBOX_WAITED_MS" 'BEGIN { printf "%.3f", ms / 1000 }')" >>"$WORK/campus.tsv"
+    done
+    for a in "${LIVE[@]}"; do sandbox_wait_serial "$a" 2.0.192.in-addr.arpa "$serial" 120 || true; done
+done
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+python3 - "$WORK/axfr.json" "$RECORDS" "$RUNS" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+res = {r["command"]: r for r in d["results"]}
+dr = res["drdns"]["mean"]
+print(f"### AXFR of one {int(sys.argv[2]):,}-record zone ({sys.argv[3]} runs each, hyperfine)\n")
+print("| primary | mean s | stddev s | drdns time / peer time |")
+print("|---|---|---|---|")
+for name, r in res.items():
+    print(f"| {name} | {r['mean']:.3f} | {r['stddev']:.3f} | {dr / r['mean']:.2f} |")
+PY
+echo
+echo "### Convergence, seconds (median of $FAILOVERS rounds)"
+echo
+echo "| secondary | after drdns promote (drdns report) | after a BIND campus NOTIFY (polled 50 ms) | ratio |"
+echo "|---|---|---|---|"
+for a in "${LIVE[@]}"; do
+    d=$(awk -v a="$a" '$1 == a && $2 != "None" { print $2 }' "$WORK/dr.tsv" | median)
+    c=$(awk -v a="$a" '$1 == a { print $2 }' "$WORK/campus.tsv" | median)
+    r=$(awk -v d="$d" -v c="$c" 'BEGIN { if (c + 0 > 0 && d != "n/a") printf "%.2f", d / c; else print "n/a" }')
+    echo "| ${NAME[$a]} | $d | $c | $r |"
+done
+echo
+echo "Whole \`drdnsctl promote --wait 120\` (probe, rewrite, commit, NOTIFY, converge), median: $(median <"$WORK/total.tsv") s"
