@@ -12,6 +12,7 @@
 #   drdnsctl ...                    the CLI against the sandbox's control socket
 #
 # DRDNS_BUILD must name the meson build directory holding drdnsd and drdnsctl.
+# DRDNS_POLL_INTERVAL (default 0.2) sets policy.poll_interval in the written config.
 
 DRDNS_ADDR=${SANDBOX_DR_ADDR:-127.0.0.20}
 
@@ -42,7 +43,7 @@ secondaries = (
     { name = "ns4.example.edu."; address = "127.0.0.14"; }$extra
 );
 zones = { directory = "$zonedir"; dr_ttl = 600; min_ns = 2; };
-policy = { auto_promote = false; };
+policy = { auto_promote = false; poll_interval = ${DRDNS_POLL_INTERVAL:-0.2}; };
 CONF
 }
 

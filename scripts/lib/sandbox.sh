@@ -251,7 +251,8 @@ sandbox_cleanup() {
     if [[ -n "$SANDBOX_DIR" && -r "$SANDBOX_DIR/pids" ]]; then
         while read -r n p; do
             [[ "$p" =~ ^[0-9]+$ ]] || continue
-            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null |
+            # (2>/dev/null first: the process may be gone, failing the < redirect)
+            tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" |
                 grep -qF "$SANDBOX_DIR/" && cands+=("$p")
         done <"$SANDBOX_DIR/pids"
     fi

@@ -89,6 +89,14 @@ out=$(drdnsctl --json status) || true
 check "status: standby, master up" test "$(json_get "$out" 'd["role"]+" "+str(d["master"]["up"])')" = "standby True"
 check "status: ns3 serves the campus serial" test "$(json_get "$out" '[s for s in d["secondaries"] if s["name"]=="ns3.example.edu."][0]["zones"][0]["serial"]')" = "$CAMPUS_SERIAL"
 check "not promoted: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.edu
+set +e
+drdnsctl frobnicate >/dev/null 2>&1; rc=$?
+set -e
+check "unknown control command: usage error (exit 2)" test "$rc" = 2
+set +e
+drdnsctl promote --yes >/dev/null 2>&1; rc=$?
+set -e
+check "promote without --reason: usage error (exit 2)" test "$rc" = 2
 
 set +e
 out=$(drdnsctl --json promote --reason "test: master healthy" --yes --wait 5); rc=$?
