@@ -25,9 +25,9 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
-RECORDS=100000
-RUNS=10
-FAILOVERS=5
+RECORDS=${RECORDS:-100000}
+RUNS=${RUNS:-10}
+FAILOVERS=${FAILOVERS:-5}
 while [ $# -gt 0 ]; do
     case $1 in
         --records) RECORDS=$2; shift 2 ;;
@@ -42,7 +42,7 @@ if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
     bash "$SRC/scripts/deps.sh"
     BUILD_DIR="$DRDNS_BUILD" bash "$SRC/scripts/build.sh"
     export DRDNS_IN_NETNS=1
-    exec unshare -n -- bash "$0" "$@"
+    exec unshare -n -- bash "$0" # options travel in the exported variables
 fi
 
 source "$SRC/scripts/lib/sandbox.sh"
@@ -162,11 +162,13 @@ poll_all() {
     declare -A done_at=()
     local deadline=$(( t0 + 120000 ))
     while [ ${#done_at[@]} -lt ${#LIVE[@]} ] && [ "$(_sandbox_now_ms)" -lt "$deadline" ]; do
+        local pids=()
         for a in "${LIVE[@]}"; do
             [ -n "${done_at[$a]:-}" ] && continue
             (dig +short +norec +time=1 +tries=1 @"$a" "$z" SOA 2>/dev/null | awk '{ print $3 }' >"$WORK/poll.$a") &
+            pids+=($!)
         done
-        wait
+        wait "${pids[@]}" # only these: a bare wait would wait for the daemons too
         now=$(_sandbox_now_ms)
         for a in "${LIVE[@]}"; do
             [ -z "${done_at[$a]:-}" ] && [ "$(cat "$WORK/poll.$a" 2>/dev/null)" = "$want" ] && done_at[$a]=$now

@@ -60,13 +60,31 @@ static void reply_done(json_t *reply, void *arg)
 	drdns_ctl_reply(req, reply);
 }
 
+/* The user name of uid from /etc/passwd only: getpwuid() may ask NSS (LDAP,
+ * sssd), which blocks the loop for its timeout, and during a failover the
+ * directory server is likely on the campus that is gone.  Caller frees. */
+static char *local_user_name(uid_t uid)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	if (!f)
+		return NULL;
+	char *name = NULL;
+	struct passwd *pw;
+	while (!name && (pw = fgetpwent(f)))
+		if (pw->pw_uid == uid)
+			name = strdup(pw->pw_name);
+	fclose(f);
+	return name;
+}
+
 static json_t *who_from(const json_t *body, const struct drdns_ctl_peer *peer)
 {
 	json_t *who = json_pack("{s:I, s:I}", "uid", (json_int_t)peer->uid, "pid",
 	                        (json_int_t)peer->pid);
-	struct passwd *pw = getpwuid(peer->uid);
-	if (pw)
-		json_object_set_new(who, "user", json_string(pw->pw_name));
+	char *user = local_user_name(peer->uid);
+	if (user)
+		json_object_set_new(who, "user", json_string(user));
+	free(user);
 	/* What the client says about itself: informational, the uid is authoritative. */
 	const json_t *client = json_object_get(body, "client");
 	const char *keys[] = {"sudo_user", "ssh_client", "tty"};
@@ -88,9 +106,10 @@ static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, cons
 		                                       "promote needs --reason TEXT (it goes to the audit log)"));
 		return;
 	}
-	if (wait && (!json_is_number(wait) || json_number_value(wait) < 0)) {
+	if (wait && (!json_is_number(wait) || !(json_number_value(wait) >= 0) ||
+	             json_number_value(wait) > 1e7)) { /* the same bound as drdnsctl --wait */
 		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
-		                                       "wait must be a number of seconds >= 0"));
+		                                       "wait must be a number of seconds from 0 to 1e7"));
 		return;
 	}
 	json_t *who = who_from(body, peer);
@@ -161,6 +180,10 @@ static void on_signal(uv_signal_t *sig, int signum)
 		return;
 	d->stopping = true;
 	drdns_log(DRDNS_LOG_NOTICE, "daemon", "stopping signal=%d", signum);
+	if (d->ctx.busy) /* it cannot be cancelled: it ends at the latest when --wait runs out */
+		drdns_log(DRDNS_LOG_NOTICE, "daemon",
+		          "stopping after the promotion in flight (a second signal stops at once; "
+		          "a committed promotion resumes at the next start)");
 	drdns_ctl_server_close(d->ctl);
 	d->ctl = NULL;
 	drdns_server_close(d->ctx.server, NULL, NULL);
@@ -231,14 +254,13 @@ int main(int argc, char **argv)
 		drdns_conf_free(conf);
 		return ok ? 0 : 1;
 	}
-	if (!ok) {
+	drdns_zoneset_free(dr); /* validated; promotion reloads it fresh */
+	if (conf_ret < 0) {
 		fprintf(stderr, "drdnsd: not starting: fix the errors above (drdnsd --check -c %s)\n",
 		        config);
-		drdns_zoneset_free(dr);
 		drdns_conf_free(conf);
 		return 1;
 	}
-	drdns_zoneset_free(dr); /* validated; promotion reloads it fresh */
 
 	char err[512] = "";
 	struct daemon d = {0};
@@ -249,6 +271,20 @@ int main(int argc, char **argv)
 		drdns_conf_free(conf);
 		return 1;
 	}
+	/* A broken zones-dr/ must not stop a promoted drdnsd from serving what it
+	 * committed (gen-N): the secondaries depend on it.  In standby, refuse. */
+	if (!ok && !d.ctx.state->promoted) {
+		fprintf(stderr, "drdnsd: not starting: fix the errors above (drdnsd --check -c %s)\n",
+		        config);
+		drdns_state_free(d.ctx.state);
+		drdns_conf_free(conf);
+		return 1;
+	}
+	if (!ok)
+		fprintf(stderr,
+		        "drdnsd: warning: the DR zone set is invalid (above); starting anyway to keep "
+		        "serving the committed generation %lu\n",
+		        d.ctx.state->generation);
 	struct drdns_zoneset *published = NULL;
 	if (d.ctx.state->promoted) {
 		ret = drdns_state_load_generation(conf->controller.state_dir, d.ctx.state->generation,
@@ -271,6 +307,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	drdns_log_init("drdnsd", !foreground, verbose ? DRDNS_LOG_DEBUG : DRDNS_LOG_INFO);
+	if (!ok)
+		drdns_log(DRDNS_LOG_WARNING, "daemon",
+		          "dr zone set invalid dir=%s: serving the committed generation=%lu; "
+		          "run drdnsd --check", conf->zones.directory, d.ctx.state->generation);
 	if (conf->controller.pid_file && (ret = write_pid_file(conf->controller.pid_file)) < 0)
 		drdns_log(DRDNS_LOG_WARNING, "daemon", "cannot write pid file path=%s error=\"%s\"",
 		          conf->controller.pid_file, drdns_strerror(ret));

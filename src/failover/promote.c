@@ -7,6 +7,7 @@
 #include "drdns/diag.h"
 #include "drdns/error.h"
 #include "drdns/failover.h"
+#include "drdns/fsutil.h"
 #include "drdns/log.h"
 #include "drdns/notify.h"
 #include "drdns/probe.h"
@@ -39,6 +40,7 @@ struct promote_op {
 	char *reason;
 	json_t *who;
 	bool dry_run, force, repeat;
+	bool committed;                 /* state.json names a new generation */
 	double wait;
 	drdns_op_done_cb done;
 	void *done_arg;
@@ -56,13 +58,40 @@ struct promote_op {
 	uint64_t started_ns;
 };
 
+/* Replace every byte that is not part of valid UTF-8 with '?': jansson refuses
+ * invalid UTF-8 (json_pack returns NULL), and a message may quote a file name or
+ * have been cut in the middle of a character by vsnprintf. */
+static void utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+		                                : (*p & 0xF8) == 0xF0                ? 4
+		                                                                      : 0;
+		uint32_t cp = len == 1 ? *p : len == 2 ? *p & 0x1Fu : len == 3 ? *p & 0x0Fu : *p & 0x07u;
+		size_t i = 1;
+		for (; len && i < len && (p[i] & 0xC0) == 0x80; i++)
+			cp = cp << 6 | (p[i] & 0x3Fu);
+		bool ok = len && i == len &&
+		          (len == 1 || (len == 2 && cp >= 0x80) ||
+		           (len == 3 && cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) ||
+		           (len == 4 && cp >= 0x10000 && cp <= 0x10FFFF));
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += len;
+	}
+}
+
 json_t *drdns_error_reply(const char *command, int exit_code, const char *fmt, ...)
 {
-	char msg[4096];
+	char msg[8192];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_sanitize(msg);
 	return json_pack("{s:i, s:s, s:s}", "exit", exit_code, "command", command, "error", msg);
 }
 
@@ -90,10 +119,12 @@ static void audit(struct promote_op *op, const char *result, int exit_code, cons
 	json_t *serials = json_object();
 	for (size_t i = 0; i < op->n_serials; i++)
 		json_object_set_new(serials, op->serials[i].zone, json_integer(op->serials[i].serial));
-	json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:s, s:i, s:s?, s:b, s:b, s:o}", "controller",
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s?, s:b, s:b, s:o}", "controller",
 	                        conf->controller.id, "action", "promote", "reason", op->reason,
-	                        "who", op->who, "result", result, "exit", exit_code, "detail",
-	                        detail, "force", op->force, "repeat", op->repeat, "serials", serials);
+	                        "who", op->who, "result", result, "detail", detail, "force",
+	                        op->force, "repeat", op->repeat, "serials", serials);
+	if (rec && exit_code >= 0) /* < 0: an intermediate record (the operation goes on) */
+		json_object_set_new(rec, "exit", json_integer(exit_code));
 	int ret = rec ? drdns_audit_append(conf->controller.audit_log, rec) : DRDNS_ENOMEM;
 	if (ret < 0)
 		drdns_log(DRDNS_LOG_ERR, "failover", "audit log write failed path=%s error=\"%s\"",
@@ -105,6 +136,13 @@ static void audit(struct promote_op *op, const char *result, int exit_code, cons
 static void finish(struct promote_op *op, json_t *reply)
 {
 	struct drdns_ctx *ctx = op->ctx;
+	if (!reply) /* building the reply failed: never let that read as exit 0 */
+		reply = json_pack("{s:i, s:s, s:s}", "exit",
+		                  op->committed ? DRDNS_EXIT_PARTIAL : DRDNS_EXIT_ERROR, "command",
+		                  "promote", "error",
+		                  op->committed ? "promoted, but the report could not be built (out "
+		                                  "of memory): check with drdnsctl status"
+		                                : "out of memory");
 	int exit_code = (int)json_integer_value(json_object_get(reply, "exit"));
 	if (!op->dry_run) {
 		const char *err = json_string_value(json_object_get(reply, "error"));
@@ -134,7 +172,7 @@ static void fail(struct promote_op *op, int exit_code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	drdns_log(DRDNS_LOG_WARNING, "failover", "promote refused exit=%d reason=\"%s\"", exit_code, msg);
+	drdns_log(DRDNS_LOG_WARNING, "failover", "promote failed exit=%d error=\"%s\"", exit_code, msg);
 	finish(op, drdns_error_reply("promote", exit_code, "%s", msg));
 }
 
@@ -175,7 +213,7 @@ static json_t *secondaries_report(struct promote_op *op, bool *all_converged)
 			continue;
 		}
 		json_t *notify = json_array();
-		bool acked = true;
+		bool acked = run->notify != NULL; /* NULL: the NOTIFY batch could not start */
 		int attempts = 0;
 		for (size_t z = 0; z < run->n_zones && run->notify; z++) {
 			acked = acked && run->notify[z].acked;
@@ -250,7 +288,12 @@ static void notify_and_watch(struct promote_op *op)
 	const struct drdns_conf *conf = op->ctx->conf;
 	op->peers = calloc(op->ns.n, sizeof(*op->peers));
 	if (!op->peers) {
-		fail(op, DRDNS_EXIT_ERROR, "out of memory");
+		if (op->committed)
+			fail(op, DRDNS_EXIT_PARTIAL,
+			     "promoted and serving, but out of memory before NOTIFY: run promote again "
+			     "to notify the secondaries");
+		else
+			fail(op, DRDNS_EXIT_ERROR, "out of memory; nothing changed");
 		return;
 	}
 	for (size_t i = 0; i < op->ns.n; i++) {
@@ -309,38 +352,83 @@ static char *who_text(const json_t *who)
 	return text;
 }
 
-static int commit(struct promote_op *op, struct drdns_zoneset *rewritten, char *err, size_t errlen)
+static void remove_generation(const char *state_dir, unsigned long gen)
+{
+	char *dir = NULL;
+	if (asprintf(&dir, "%s/gen-%lu", state_dir, gen) < 0)
+		return;
+	drdns_rm_rf(dir);
+	free(dir);
+}
+
+/* Write the rewritten set as a new generation, commit state.json, swap it into
+ * the server.  On failure nothing changed: not in memory, not on disk, not in
+ * what is served (rewritten stays the caller's either way). */
+static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, char *err,
+                  size_t errlen)
 {
 	struct drdns_ctx *ctx = op->ctx;
 	const char *state_dir = ctx->conf->controller.state_dir;
+	struct drdns_zoneset *written = NULL;
+	struct drdns_diag diag = {0};
 	unsigned long gen = 0;
+	/* seen is shared with ctx->state (not owned here); the rest is owned */
+	struct drdns_state next = *ctx->state;
+	next.reason = next.who = NULL;
+	next.zones = NULL;
+	next.n_zones = 0;
+
 	int ret = drdns_state_write_generation(state_dir, rewritten, &gen);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot write the DR zone set to %s: %s", state_dir,
 		         drdns_strerror(ret));
-		return ret;
+		goto cleanup;
 	}
-	struct drdns_state next = *ctx->state;
+	/* Read it back as a restart would: a set that would not load at start-up is
+	 * never committed, and what is served is exactly what is on disk. */
+	ret = drdns_state_load_generation(state_dir, gen, &written, &diag);
+	if (ret == 0 && written->n != op->n_serials)
+		ret = DRDNS_ESTATE;
+	for (size_t i = 0; ret == 0 && i < written->n; i++) /* both sorted by name */
+		if (strcmp(written->zones[i]->name, op->serials[i].zone) ||
+		    drdns_zone_serial(written->zones[i]) != op->serials[i].serial)
+			ret = DRDNS_ESTATE;
+	if (ret < 0) {
+		snprintf(err, errlen, "the DR zone set written to %s/gen-%lu does not load back: %s",
+		         state_dir, gen, diag.n ? diag.msgs[0] : drdns_strerror(ret));
+		remove_generation(state_dir, gen);
+		goto cleanup;
+	}
 	next.promoted = true;
 	next.generation = gen;
 	next.changed_at = time(NULL);
-	next.reason = op->reason;
+	next.reason = strdup(op->reason);
 	next.who = who_text(op->who);
-	next.zones = calloc(op->n_serials, sizeof(*next.zones));
-	next.n_zones = op->n_serials;
-	for (size_t i = 0; next.zones && i < op->n_serials; i++) {
-		next.zones[i].zone = (char *)op->serials[i].zone;
+	next.zones = calloc(op->n_serials ? op->n_serials : 1, sizeof(*next.zones));
+	ret = next.reason && next.who && next.zones ? 0 : DRDNS_ENOMEM;
+	for (size_t i = 0; ret == 0 && i < op->n_serials; i++) {
 		next.zones[i].serial = op->serials[i].serial;
+		if (!(next.zones[i].zone = strdup(op->serials[i].zone)))
+			ret = DRDNS_ENOMEM;
+		next.n_zones++;
 	}
-	ret = next.zones ? drdns_state_save(state_dir, &next) : DRDNS_ENOMEM;
+	bool tried = ret == 0;
+	if (tried)
+		ret = drdns_state_save(state_dir, &next);
 	if (ret < 0) {
-		snprintf(err, errlen, "cannot commit %s/state.json: %s", state_dir, drdns_strerror(ret));
-		drdns_state_gc(state_dir, ctx->state->generation);
-		free(next.who);
-		free(next.zones);
-		return ret;
+		/* The rename may have happened before the failure (fsync of the directory):
+		 * put the previous state back before removing the generation it may name. */
+		int back = tried ? drdns_state_save(state_dir, ctx->state) : 0;
+		snprintf(err, errlen, "cannot commit %s/state.json: %s%s", state_dir, drdns_strerror(ret),
+		         back < 0 ? " (and the previous state.json could not be restored: check "
+		                    "state_dir before restarting drdnsd)"
+		                  : "");
+		if (back == 0)
+			remove_generation(state_dir, gen);
+		goto cleanup;
 	}
-	/* Committed: adopt the new state in memory (deep copies of borrowed strings). */
+	/* Committed: adopt the new state in memory, then serve what was committed. */
+	op->committed = true;
 	free(ctx->state->reason);
 	free(ctx->state->who);
 	for (size_t i = 0; i < ctx->state->n_zones; i++)
@@ -349,17 +437,32 @@ static int commit(struct promote_op *op, struct drdns_zoneset *rewritten, char *
 	ctx->state->promoted = true;
 	ctx->state->generation = gen;
 	ctx->state->changed_at = next.changed_at;
-	ctx->state->reason = strdup(op->reason);
+	ctx->state->reason = next.reason;
 	ctx->state->who = next.who;
 	ctx->state->zones = next.zones;
 	ctx->state->n_zones = next.n_zones;
-	for (size_t i = 0; i < next.n_zones; i++)
-		next.zones[i].zone = strdup(op->serials[i].zone);
-	drdns_server_set_zones(ctx->server, rewritten);
+	next.reason = next.who = NULL;
+	next.zones = NULL;
+	next.n_zones = 0;
+	size_t n_written = written->n;
+	drdns_server_set_zones(ctx->server, written); /* hands it over */
+	if (!drdns_server_zones(ctx->server))
+		drdns_log(DRDNS_LOG_ERR, "failover",
+		          "committed generation=%lu but the server did not take it: restart drdnsd "
+		          "to serve it", gen);
+	written = NULL;
 	drdns_state_gc(state_dir, gen);
 	drdns_log(DRDNS_LOG_NOTICE, "failover", "promoted generation=%lu zones=%zu reason=\"%s\"", gen,
-	          rewritten->n, op->reason);
-	return 0;
+	          n_written, op->reason);
+cleanup:
+	drdns_zoneset_free(written);
+	drdns_diag_clear(&diag);
+	free(next.reason);
+	free(next.who);
+	for (size_t i = 0; i < next.n_zones; i++)
+		free(next.zones[i].zone);
+	free(next.zones);
+	return ret;
 }
 
 /* ---- step 3: rewrite ---- */
@@ -383,7 +486,7 @@ static void rewrite_all(struct promote_op *op)
 	for (size_t z = 0; z < op->dr->n; z++) {
 		const struct drdns_zone *zone = op->dr->zones[z];
 		struct drdns_ns_probe *probes = calloc(op->ns.n, sizeof(*probes));
-		uint32_t *observed = calloc(op->ns.n + 1, sizeof(*observed));
+		uint32_t *observed = calloc(op->ns.n + ctx->state->n_seen + 1, sizeof(*observed));
 		size_t n_probes = 0, n_observed = 0;
 		if (!probes || !observed) {
 			free(probes);
@@ -459,6 +562,10 @@ static void rewrite_all(struct promote_op *op)
 	}
 	if (commit(op, out, err, sizeof(err)) < 0)
 		goto failed;
+	drdns_zoneset_free(out); /* the server serves the set as read back from disk */
+	/* On record at the commit point: the wait for convergence may be long, and
+	 * drdnsd may be stopped or die before the final record. */
+	audit(op, "committed", -1, NULL);
 	notify_and_watch(op);
 	return;
 failed:
@@ -480,6 +587,13 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 		if (results[i].answered)
 			drdns_state_note_seen(ctx->state, results[i].zone, results[i].serial);
 
+	/* SIGTERM closed the server while the probes ran: there is nothing to swap
+	 * into and nobody to serve a transfer, so do not commit (or NOTIFY). */
+	if (!op->dry_run && !ctx->server) {
+		fail(op, DRDNS_EXIT_ERROR, "drdnsd is shutting down; nothing changed");
+		return;
+	}
+
 	if (op->repeat) {
 		if (op->dry_run) {
 			finish(op, json_pack("{s:i, s:s, s:b, s:b, s:s, s:[]}", "exit", DRDNS_EXIT_OK,
@@ -490,12 +604,22 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 			                     "zones"));
 			return;
 		}
+		/* op->dr is the served set: serials[z] must be zone z (probe_of indexes) */
 		op->serials = calloc(op->dr->n, sizeof(*op->serials));
 		op->zones_json = json_array();
-		for (size_t z = 0; op->serials && z < op->dr->n; z++) {
+		if (!op->serials || !op->zones_json) {
+			fail(op, DRDNS_EXIT_ERROR, "out of memory; nothing changed");
+			return;
+		}
+		for (size_t z = 0; z < op->dr->n; z++) {
 			uint32_t serial;
-			if (!drdns_state_published(ctx->state, op->dr->zones[z]->name, &serial))
-				continue;
+			if (!drdns_state_published(ctx->state, op->dr->zones[z]->name, &serial)) {
+				fail(op, DRDNS_EXIT_ERROR,
+				     "zone %s is served but %s/state.json has no serial for it; "
+				     "nothing changed: restart drdnsd",
+				     op->dr->zones[z]->name, ctx->conf->controller.state_dir);
+				return;
+			}
 			op->serials[op->n_serials].zone = op->dr->zones[z]->name;
 			op->serials[op->n_serials++].serial = serial;
 			json_array_append_new(op->zones_json,
@@ -530,11 +654,32 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 	rewrite_all(op);
 }
 
+/* A copy of the set being served, else the committed generation from disk. */
+static int served_set(struct drdns_ctx *ctx, struct drdns_zoneset **out, struct drdns_diag *diag)
+{
+	const struct drdns_zoneset *served = drdns_server_zones(ctx->server);
+	if (!served)
+		return drdns_state_load_generation(ctx->conf->controller.state_dir,
+		                                   ctx->state->generation, out, diag);
+	struct drdns_zoneset *set = calloc(1, sizeof(*set));
+	if (set)
+		set->zones = calloc(served->n ? served->n : 1, sizeof(*set->zones));
+	for (size_t i = 0; set && set->zones && i < served->n; i++) {
+		if (!(set->zones[i] = drdns_zone_clone(served->zones[i])))
+			break;
+		set->n++;
+	}
+	if (!set || !set->zones || set->n != served->n || set->n == 0) {
+		drdns_zoneset_free(set);
+		return served->n == 0 ? DRDNS_ESTATE : DRDNS_ENOMEM;
+	}
+	*out = set;
+	return 0;
+}
+
 int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *opts,
                         drdns_op_done_cb done, void *arg)
 {
-	if (ctx->busy)
-		return DRDNS_EBUSY;
 	struct promote_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		return DRDNS_ENOMEM;
@@ -552,14 +697,35 @@ int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *
 		op_free(op);
 		return DRDNS_ENOMEM;
 	}
+	if (ctx->busy) { /* an attempt all the same: on record */
+		if (!op->dry_run)
+			audit(op, "error", DRDNS_EXIT_ERROR,
+			      "another promotion is in progress; nothing changed");
+		op_free(op);
+		return DRDNS_EBUSY;
+	}
 	ctx->busy = true;
 	drdns_log(DRDNS_LOG_NOTICE, "failover", "promote requested dry_run=%s force=%s repeat=%s reason=\"%s\"",
 	          op->dry_run ? "yes" : "no", op->force ? "yes" : "no", op->repeat ? "yes" : "no",
 	          op->reason);
 
-	/* Step 1: the whole DR set, or nothing. */
+	/* Step 1: the whole DR set, or nothing.  Already promoted: the set being
+	 * served (a repeat publishes nothing new, and zones-dr may be mid-edit). */
 	struct drdns_diag diag = {0};
-	if (drdns_zoneset_load_dir(ctx->conf->zones.directory, &op->dr, &diag) < 0) {
+	if (op->repeat) {
+		int ret = served_set(ctx, &op->dr, &diag);
+		if (ret < 0) {
+			char *text = drdns_diag_join(&diag);
+			drdns_diag_clear(&diag);
+			fail(op, DRDNS_EXIT_ERROR,
+			     "already promoted, but the published set (generation %lu) cannot be "
+			     "read: %s; nothing changed%s%s",
+			     ctx->state->generation, drdns_strerror(ret), text && *text ? ":\n" : "",
+			     text ? text : "");
+			free(text);
+			return 0;
+		}
+	} else if (drdns_zoneset_load_dir(ctx->conf->zones.directory, &op->dr, &diag) < 0) {
 		char *text = drdns_diag_join(&diag);
 		drdns_diag_clear(&diag);
 		fail(op, DRDNS_EXIT_ERROR, "the DR zone set is invalid; nothing changed:\n%s",

@@ -6,6 +6,7 @@
 #include "drdns/diag.h"
 #include "drdns/error.h"
 #include "drdns/failover.h"
+#include "drdns/log.h"
 #include "drdns/probe.h"
 #include "drdns/serial.h"
 #include "drdns/server.h"
@@ -60,6 +61,20 @@ static json_t *zone_row(const struct drdns_soa_result *r, bool have_ref, uint32_
 	return row;
 }
 
+/* drdns_state_note_seen, telling whether the seen memory changed (so state.json
+ * is rewritten only then, not with an fsync on the loop at every status). */
+static bool note_seen(struct drdns_state *st, const char *zone, uint32_t serial)
+{
+	for (size_t i = 0; i < st->n_seen; i++)
+		if (!strcmp(st->seen[i].zone, zone)) {
+			if (!drdns_serial_gt(serial, st->seen[i].serial))
+				return false;
+			break;
+		}
+	drdns_state_note_seen(st, zone, serial);
+	return true;
+}
+
 static void on_status_probed(struct drdns_soa_result *results, size_t n, void *arg)
 {
 	struct status_op *op = arg;
@@ -70,10 +85,11 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 
 	json_t *master_zones = json_array();
 	size_t master_up = 0;
+	bool seen_changed = false;
 	for (size_t z = 0; z < nz; z++) {
 		master_up += results[z].answered;
 		if (results[z].answered)
-			drdns_state_note_seen(ctx->state, results[z].zone, results[z].serial);
+			seen_changed |= note_seen(ctx->state, results[z].zone, results[z].serial);
 		else
 			json_array_append_new(op->alerts,
 			                      json_sprintf("master %s does not answer for %s (%s)",
@@ -92,7 +108,7 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 			uint32_t ref = 0;
 			bool have_ref = reference_serial(op, results, z, &ref);
 			if (r->answered)
-				drdns_state_note_seen(ctx->state, r->zone, r->serial);
+				seen_changed |= note_seen(ctx->state, r->zone, r->serial);
 			json_array_append_new(zones, zone_row(r, have_ref, ref));
 		}
 		json_array_append_new(secondaries, json_pack("{s:s, s:s, s:i, s:o}", "name",
@@ -114,21 +130,29 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 		json_array_append_new(zones, row);
 	}
 	drdns_soa_results_free(results, n);
-	drdns_state_save(conf->controller.state_dir, ctx->state); /* keep what was seen */
+	int ret = seen_changed ? drdns_state_save(conf->controller.state_dir, ctx->state) : 0;
+	if (ret < 0) /* keep what was seen: best effort, it is saved again at the next change */
+		drdns_log(DRDNS_LOG_WARNING, "failover", "cannot save state dir=%s error=\"%s\"",
+		          conf->controller.state_dir, drdns_strerror(ret));
 
-	struct drdns_server_stats stats;
-	drdns_server_stats(ctx->server, &stats);
+	/* The server is gone when SIGTERM arrived while the probes ran. */
+	struct drdns_server_stats stats = {0};
+	if (ctx->server)
+		drdns_server_stats(ctx->server, &stats);
 	bool promoted = ctx->state->promoted;
+	/* Nothing probed (no valid zone set): the master's health is unknown, not "up". */
+	bool master_ok = nz > 0 && master_up == nz;
 	json_t *reply = json_pack(
 		"{s:i, s:s, s:s, s:s, s:I, s:s?, s:s?, s:{s:s, s:s, s:i, s:s}, s:{s:s, s:i, s:b, s:o},"
 		" s:o, s:o, s:O, s:{s:I, s:I, s:I, s:I}}",
 		"exit", DRDNS_EXIT_OK, "command", "status", "role", promoted ? "primary" : "standby",
-		"state", promoted ? "PROMOTED" : (master_up == nz ? "NORMAL" : "MASTER_DOWN"), "since",
+		"state",
+		promoted ? "PROMOTED" : nz == 0 ? "UNKNOWN" : master_ok ? "NORMAL" : "MASTER_DOWN", "since",
 		(json_int_t)ctx->state->changed_at, "reason", ctx->state->reason, "who",
 		ctx->state->who, "controller", "id", conf->controller.id, "address",
 		conf->controller.address, "port", conf->controller.port, "ns_name",
 		conf->controller.ns_name, "master", "address", conf->master.address, "port",
-		conf->master.port, "up", master_up == nz, "zones", master_zones, "secondaries",
+		conf->master.port, "up", master_ok, "zones", master_zones, "secondaries",
 		secondaries, "zones", zones, "alerts", op->alerts, "server", "queries",
 		(json_int_t)stats.queries, "refused", (json_int_t)stats.refused, "axfr",
 		(json_int_t)stats.axfr, "active_transfers", (json_int_t)stats.active_transfers);

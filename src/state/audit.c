@@ -37,9 +37,16 @@ int drdns_audit_append(const char *path, const json_t *record)
 	} else {
 		size_t len = strlen(line);
 		line[len] = '\n'; /* replaces the terminator: one write, one line */
-		if (write(fd, line, len + 1) != (ssize_t)(len + 1) || fsync(fd) < 0)
-			ret = errno ? -errno : DRDNS_EIO;
-		close(fd);
+		ssize_t w;
+		do
+			w = write(fd, line, len + 1);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 || fsync(fd) < 0)
+			ret = -errno;
+		else if (w != (ssize_t)(len + 1)) /* short write (disk full): errno is not set */
+			ret = DRDNS_EIO;
+		if (close(fd) < 0 && ret == 0)
+			ret = -errno;
 	}
 	free(line);
 	return ret;

@@ -48,12 +48,16 @@ int drdns_write_atomic(const char *path, const void *data, size_t len, unsigned 
 		p += w;
 		left -= (size_t)w;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (fsync(fd) < 0) {
 		ret = -errno;
-		fd = -1;
+		goto cleanup; /* closes fd */
+	}
+	int closed = close(fd);
+	fd = -1;
+	if (closed < 0) {
+		ret = -errno;
 		goto cleanup;
 	}
-	fd = -1;
 	if (rename(tmp, path) < 0) {
 		ret = -errno;
 		goto cleanup;
@@ -72,6 +76,8 @@ cleanup:
 
 int drdns_mkdir_p(const char *path, unsigned mode)
 {
+	if (!path[0])
+		return -ENOENT;
 	char *copy = strdup(path);
 	if (!copy)
 		return DRDNS_ENOMEM;
@@ -140,9 +146,21 @@ int drdns_read_file(const char *path, char **out, size_t *len)
 
 int drdns_rm_rf(const char *path)
 {
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
+	/* never follow a symlink: remove the link, not what it points to */
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ENOTDIR || errno == ELOOP)
+			return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+		return -errno;
+	}
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
 	struct dirent *e;
 	int ret = 0;
 	while ((e = readdir(d))) {

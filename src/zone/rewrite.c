@@ -192,8 +192,31 @@ static int push_glue_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
 	return 0;
 }
 
+/* DNSSEC data that the rewrite would invalidate (new SOA, NS set and glue). */
+static bool is_dnssec_type(ldns_rr_type t)
+{
+	return t == LDNS_RR_TYPE_RRSIG || t == LDNS_RR_TYPE_DNSKEY || t == LDNS_RR_TYPE_NSEC ||
+	       t == LDNS_RR_TYPE_NSEC3 || t == LDNS_RR_TYPE_NSEC3PARAM;
+}
+
 int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name, struct drdns_diag *diag)
 {
+	/* drdns cannot re-sign yet: a signed zone with a new SOA and NS set but the old
+	 * signatures is bogus to every validating resolver, the very outage a failover
+	 * must avoid.  Refuse instead of publishing it. */
+	for (size_t i = 0; i < ldns_rr_list_rr_count(zone->rrs); i++) {
+		ldns_rr_type t = ldns_rr_get_type(ldns_rr_list_rr(zone->rrs, i));
+		if (!is_dnssec_type(t))
+			continue;
+		char *type = ldns_rr_type2str(t);
+		drdns_diag_error(diag,
+		                 "%s:1: zone %s carries DNSSEC records (%s): drdns cannot re-sign a "
+		                 "rewritten zone yet, and the old signatures would make it bogus; "
+		                 "an unsigned DR file is safe only while the parent has no DS for the zone",
+		                 zone->path ? zone->path : zone->name, zone->name, type ? type : "?");
+		free(type);
+		return DRDNS_EZONE;
+	}
 	ldns_rdf *self = ldns_dname_new_frm_str(ns_name);
 	if (!self)
 		return DRDNS_ENOMEM;

@@ -781,6 +781,29 @@ static void test_serial_undefined_refused(void **state)
 
 /* ---- plan JSON ------------------------------------------------------------ */
 
+/* A signed DR file: the rewrite would publish stale signatures (bogus to every
+ * validating resolver), so both the check and the rewrite refuse it. */
+static void test_signed_zone_refused(void **state)
+{
+	(void)state;
+	struct drdns_zone *z = load_fixture("zone-rewrite-signed");
+	struct drdns_diag diag = {0};
+	assert_int_equal(drdns_rewrite_check(z, NS_DR, &diag), DRDNS_EZONE);
+	assert_int_equal(diag.n, 1);
+	assert_non_null(strstr(diag.msgs[0], "example.edu.zone:1:"));
+	assert_non_null(strstr(diag.msgs[0], "RRSIG"));
+	drdns_diag_clear(&diag);
+	struct drdns_rewrite_input in = std_input();
+	struct drdns_zone *out = NULL;
+	struct drdns_rewrite_plan *plan = NULL;
+	char err[512] = "";
+	assert_int_equal(drdns_rewrite_zone(z, &in, &out, &plan, err, sizeof(err)), DRDNS_EZONE);
+	assert_null(out);
+	assert_null(plan);
+	assert_non_null(strstr(err, "DNSSEC"));
+	drdns_zone_free(z);
+}
+
 static void test_verdict_strings(void **state)
 {
 	(void)state;
@@ -877,6 +900,7 @@ int main(void)
 		cmocka_unit_test(test_serial_no_observed),
 		cmocka_unit_test(test_serial_floor_from_file),
 		cmocka_unit_test(test_serial_undefined_refused),
+		cmocka_unit_test(test_signed_zone_refused),
 		cmocka_unit_test(test_verdict_strings),
 		cmocka_unit_test(test_plan_json),
 	};

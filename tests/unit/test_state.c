@@ -380,6 +380,77 @@ static void test_gc(void **state)
 	drdns_zoneset_free(set);
 }
 
+/* ---- crash points (what drdnsd does at start-up: load, then gc) ------------ */
+
+static struct drdns_state *restart(const char *dir)
+{
+	struct drdns_state *st = load_ok(dir);
+	drdns_state_gc(dir, st->promoted ? st->generation : 0);
+	return st;
+}
+
+static void test_crash_points(void **state)
+{
+	const char *dir = *state;
+	struct drdns_zoneset *set = load_set_good();
+	unsigned long gen = 0;
+
+	/* crash after the generation was written, before state.json: rolled back */
+	assert_int_equal(drdns_state_write_generation(dir, set, &gen), 0);
+	struct drdns_state *st = restart(dir);
+	assert_false(st->promoted);
+	assert_false(exists(dir, "gen-1"));
+	assert_int_equal(dir_entries(dir), 0);
+
+	/* crash after the commit, before the swap: resumes from the committed set */
+	assert_int_equal(drdns_state_write_generation(dir, set, &gen), 0);
+	st->promoted = true;
+	st->generation = gen;
+	st->changed_at = 1735689600;
+	st->zones = calloc(1, sizeof(*st->zones));
+	st->zones[0].zone = strdup("aa.example.");
+	st->zones[0].serial = 7;
+	st->n_zones = 1;
+	assert_int_equal(drdns_state_save(dir, st), 0);
+	drdns_state_free(st);
+	/* ... and a later, uncommitted generation is dropped at the restart */
+	unsigned long later = 0;
+	assert_int_equal(drdns_state_write_generation(dir, set, &later), 0);
+	assert_true(later > gen);
+	st = restart(dir);
+	assert_true(st->promoted);
+	assert_int_equal(st->generation, gen);
+	char name[32];
+	snprintf(name, sizeof(name), "gen-%lu", later);
+	assert_false(exists(dir, name));
+	struct drdns_diag diag = {0};
+	struct drdns_zoneset *back = NULL;
+	assert_int_equal(drdns_state_load_generation(dir, st->generation, &back, &diag), 0);
+	assert_int_equal(back->n, set->n);
+	drdns_zoneset_free(back);
+	drdns_diag_clear(&diag);
+	drdns_state_free(st);
+	drdns_zoneset_free(set);
+}
+
+/* gc never follows a gen-* symlink out of state_dir */
+static void test_gc_symlink(void **state)
+{
+	const char *dir = *state;
+	make_dir(dir, "outside");
+	write_file(dir, "outside/precious", "keep\n");
+	char *target = join(dir, "outside");
+	char *link = join(dir, "gen-5");
+	assert_int_equal(symlink(target, link), 0);
+	drdns_state_gc(dir, 0);
+	struct stat st;
+	assert_true(lstat(link, &st) < 0);
+	assert_true(exists(dir, "outside/precious"));
+	free(target);
+	free(link);
+	assert_true(drdns_mkdir_p("", 0755) < 0);
+}
+
 /* ---- seen serials --------------------------------------------------------- */
 
 static void test_note_seen(void **state)
@@ -435,6 +506,8 @@ int main(void)
 		                                teardown_dir),
 		cmocka_unit_test_setup_teardown(test_generation_numbering, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_gc, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_crash_points, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_gc_symlink, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_note_seen, setup_dir, teardown_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

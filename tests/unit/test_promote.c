@@ -1,0 +1,611 @@
+/*
+ * Unit tests for src/failover/promote.c and status.c: the promotion pipeline,
+ * end to end on one libuv loop, without a real network.
+ *
+ * Every test builds a sandbox in its own mkdtemp directory (configuration,
+ * zones-dr/, state_dir) and runs on 127.0.0.x with random ports:
+ *   127.0.0.30  the DR controller's own server (drdns_server, as drdnsd runs it)
+ *   127.0.0.31  "ns1", a configured secondary: another drdns_server serving the
+ *               campus copy of example.edu. (it acknowledges NOTIFY; a test can
+ *               "transfer" by installing the promoted serial into it)
+ *   127.0.0.32  the campus master: nothing listens (dead), or a drdns_server
+ * What is checked is the contract: exit codes, all or nothing (memory, state.json,
+ * gen-N/ and the served set agree), idempotency, the audit log, and that a
+ * shutdown (the server closed, ctx->server = NULL, as drdnsd's SIGTERM does)
+ * while an operation is in flight is safe.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "drdns/conf.h"
+#include "drdns/ctl.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/failover.h"
+#include "drdns/fsutil.h"
+#include "drdns/log.h"
+#include "drdns/server.h"
+#include "drdns/state.h"
+#include "drdns/zone.h"
+
+#define CAMPUS_SERIAL 2024010105u
+#define DR_FLOOR 2024010100u
+
+static const char *ZONE_FMT =
+	"$ORIGIN example.edu.\n"
+	"$TTL 3600\n"
+	"@ IN SOA ns0.example.net. hostmaster.example.edu. %u 3600 600 1209600 3600\n"
+	"@ IN NS ns-dr\n"
+	"@ IN NS ns1\n"
+	"@ IN NS ns0.example.net.\n"
+	"ns-dr IN A 192.0.2.53\n"
+	"ns1 IN A 127.0.0.31\n"
+	"www IN A 192.0.2.80\n";
+
+struct sandbox {
+	char *dir;
+	uv_loop_t loop;
+	struct drdns_conf *conf;
+	struct drdns_state *state;
+	struct drdns_ctx ctx;
+	struct drdns_conf peer_conf;   /* ns1's server */
+	struct drdns_conf master_conf; /* the master's server, when it answers */
+	struct drdns_server *ns1;
+	struct drdns_server *master;
+	uint16_t port_dr, port_ns1, port_master;
+	/* simulated transfer: install the promoted serial into ns1 once notified */
+	bool transfer;
+	uv_timer_t transfer_timer;
+};
+
+struct result {
+	bool done;
+	json_t *reply;
+};
+
+static char *path_in(const struct sandbox *s, const char *rel)
+{
+	char *p = NULL;
+	assert_true(asprintf(&p, "%s/%s", s->dir, rel) > 0);
+	return p;
+}
+
+static bool exists_in(const struct sandbox *s, const char *rel)
+{
+	char *p = path_in(s, rel);
+	struct stat st;
+	bool ok = stat(p, &st) == 0;
+	free(p);
+	return ok;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	assert_int_equal(drdns_write_atomic(path, text, strlen(text), 0644), 0);
+}
+
+static void write_zone(const struct sandbox *s, const char *rel, uint32_t serial)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), ZONE_FMT, serial);
+	char *p = path_in(s, rel);
+	write_text(p, text);
+	free(p);
+}
+
+static size_t gen_dirs(const struct sandbox *s)
+{
+	char *p = path_in(s, "state");
+	DIR *d = opendir(p);
+	free(p);
+	if (!d)
+		return 0;
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, "gen-", 4) == 0;
+	closedir(d);
+	return n;
+}
+
+/* Lines of the audit log (each a JSON object), as an array (new reference). */
+static json_t *audit_lines(const struct sandbox *s)
+{
+	json_t *arr = json_array();
+	char *p = path_in(s, "state/audit.log");
+	char *text = NULL;
+	if (drdns_read_file(p, &text, NULL) == 0) {
+		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+			json_t *o = json_loads(line, 0, NULL);
+			assert_non_null(o);
+			json_array_append_new(arr, o);
+		}
+	}
+	free(text);
+	free(p);
+	return arr;
+}
+
+static struct drdns_zoneset *set_with_serial(const struct sandbox *s, uint32_t serial)
+{
+	char *dir = NULL;
+	assert_true(asprintf(&dir, "%s/peer-%u", s->dir, serial) > 0);
+	assert_int_equal(drdns_mkdir_p(dir, 0755), 0);
+	char *file = NULL;
+	assert_true(asprintf(&file, "%s/example.edu.zone", dir) > 0);
+	char text[1024];
+	snprintf(text, sizeof(text), ZONE_FMT, serial);
+	write_text(file, text);
+	struct drdns_diag diag = {0};
+	struct drdns_zoneset *set = NULL;
+	assert_int_equal(drdns_zoneset_load_dir(dir, &set, &diag), 0);
+	drdns_diag_clear(&diag);
+	drdns_rm_rf(dir);
+	free(file);
+	free(dir);
+	return set;
+}
+
+static uint16_t random_port(void)
+{
+	return (uint16_t)(20000 + rand() % 40000);
+}
+
+static struct drdns_server *start_server(struct sandbox *s, struct drdns_conf *c, const char *addr,
+                                         uint16_t *port)
+{
+	memset(c, 0, sizeof(*c));
+	c->controller.address = (char *)addr;
+	for (int tries = 0; tries < 50; tries++) {
+		*port = random_port();
+		c->controller.port = *port;
+		struct drdns_server *srv = NULL;
+		if (drdns_server_new(&s->loop, c, &srv) == 0)
+			return srv;
+	}
+	fail_msg("no free port on %s", addr);
+	return NULL;
+}
+
+static void write_conf(struct sandbox *s, double default_wait)
+{
+	char text[2048];
+	snprintf(text, sizeof(text),
+	         "controller = { id = \"test\"; address = \"127.0.0.30\"; port = %u;\n"
+	         "  ns_name = \"ns-dr.example.edu.\"; control_socket = \"run/control.sock\";\n"
+	         "  state_dir = \"state\"; };\n"
+	         "master = { address = \"127.0.0.32\"; port = %u; };\n"
+	         "secondaries = ( { name = \"ns1.example.edu.\"; address = \"127.0.0.31\"; port = %u; } );\n"
+	         "zones = { directory = \"zones-dr\"; dr_ttl = 600; min_ns = 1; };\n"
+	         "policy = { probe_timeout = 0.3; probe_attempts = 1; notify_timeout = 0.2;\n"
+	         "  notify_attempts = 2; poll_interval = 0.05; default_wait = %g; };\n",
+	         s->port_dr, s->port_master, s->port_ns1, default_wait);
+	char *p = path_in(s, "drdns.conf");
+	write_text(p, text);
+	free(p);
+}
+
+static int setup(void **state)
+{
+	struct sandbox *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	s->dir = strdup("/tmp/drdns-test-promote-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	assert_int_equal(uv_loop_init(&s->loop), 0);
+
+	char *zd = path_in(s, "zones-dr");
+	assert_int_equal(drdns_mkdir_p(zd, 0755), 0);
+	free(zd);
+	write_zone(s, "zones-dr/example.edu.zone", DR_FLOOR);
+
+	/* ns1 serves the campus copy */
+	s->ns1 = start_server(s, &s->peer_conf, "127.0.0.31", &s->port_ns1);
+	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL));
+	s->port_master = random_port(); /* nothing there unless a test starts it */
+
+	/* the controller: its configuration as drdnsd loads it, its server */
+	struct drdns_server *probe_srv = start_server(s, &s->master_conf, "127.0.0.30", &s->port_dr);
+	drdns_server_close(probe_srv, NULL, NULL); /* only to find a free port */
+	uv_run(&s->loop, UV_RUN_NOWAIT);
+	write_conf(s, 1.0);
+	struct drdns_diag diag = {0};
+	char *cp = path_in(s, "drdns.conf");
+	int rc = drdns_conf_load(cp, &s->conf, &diag);
+	for (size_t i = 0; rc && i < diag.n; i++)
+		print_message("  %s\n", diag.msgs[i]);
+	assert_int_equal(rc, 0);
+	drdns_diag_clear(&diag);
+	free(cp);
+	char err[256] = "";
+	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &s->state, err, sizeof(err)),
+	                 0);
+	s->ctx.loop = &s->loop;
+	s->ctx.conf = s->conf;
+	s->ctx.state = s->state;
+	assert_int_equal(drdns_server_new(&s->loop, s->conf, &s->ctx.server), 0);
+	*state = s;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct sandbox *s = *state;
+	if (s->transfer)
+		uv_close((uv_handle_t *)&s->transfer_timer, NULL);
+	drdns_server_close(s->ctx.server, NULL, NULL);
+	drdns_server_close(s->ns1, NULL, NULL);
+	drdns_server_close(s->master, NULL, NULL);
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&s->loop), 0);
+	drdns_state_free(s->ctx.state);
+	drdns_conf_free(s->conf);
+	drdns_rm_rf(s->dir);
+	free(s->dir);
+	free(s);
+	return 0;
+}
+
+static void on_done(json_t *reply, void *arg)
+{
+	struct result *r = arg;
+	assert_false(r->done);
+	r->done = true;
+	r->reply = reply;
+}
+
+static int reply_exit(const json_t *reply)
+{
+	assert_non_null(reply);
+	assert_true(json_is_integer(json_object_get(reply, "exit")));
+	return (int)json_integer_value(json_object_get(reply, "exit"));
+}
+
+static void run_until(struct sandbox *s, struct result *r)
+{
+	while (!r->done)
+		uv_run(&s->loop, UV_RUN_ONCE);
+}
+
+static json_t *promote(struct sandbox *s, bool dry_run, double wait)
+{
+	json_t *who = json_pack("{s:i}", "uid", 0);
+	struct drdns_promote_opts o = {.reason = "unit test", .dry_run = dry_run, .wait = wait, .who = who};
+	struct result r = {0};
+	assert_int_equal(drdns_promote_start(&s->ctx, &o, on_done, &r), 0);
+	json_decref(who);
+	run_until(s, &r);
+	assert_false(s->ctx.busy);
+	return r.reply;
+}
+
+static uint32_t served_serial(const struct drdns_server *srv)
+{
+	const struct drdns_zoneset *set = drdns_server_zones(srv);
+	assert_non_null(set);
+	assert_int_equal(set->n, 1);
+	return drdns_zone_serial(set->zones[0]);
+}
+
+/* "ns1 transfers": once it has been notified, install the promoted serial. */
+static void transfer_cb(uv_timer_t *t)
+{
+	struct sandbox *s = t->data;
+	struct drdns_server_stats st;
+	drdns_server_stats(s->ns1, &st);
+	uint32_t serial;
+	if (st.notify_received == 0 || !drdns_state_published(s->ctx.state, "example.edu.", &serial))
+		return;
+	uv_timer_stop(t);
+	drdns_server_set_zones(s->ns1, set_with_serial(s, serial));
+}
+
+static void simulate_transfer(struct sandbox *s)
+{
+	s->transfer = true;
+	uv_timer_init(&s->loop, &s->transfer_timer);
+	s->transfer_timer.data = s;
+	uv_timer_start(&s->transfer_timer, transfer_cb, 10, 10);
+}
+
+/* Not promoted, anywhere: memory, disk, server. */
+static void assert_nothing_changed(struct sandbox *s)
+{
+	assert_false(s->ctx.state->promoted);
+	assert_null(drdns_server_zones(s->ctx.server));
+	assert_int_equal(gen_dirs(s), 0);
+	struct drdns_state *disk = NULL;
+	char err[256];
+	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)), 0);
+	assert_false(disk->promoted);
+	drdns_state_free(disk);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_refused_while_master_answers(void **state)
+{
+	struct sandbox *s = *state;
+	/* the master answers on the configured address and port */
+	memset(&s->master_conf, 0, sizeof(s->master_conf));
+	s->master_conf.controller.address = "127.0.0.32";
+	s->master_conf.controller.port = s->port_master;
+	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
+		skip(); /* the random port is taken */
+	drdns_server_set_zones(s->master, set_with_serial(s, CAMPUS_SERIAL));
+
+	json_t *reply = promote(s, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "--force"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 0), "result")),
+	                    "refused");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(audit, 0), "exit")), 4);
+	json_decref(audit);
+}
+
+static void test_dry_run_changes_nothing(void **state)
+{
+	struct sandbox *s = *state;
+	json_t *reply = promote(s, true, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
+	assert_int_equal(json_integer_value(json_object_get(z, "new_serial")), CAMPUS_SERIAL + 1);
+	json_decref(reply);
+	assert_nothing_changed(s);
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 0); /* dry runs are not audited */
+	json_decref(audit);
+}
+
+static void test_promote_then_repeat(void **state)
+{
+	struct sandbox *s = *state;
+	simulate_transfer(s);
+	json_t *reply = promote(s, false, 5);
+	if (reply_exit(reply) != DRDNS_EXIT_OK)
+		fail_msg("promote: %s", json_dumps(reply, 0));
+	assert_false(json_is_true(json_object_get(reply, "already_promoted")));
+	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
+	assert_true(json_is_true(json_object_get(sec, "converged")));
+	assert_true(json_is_true(json_object_get(json_object_get(sec, "notify"), "acked")));
+	json_decref(reply);
+
+	/* memory, disk and server agree */
+	const uint32_t dr = CAMPUS_SERIAL + 1;
+	uint32_t serial = 0;
+	assert_true(s->ctx.state->promoted);
+	assert_int_equal(s->ctx.state->generation, 1);
+	assert_true(drdns_state_published(s->ctx.state, "example.edu.", &serial));
+	assert_int_equal(serial, dr);
+	assert_int_equal(served_serial(s->ctx.server), dr);
+	assert_true(exists_in(s, "state/gen-1/example.edu.zone"));
+	assert_int_equal(gen_dirs(s), 1);
+	struct drdns_state *disk = NULL;
+	char err[256];
+	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)), 0);
+	assert_true(disk->promoted);
+	assert_int_equal(disk->generation, 1);
+	assert_true(drdns_state_published(disk, "example.edu.", &serial));
+	assert_int_equal(serial, dr);
+	assert_string_equal(disk->reason, "unit test");
+	drdns_state_free(disk);
+
+	/* a second promote publishes nothing new, even with zones-dr/ broken meanwhile
+	 * (it works from the served set) */
+	char *zf = path_in(s, "zones-dr/example.edu.zone");
+	write_text(zf, "$ORIGIN example.edu.\n@ IN SOA half-edited\n");
+	free(zf);
+	reply = promote(s, false, 5);
+	if (reply_exit(reply) != DRDNS_EXIT_OK)
+		fail_msg("second promote: %s", json_dumps(reply, 0));
+	assert_true(json_is_true(json_object_get(reply, "already_promoted")));
+	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
+	assert_int_equal(json_integer_value(json_object_get(z, "new_serial")), dr);
+	json_decref(reply);
+	assert_int_equal(s->ctx.state->generation, 1);
+	assert_int_equal(served_serial(s->ctx.server), dr);
+	assert_int_equal(gen_dirs(s), 1);
+
+	/* audit: committed + done for the first, done for the repeat */
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 0), "result")),
+	                    "committed");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 1), "result")),
+	                    "done");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 2), "result")),
+	                    "done");
+	assert_true(json_is_true(json_object_get(json_array_get(audit, 2), "repeat")));
+	json_decref(audit);
+}
+
+static void test_not_converged_is_exit_3(void **state)
+{
+	struct sandbox *s = *state;
+	json_t *reply = promote(s, false, 0.3); /* ns1 never "transfers" */
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted); /* done, though */
+	assert_int_equal(served_serial(s->ctx.server), CAMPUS_SERIAL + 1);
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 1), "result")),
+	                    "done-not-converged");
+	json_decref(audit);
+}
+
+static void test_invalid_zone_set(void **state)
+{
+	struct sandbox *s = *state;
+	char *p = path_in(s, "zones-dr/example.edu.zone");
+	write_text(p, "$ORIGIN example.edu.\n@ IN SOA broken\n");
+	free(p);
+	json_t *reply = promote(s, false, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "example.edu.zone:"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 0), "result")),
+	                    "error");
+	json_decref(audit);
+}
+
+/* state.json cannot be replaced: the promotion fails and changes nothing. */
+static void test_commit_failure_changes_nothing(void **state)
+{
+	struct sandbox *s = *state;
+	char *p = path_in(s, "state/state.json");
+	assert_int_equal(drdns_mkdir_p(p, 0755), 0); /* a directory: rename over it fails */
+	char *inside = path_in(s, "state/state.json/x");
+	write_text(inside, "x");
+	free(inside);
+	json_t *reply = promote(s, false, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "cannot commit"));
+	json_decref(reply);
+	assert_false(s->ctx.state->promoted);
+	assert_null(drdns_server_zones(s->ctx.server));
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 0), "result")),
+	                    "error");
+	json_decref(audit);
+	drdns_rm_rf(p);
+	free(p);
+	/* the left-over generation (the old state could not be restored either) is
+	 * not referenced: start-up removes it, as drdnsd does */
+	drdns_state_gc(s->conf->controller.state_dir, 0);
+	assert_nothing_changed(s);
+}
+
+static void test_busy_is_audited(void **state)
+{
+	struct sandbox *s = *state;
+	json_t *who = json_object();
+	struct drdns_promote_opts o = {.reason = "first", .wait = 0.2, .who = who};
+	struct result r = {0};
+	assert_int_equal(drdns_promote_start(&s->ctx, &o, on_done, &r), 0);
+	struct drdns_promote_opts o2 = {.reason = "second", .wait = 0.2, .who = who};
+	struct result r2 = {0};
+	assert_int_equal(drdns_promote_start(&s->ctx, &o2, on_done, &r2), DRDNS_EBUSY);
+	json_decref(who);
+	run_until(s, &r);
+	assert_false(r2.done);
+	json_decref(r.reply);
+	json_t *audit = audit_lines(s);
+	assert_true(json_array_size(audit) >= 2);
+	json_t *busy = json_array_get(audit, 0);
+	assert_string_equal(json_string_value(json_object_get(busy, "reason")), "second");
+	assert_int_equal(json_integer_value(json_object_get(busy, "exit")), DRDNS_EXIT_ERROR);
+	json_decref(audit);
+}
+
+static void on_status(json_t *reply, void *arg)
+{
+	on_done(reply, arg);
+}
+
+/* SIGTERM while a promote and a status wait for their probes: drdnsd closes
+ * its server and sets ctx.server to NULL.  Nothing may be committed, nothing
+ * may crash, and both still get a reply. */
+static void test_shutdown_during_probes(void **state)
+{
+	struct sandbox *s = *state;
+	json_t *who = json_object();
+	struct drdns_promote_opts o = {.reason = "stopping", .wait = 0.2, .who = who};
+	struct result r = {0}, st = {0};
+	assert_int_equal(drdns_promote_start(&s->ctx, &o, on_done, &r), 0);
+	assert_int_equal(drdns_status_start(&s->ctx, on_status, &st), 0);
+	json_decref(who);
+	drdns_server_close(s->ctx.server, NULL, NULL);
+	s->ctx.server = NULL;
+	run_until(s, &r);
+	run_until(s, &st);
+	assert_int_equal(reply_exit(r.reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(json_string_value(json_object_get(r.reply, "error")), "shutting down"));
+	assert_int_equal(reply_exit(st.reply), DRDNS_EXIT_OK);
+	json_decref(r.reply);
+	json_decref(st.reply);
+	assert_false(s->ctx.state->promoted);
+	assert_int_equal(gen_dirs(s), 0);
+}
+
+static void test_status_standby(void **state)
+{
+	struct sandbox *s = *state;
+	struct result st = {0};
+	assert_int_equal(drdns_status_start(&s->ctx, on_status, &st), 0);
+	run_until(s, &st);
+	assert_int_equal(reply_exit(st.reply), DRDNS_EXIT_OK);
+	assert_string_equal(json_string_value(json_object_get(st.reply, "state")), "MASTER_DOWN");
+	assert_false(json_is_true(json_object_get(json_object_get(st.reply, "master"), "up")));
+	json_decref(st.reply);
+
+	/* no valid DR set: nothing is probed, so the master is not reported up */
+	char *p = path_in(s, "zones-dr/example.edu.zone");
+	unlink(p);
+	free(p);
+	st = (struct result){0};
+	assert_int_equal(drdns_status_start(&s->ctx, on_status, &st), 0);
+	run_until(s, &st);
+	assert_string_equal(json_string_value(json_object_get(st.reply, "state")), "UNKNOWN");
+	assert_false(json_is_true(json_object_get(json_object_get(st.reply, "master"), "up")));
+	json_decref(st.reply);
+}
+
+static void test_error_reply_invalid_utf8(void **state)
+{
+	(void)state;
+	/* invalid bytes, and a 3-byte character cut after its first byte */
+	json_t *r = drdns_error_reply("promote", 1, "bad \xff file %s", "z\xc3\xa9\xe2");
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(r, "error")), "bad ? file z\xc3\xa9?");
+	json_decref(r);
+	/* a long message is cut, still valid */
+	char big[10000];
+	memset(big, 'a', sizeof(big));
+	for (size_t i = 0; i + 2 < sizeof(big); i += 2)
+		big[i] = '\xc3', big[i + 1] = '\xa9';
+	big[sizeof(big) - 1] = '\0';
+	r = drdns_error_reply("promote", 1, "x%s", big);
+	assert_non_null(r);
+	json_decref(r);
+}
+
+int main(void)
+{
+	srand((unsigned)getpid());
+	drdns_log_init("test_promote", false, DRDNS_LOG_ERR);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_refused_while_master_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_promote_then_repeat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_converged_is_exit_3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_zone_set, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_failure_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_is_audited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_during_probes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_standby, setup, teardown),
+		cmocka_unit_test(test_error_reply_invalid_utf8),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
