@@ -25,10 +25,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* After SIGTERM, requests still in flight (NOTIFY retries to a dead secondary,
+ * a promotion's convergence wait) get this long before drdnsd exits anyway. */
+#define STOP_GRACE_MS 2000
+
 struct daemon {
 	struct drdns_ctx ctx;
 	struct drdns_ctl_server *ctl;
 	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t stop_timer;
 	bool stopping;
 };
 
@@ -168,6 +173,20 @@ static void on_walk_close(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* The grace ran out.  Leaving now is safe: every await point of an operation
+ * lies before its commit (nothing written yet) or after it (state.json and gen-N
+ * are durable, and a restart resumes serving and re-sends NOTIFY). */
+static void on_stop_timeout(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	drdns_log(DRDNS_LOG_NOTICE, "daemon",
+	          "stopped with requests in flight abandoned promotion_in_flight=%s",
+	          d->ctx.busy ? "yes" : "no");
+	if (d->ctx.conf->controller.pid_file)
+		unlink(d->ctx.conf->controller.pid_file);
+	exit(0);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
@@ -180,10 +199,13 @@ static void on_signal(uv_signal_t *sig, int signum)
 		return;
 	d->stopping = true;
 	drdns_log(DRDNS_LOG_NOTICE, "daemon", "stopping signal=%d", signum);
-	if (d->ctx.busy) /* it cannot be cancelled: it ends at the latest when --wait runs out */
-		drdns_log(DRDNS_LOG_NOTICE, "daemon",
-		          "stopping after the promotion in flight (a second signal stops at once; "
-		          "a committed promotion resumes at the next start)");
+	/* In-flight requests cannot be cancelled (src/net has no cancel): wait for them a
+	 * little, not for a whole NOTIFY backoff or --wait.  Unref'd: it does not keep
+	 * the loop alive when everything ends sooner. */
+	uv_timer_init(sig->loop, &d->stop_timer);
+	d->stop_timer.data = d;
+	uv_timer_start(&d->stop_timer, on_stop_timeout, STOP_GRACE_MS, 0);
+	uv_unref((uv_handle_t *)&d->stop_timer);
 	drdns_ctl_server_close(d->ctl);
 	d->ctl = NULL;
 	drdns_server_close(d->ctx.server, NULL, NULL);

@@ -631,17 +631,26 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 		return;
 	}
 
-	/* Failover, not switchover: refuse while the master still answers. */
+	/* Failover, not switchover: refuse while the master still answers.  Any DNS
+	 * response counts (REFUSED, SERVFAIL...): the master is alive, and may only be
+	 * refusing this host (an ACL) while the secondaries still follow it. */
 	size_t master_up = 0;
 	char seen[1024] = "";
 	for (size_t z = 0; z < op->dr->n; z++) {
 		const struct drdns_soa_result *r = probe_of(op, 0, z);
-		if (!r->answered)
+		bool silent = !r->answered && (!strcmp(r->detail, "timeout") ||
+		                               !strncmp(r->detail, "network: ", 9) ||
+		                               !strncmp(r->detail, "error: ", 7));
+		if (silent)
 			continue;
 		master_up++;
 		size_t len = strlen(seen);
-		snprintf(seen + len, sizeof(seen) - len, "%s%s serial %u", len ? ", " : "", r->zone,
-		         r->serial);
+		if (r->answered)
+			snprintf(seen + len, sizeof(seen) - len, "%s%s serial %u", len ? ", " : "",
+			         r->zone, r->serial);
+		else
+			snprintf(seen + len, sizeof(seen) - len, "%s%s %s", len ? ", " : "", r->zone,
+			         r->detail);
 	}
 	if (master_up > 0 && !op->force) {
 		fail(op, DRDNS_EXIT_REFUSED,

@@ -360,6 +360,23 @@ static void test_refused_while_master_answers(void **state)
 	json_decref(audit);
 }
 
+/* A master that answers at all (here REFUSED: alive, but not serving this host)
+ * is not a dead master: promoting would split the truth. */
+static void test_refused_while_master_refuses(void **state)
+{
+	struct sandbox *s = *state;
+	memset(&s->master_conf, 0, sizeof(s->master_conf));
+	s->master_conf.controller.address = "127.0.0.32";
+	s->master_conf.controller.port = s->port_master;
+	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
+		skip();
+	json_t *reply = promote(s, false, 0.5); /* no zones installed: REFUSED */
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "REFUSED"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
 static void test_dry_run_changes_nothing(void **state)
 {
 	struct sandbox *s = *state;
@@ -597,6 +614,7 @@ int main(void)
 	drdns_log_init("test_promote", false, DRDNS_LOG_ERR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_refused_while_master_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_while_master_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_then_repeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_converged_is_exit_3, setup, teardown),
