@@ -271,7 +271,12 @@ static json_t *call(const struct cli *c, const json_t *request, bool changes)
 	int rc = drdns_ctl_call(c->socket, request, c->timeout, &reply, err, sizeof(err));
 	if (rc == 0)
 		return reply;
-	if (rc == DRDNS_ETIMEOUT && changes)
+	/* Only a failure to connect proves the request never reached drdnsd; after
+	 * that (timeout, lost connection: drdnsd stopping, say) a change may have
+	 * been committed, so never claim "nothing changed". */
+	bool never_sent = rc == -ENOENT || rc == -ECONNREFUSED || rc == -EACCES || rc == -EPERM ||
+	                  rc == -ENOTSOCK || rc == DRDNS_EINVAL;
+	if (changes && !never_sent)
 		fail(c, DRDNS_EXIT_ERROR,
 		     "%s; drdnsd may still be carrying out the %s: check with '%s status' before "
 		     "trying again", err, c->command, PROG);

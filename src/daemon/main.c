@@ -106,6 +106,15 @@ static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, cons
 {
 	const json_t *reason = json_object_get(body, "reason");
 	const json_t *wait = json_object_get(body, "wait");
+	bool printable = json_is_string(reason);
+	for (const char *p = printable ? json_string_value(reason) : ""; *p && printable; p++)
+		printable = (unsigned char)*p >= 0x20 && *p != 0x7f; /* one line: logs stay parseable */
+	if (json_is_string(reason) && *json_string_value(reason) && !printable) {
+		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
+		                                       "the reason must be one line of text, without "
+		                                       "control characters"));
+		return;
+	}
 	if (!json_is_string(reason) || !*json_string_value(reason)) {
 		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
 		                                       "promote needs --reason TEXT (it goes to the audit log)"));

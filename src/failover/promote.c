@@ -252,12 +252,16 @@ static void peer_step_done(struct promote_op *op)
 		return;
 	bool all;
 	json_t *secs = secondaries_report(op, &all);
-	int code = all ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
+	/* With no live secondary nothing can have converged: that is not success. */
+	bool none = op->n_peers == 0;
+	int code = all && !none ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
 	char msg[256];
 	snprintf(msg, sizeof(msg), "%s; %s after %.1f s",
 	         op->repeat ? "already promoted: serials unchanged, NOTIFY sent again"
 	                    : "promoted: drdns is the primary for the DR zone set",
-	         all ? "every live secondary converged" : "some secondaries did not converge",
+	         none ? "no secondary answered, so none was notified or converged"
+	         : all ? "every live secondary converged"
+	               : "some secondaries did not converge",
 	         since_start(op));
 	json_t *reply = json_pack("{s:i, s:s, s:b, s:b, s:s, s:O, s:o}", "exit", code, "command",
 	                          "promote", "dry_run", false, "already_promoted", op->repeat,

@@ -97,6 +97,10 @@ set +e
 drdnsctl promote --yes >/dev/null 2>&1; rc=$?
 set -e
 check "promote without --reason: usage error (exit 2)" test "$rc" = 2
+set +e
+drdnsctl promote --reason $'two\nlines' --yes >/dev/null 2>&1; rc=$?
+set -e
+check "promote with a multi-line reason: usage error (exit 2)" test "$rc" = 2
 
 set +e
 out=$(drdnsctl --json promote --reason "test: master healthy" --yes --wait 5); rc=$?

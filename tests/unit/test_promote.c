@@ -468,6 +468,42 @@ static void test_not_converged_is_exit_3(void **state)
 	json_decref(audit);
 }
 
+static void stop_ns1(struct sandbox *s)
+{
+	drdns_server_close(s->ns1, NULL, NULL);
+	s->ns1 = NULL;
+	uv_run(&s->loop, UV_RUN_NOWAIT);
+}
+
+/* Nobody answers and no serial was ever seen: no safe serial exists. */
+static void test_no_serial_known_is_refused(void **state)
+{
+	struct sandbox *s = *state;
+	stop_ns1(s);
+	json_t *reply = promote(s, false, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")),
+	                       "no serial was ever observed"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+/* Nobody answers, but a serial was seen earlier: publish above it, and say
+ * honestly that no secondary converged (exit 3, not 0). */
+static void test_no_live_secondary_is_exit_3(void **state)
+{
+	struct sandbox *s = *state;
+	drdns_state_note_seen(s->ctx.state, "example.edu.", CAMPUS_SERIAL);
+	stop_ns1(s);
+	json_t *reply = promote(s, false, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "message")),
+	                       "no secondary answered"));
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+	assert_int_equal(served_serial(s->ctx.server), CAMPUS_SERIAL + 1);
+}
+
 static void test_invalid_zone_set(void **state)
 {
 	struct sandbox *s = *state;
@@ -618,6 +654,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_then_repeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_converged_is_exit_3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_serial_known_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_live_secondary_is_exit_3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_zone_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_audited, setup, teardown),
