@@ -9,7 +9,10 @@
  *   - AXFR over TCP: SOA, every record, SOA, in as many messages as needed
  *     (name compression, two-byte length framing), each written only after
  *     the previous one left, so large zones never block the loop and many
- *     transfers run at once;
+ *     transfers run at once.  Each installed zone's transfer is rendered to
+ *     wire once, in libuv's thread pool; transfers copy the cached messages
+ *     (patching id and question) and build messages one by one only until
+ *     that cache is ready;
  *   - IXFR: answered AXFR-style over TCP; over UDP with the SOA only (RFC 1995
  *     "use TCP");
  *   - NOTIFY: acknowledged (NOERROR, no action);
@@ -58,8 +61,9 @@ struct drdns_server_stats {
 };
 void drdns_server_stats(const struct drdns_server *srv, struct drdns_server_stats *out);
 
-/* Stop listening, abort transfers, free everything; cb (may be NULL) runs when all
- * handles are closed. */
+/* Stop listening, abort transfers, cancel or stop any AXFR pre-rendering in the
+ * thread pool, free everything; cb (may be NULL) runs when all handles are closed
+ * and every render job has finished. */
 void drdns_server_close(struct drdns_server *srv, void (*cb)(void *arg), void *arg);
 
 #endif

@@ -8,11 +8,14 @@
  *
  * Only hmac-sha256 is accepted (the issue's requirement; it is what BIND's
  * tsig-keygen produces by default).  Signing and verifying use ldns.
+ * drdns_tsig_sign_wire() (zone transfers) signs rendered wire with OpenSSL's
+ * HMAC directly, byte-compatible with ldns' verification.
  */
 #ifndef DRDNS_TSIG_H
 #define DRDNS_TSIG_H
 
 #include <ldns/ldns.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,5 +47,34 @@ int drdns_tsig_sign_next(ldns_pkt *pkt, const struct drdns_tsig_key *key, const 
  * differ, the time is outside fudge, or the MAC is wrong. */
 int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
                       const struct drdns_tsig_key *key, const ldns_rdf *request_mac);
+
+/* Largest MAC drdns_tsig_sign_wire() produces (HMAC output). */
+#define DRDNS_TSIG_MAC_MAX 64
+/* Room a TSIG record can take at the end of a message: owner and algorithm
+ * names (255 each at most), type/class/TTL/length, time, fudge, MAC, original
+ * id, error, other length. */
+#define DRDNS_TSIG_RR_MAX (255 + 10 + 255 + 6 + 2 + 2 + DRDNS_TSIG_MAC_MAX + 6)
+
+/* Sign a message that is already in wire form (RFC 8945 4.3, 5.3), without
+ * building an ldns_pkt: the MAC covers
+ *   [prev_mac as 2-byte length + MAC] message [TSIG variables]
+ * and a TSIG record (key name and algorithm uncompressed, original id = the
+ * message's id, error 0, no other data) is appended, ARCOUNT incremented.
+ *   msg, len, cap: the message (len bytes) in a buffer of cap bytes; cap >= len +
+ *     DRDNS_TSIG_RR_MAX is always enough.
+ *   prev_mac, prev_mac_len: the MAC alone (no length prefix).  NULL for a request;
+ *     the request's MAC for a response (or the first message of a multi-message
+ *     one); the previous message's MAC for follow-on messages, with timers_only
+ *     (only time signed and fudge as variables, RFC 8945 5.3.1), as
+ *     ldns_pkt_tsig_sign_next(..., 1) does.
+ *   time_signed: seconds since the epoch.
+ * On success returns 0, sets *out_len (<= 65535) and copies the new MAC into mac
+ * (DRDNS_TSIG_MAC_MAX bytes) with its length in *mac_len.  Returns DRDNS_ETSIG
+ * for an unusable key, DRDNS_EINVAL when the result would not fit cap or 65535
+ * bytes (msg is then unchanged), DRDNS_ENOMEM. */
+int drdns_tsig_sign_wire(uint8_t *msg, size_t len, size_t cap, size_t *out_len,
+                         const struct drdns_tsig_key *key, const uint8_t *prev_mac,
+                         size_t prev_mac_len, bool timers_only, uint64_t time_signed,
+                         uint8_t *mac, size_t *mac_len);
 
 #endif

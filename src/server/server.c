@@ -18,6 +18,28 @@
  *   - TCP sockets get SO_REUSEADDR (restart while old connections sit in
  *     TIME_WAIT).  UDP does not: on Linux SO_REUSEADDR would let a second
  *     process share the UDP port and silently take part of the queries.
+ *   - Transfer cache: when a set is installed, each zone's AXFR body (SOA ...
+ *     SOA, the same messages, packing and compression as the per-message path
+ *     below, question "<origin> AXFR IN" in the first) is rendered once, one
+ *     zone per libuv thread-pool job, so the loop never blocks.  The set is
+ *     immutable while installed and every job holds a reference to it, so the
+ *     worker reads it safely; the rendered zone is attached on the loop thread
+ *     (after-work callback).  A transfer then copies each cached message,
+ *     patches the id (and, in the first message, the question name as the
+ *     client spelled it, which has the same length, and the type for IXFR), signs
+ *     it when TSIG is in use, and writes it, one message per write completion as
+ *     before.  The copy is byte-identical to what the per-message path builds:
+ *     ldns compresses case-insensitively, so pointers land where they would
+ *     with the client's spelling of the question.  Until a zone's render has
+ *     landed (a transfer in the first moments after promotion), and for any
+ *     message that does not line up with the cache, the per-message path runs;
+ *     a transfer can switch to the cache midway.  Replacing the set cancels its
+ *     queued jobs; drdns_server_close cancels queued jobs and waits for running
+ *     ones before its callback.
+ *   - Transfer TSIG: every message is signed on its wire form
+ *     (drdns_tsig_sign_wire: the first with the request MAC, the rest timers-only
+ *     with the previous MAC, as ldns_pkt_tsig_sign_next(..., 1) did), whichever
+ *     path built it.
  */
 #include "drdns/server.h"
 
@@ -31,6 +53,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +64,7 @@
 #include <unistd.h>
 
 #include <ldns/ldns.h>
+#include <openssl/crypto.h>
 
 #define XFR_MSG_TARGET 16000           /* uncompressed RR bytes per AXFR message */
 #define TCP_IDLE_MS 10000              /* close TCP connections idle this long */
@@ -58,12 +82,42 @@
 
 enum sorted_state { SORT_UNKNOWN = 0, SORT_YES, SORT_NO };
 
+/* One message of a zone's transfer, as rendered into the cache. */
+struct xmsg {
+	size_t off;   /* in zcache.wire */
+	size_t len;
+	size_t start; /* index in zone->rrs of the first record after the leading SOA (or
+	               * of the first record, in the first message) */
+	size_t end;   /* index after the message's last record from zone->rrs */
+	size_t count; /* answer records (both SOAs included) */
+	bool done;    /* ends with the closing SOA */
+};
+
+/* A zone's whole AXFR body, rendered once (id 0, question "<origin> AXFR IN"). */
+struct zcache {
+	uint8_t *wire;     /* the messages back to back */
+	struct xmsg *msgs;
+	size_t n, bytes;
+	size_t qname_len;  /* the question name at offset 12 of message 0 */
+};
+
+static void zcache_free(struct zcache *zc)
+{
+	if (!zc)
+		return;
+	free(zc->wire);
+	free(zc->msgs);
+	free(zc);
+}
+
 /* A served zone set with a reference count: the server holds one reference to
- * the current set, every running transfer one to the set it started with. */
+ * the current set, every running transfer and every cache job one to the set it
+ * uses. */
 struct zref {
 	struct drdns_zoneset *set;
 	unsigned refs;
-	unsigned char *sorted; /* per zone: enum sorted_state (rrs sorted by owner) */
+	unsigned char *sorted;  /* per zone: enum sorted_state (rrs sorted by owner) */
+	struct zcache **cache;  /* per zone: the rendered transfer, NULL until it lands */
 };
 
 static struct zref *zref_new(struct drdns_zoneset *set)
@@ -72,7 +126,10 @@ static struct zref *zref_new(struct drdns_zoneset *set)
 	if (!zr)
 		return NULL;
 	zr->sorted = calloc(set->n ? set->n : 1, 1);
-	if (!zr->sorted) {
+	zr->cache = calloc(set->n ? set->n : 1, sizeof(*zr->cache));
+	if (!zr->sorted || !zr->cache) {
+		free(zr->sorted);
+		free(zr->cache);
 		free(zr);
 		return NULL;
 	}
@@ -91,25 +148,48 @@ static void zref_put(struct zref *zr)
 {
 	if (!zr || --zr->refs > 0)
 		return;
+	for (size_t i = 0; i < zr->set->n; i++)
+		zcache_free(zr->cache[i]);
 	drdns_zoneset_free(zr->set);
+	free(zr->cache);
 	free(zr->sorted);
 	free(zr);
 }
 
 /* ------------------------------------------------------------ structures */
 
+/* Where a transfer stands in its zone. */
+struct xcursor {
+	size_t next; /* next index in zone->rrs */
+	bool soa_sent, done;
+};
+
 struct xfr {
 	struct zref *zr;              /* keeps the set alive */
 	const struct drdns_zone *zone;
+	size_t zi;                    /* index of zone in zr->set */
 	ldns_rr *question;            /* owned clone */
 	uint16_t id;
 	bool ixfr;
-	bool soa_sent, done;
-	size_t next;                  /* next index in zone->rrs */
-	size_t rrs, msgs, bytes;
+	struct xcursor cur;
+	size_t rrs, msgs, bytes, cached; /* cached: messages copied from the cache */
 	struct drdns_tsig_key *key;   /* owned copy (survives a conf reload), or NULL */
-	ldns_rdf *mac;                /* request MAC, then the previous message's MAC */
+	uint8_t mac[DRDNS_TSIG_MAC_MAX]; /* request MAC, then the previous message's MAC */
+	size_t mac_len;
 	uint64_t start_ns;
+};
+
+/* A thread-pool job rendering one zone's transfer into the cache. */
+struct zbuild {
+	uv_work_t work;
+	struct drdns_server *srv;
+	struct zref *zr;     /* reference held until the after-work callback */
+	size_t zi;
+	struct zcache *out;  /* written by the worker only */
+	atomic_bool abort;   /* set on the loop: stop rendering */
+	int rc;
+	uint64_t ns;
+	struct zbuild *prev, *next;
 };
 
 struct conn {
@@ -135,7 +215,8 @@ struct drdns_server {
 	struct drdns_server_stats st;
 	struct conn *conns;
 	unsigned n_conns;
-	unsigned pending; /* handles and connections not yet released */
+	struct zbuild *builds; /* cache jobs whose after-work callback has not run */
+	unsigned pending; /* handles, connections and cache jobs not yet released */
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -601,7 +682,7 @@ static void xfr_free(struct xfr *x)
 	zref_put(x->zr);
 	ldns_rr_free(x->question);
 	drdns_tsig_key_free(x->key);
-	ldns_rdf_deep_free(x->mac);
+	OPENSSL_cleanse(x->mac, sizeof(x->mac));
 	free(x);
 }
 
@@ -623,15 +704,16 @@ static void xfr_end(struct conn *c, const char *status)
 	double secs = (double)(uv_hrtime() - x->start_ns) / 1e9;
 	drdns_log(strcmp(status, "ok") ? DRDNS_LOG_WARNING : DRDNS_LOG_NOTICE, "xfr",
 	          "xfr end type=%s zone=%s serial=%u peer=%s status=%s rrs=%zu messages=%zu "
-	          "bytes=%zu seconds=%.3f tsig=%s",
+	          "cached=%zu bytes=%zu seconds=%.3f tsig=%s",
 	          xfr_type(x), x->zone->name, drdns_zone_serial(x->zone), c->peer_text, status,
-	          x->rrs, x->msgs, x->bytes, secs, x->key ? "yes" : "no");
+	          x->rrs, x->msgs, x->cached, x->bytes, secs, x->key ? "yes" : "no");
 	xfr_free(x);
 }
 
-static int xfr_start(struct reqctx *rq, struct zref *zr, const struct drdns_zone *z, bool ixfr)
+static int xfr_start(struct reqctx *rq, struct zref *zr, size_t zi, bool ixfr)
 {
 	struct conn *c = rq->conn;
+	const struct drdns_zone *z = zr->set->zones[zi];
 	struct xfr *x = calloc(1, sizeof(*x));
 	if (!x)
 		return DRDNS_ENOMEM;
@@ -639,14 +721,26 @@ static int xfr_start(struct reqctx *rq, struct zref *zr, const struct drdns_zone
 	x->id = ldns_pkt_id(rq->q);
 	x->ixfr = ixfr;
 	x->zone = z;
+	x->zi = zi;
 	x->start_ns = uv_hrtime();
-	if (rq->key) {
-		x->key = key_copy(rq->key);
-		x->mac = ldns_rdf_clone(rq->mac);
-	}
-	if (!x->question || (rq->key && (!x->key || !x->mac))) {
+	if (!x->question) {
 		xfr_free(x);
 		return DRDNS_ENOMEM;
+	}
+	if (rq->key) {
+		/* the request MAC (INT16_DATA: length, then the MAC), already verified */
+		size_t sz = rq->mac ? ldns_rdf_size(rq->mac) : 0;
+		const uint8_t *d = sz ? ldns_rdf_data(rq->mac) : NULL;
+		if (sz < 2 || (size_t)((d[0] << 8) | d[1]) != sz - 2 || sz - 2 > sizeof(x->mac)) {
+			xfr_free(x);
+			return DRDNS_ETSIG;
+		}
+		x->mac_len = sz - 2;
+		memcpy(x->mac, d + 2, x->mac_len);
+		if (!(x->key = key_copy(rq->key))) {
+			xfr_free(x);
+			return DRDNS_ENOMEM;
+		}
 	}
 	x->zr = zref_get(zr);
 	c->xfr = x;
@@ -659,20 +753,26 @@ static int xfr_start(struct reqctx *rq, struct zref *zr, const struct drdns_zone
 	return 0;
 }
 
-/* Build the next message of the transfer. */
-static int xfr_build(struct xfr *x, uint8_t **out, size_t *out_len)
+/* Build the (unsigned) message of z's transfer at *cur: SOA first, records up to
+ * XFR_MSG_TARGET uncompressed bytes, the closing SOA when it fits; the first
+ * message carries question.  Advances *cur and sets *count (answer records) on
+ * success.  Runs on the loop thread (per-message path) and in the thread pool
+ * (cache): it only reads z. */
+static int xfr_build(const struct drdns_zone *z, const ldns_rr *question, uint16_t id,
+                     struct xcursor *cur, uint8_t **out, size_t *out_len, size_t *count)
 {
 	ldns_pkt *p = ldns_pkt_new();
 	if (!p)
 		return DRDNS_ENOMEM;
+	struct xcursor c = *cur;
 	int ret = 0;
-	ldns_pkt_set_id(p, x->id);
+	ldns_pkt_set_id(p, id);
 	ldns_pkt_set_qr(p, true);
 	ldns_pkt_set_aa(p, true);
 	ldns_pkt_set_opcode(p, LDNS_PACKET_QUERY);
 	ldns_pkt_set_rcode(p, LDNS_RCODE_NOERROR);
-	if (x->msgs == 0) {
-		ldns_rr *q = ldns_rr_clone(x->question);
+	if (!c.soa_sent) {
+		ldns_rr *q = ldns_rr_clone(question);
 		if (!q || !ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q)) {
 			ldns_rr_free(q);
 			ldns_pkt_free(p);
@@ -682,48 +782,35 @@ static int xfr_build(struct xfr *x, uint8_t **out, size_t *out_len)
 	/* The zone's records are borrowed, not cloned: they are unhooked from the
 	 * packet before it is freed. */
 	ldns_rr_list *an = ldns_pkt_answer(p);
-	const ldns_rr_list *rrs = x->zone->rrs;
+	const ldns_rr_list *rrs = z->rrs;
 	size_t n = ldns_rr_list_rr_count(rrs), size = 0;
-	size_t soa_size = ldns_rr_uncompressed_size(x->zone->soa);
+	size_t soa_size = ldns_rr_uncompressed_size(z->soa);
 	bool ok = true;
-	if (!x->soa_sent) {
-		ok = ldns_rr_list_push_rr(an, x->zone->soa);
+	if (!c.soa_sent) {
+		ok = ldns_rr_list_push_rr(an, z->soa);
 		size += soa_size;
-		x->soa_sent = true;
+		c.soa_sent = true;
 	}
-	while (ok && x->next < n) {
-		ldns_rr *rr = ldns_rr_list_rr(rrs, x->next);
+	while (ok && c.next < n) {
+		ldns_rr *rr = ldns_rr_list_rr(rrs, c.next);
 		size_t sz = ldns_rr_uncompressed_size(rr);
 		if (ldns_rr_list_rr_count(an) > 0 && size + sz > XFR_MSG_TARGET)
 			break;
 		ok = ldns_rr_list_push_rr(an, rr);
 		size += sz;
-		x->next++;
+		c.next++;
 	}
-	if (ok && x->next == n && (ldns_rr_list_rr_count(an) == 0 || size + soa_size <= XFR_MSG_TARGET)) {
-		ok = ldns_rr_list_push_rr(an, x->zone->soa);
-		x->done = true;
+	if (ok && c.next == n && (ldns_rr_list_rr_count(an) == 0 || size + soa_size <= XFR_MSG_TARGET)) {
+		ok = ldns_rr_list_push_rr(an, z->soa);
+		c.done = true;
 	}
-	size_t count = ldns_rr_list_rr_count(an);
-	ldns_pkt_set_ancount(p, (uint16_t)count);
-	if (!ok) {
-		ret = DRDNS_ENOMEM;
-	} else if (x->key) {
-		ret = x->msgs == 0 ? drdns_tsig_sign(p, x->key, x->mac)
-		                   : drdns_tsig_sign_next(p, x->key, x->mac);
-		if (ret == 0) {
-			ldns_rdf *mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(p), 3));
-			if (!mac) {
-				ret = DRDNS_ENOMEM;
-			} else {
-				ldns_rdf_deep_free(x->mac);
-				x->mac = mac;
-			}
-		}
-	}
+	size_t nan = ldns_rr_list_rr_count(an);
+	ldns_pkt_set_ancount(p, (uint16_t)nan);
 	uint8_t *wire = NULL;
 	size_t len = 0;
-	if (ret == 0 && (ldns_pkt2wire(&wire, p, &len) != LDNS_STATUS_OK || !wire))
+	if (!ok || nan > 65535)
+		ret = ok ? DRDNS_EPROTO : DRDNS_ENOMEM;
+	else if (ldns_pkt2wire(&wire, p, &len) != LDNS_STATUS_OK || !wire)
 		ret = DRDNS_ENOMEM;
 	if (ret == 0 && len > 65535) {
 		free(wire);
@@ -733,12 +820,167 @@ static int xfr_build(struct xfr *x, uint8_t **out, size_t *out_len)
 	ldns_pkt_free(p);
 	if (ret < 0)
 		return ret;
-	x->rrs += count;
-	x->msgs++;
-	x->bytes += len;
+	*cur = c;
+	*count = nan;
 	*out = wire;
 	*out_len = len;
 	return 0;
+}
+
+/* Render z's whole transfer (id 0, question "<origin> AXFR IN") into a cache
+ * entry.  Runs in the thread pool; stops early (returning 1) when *abort is set. */
+static int zcache_render(const struct drdns_zone *z, const atomic_bool *abort, struct zcache **out)
+{
+	*out = NULL;
+	struct zcache *zc = calloc(1, sizeof(*zc));
+	ldns_rr *q = ldns_rr_new();
+	ldns_rdf *qname = ldns_rdf_clone(z->origin);
+	if (!zc || !q || !qname) {
+		free(zc);
+		ldns_rr_free(q);
+		ldns_rdf_deep_free(qname);
+		return DRDNS_ENOMEM;
+	}
+	ldns_rr_set_owner(q, qname);
+	ldns_rr_set_question(q, true);
+	ldns_rr_set_type(q, LDNS_RR_TYPE_AXFR);
+	ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
+	zc->qname_len = ldns_rdf_size(qname);
+	struct xcursor cur = { 0 };
+	size_t cap = 0, msgs_cap = 0;
+	int ret = 0;
+	while (!cur.done) {
+		if (atomic_load_explicit(abort, memory_order_relaxed)) {
+			ret = 1;
+			break;
+		}
+		uint8_t *wire = NULL;
+		size_t len = 0, count = 0, start = cur.next;
+		ret = xfr_build(z, q, 0, &cur, &wire, &len, &count);
+		if (ret < 0)
+			break;
+		if (zc->n == msgs_cap) {
+			size_t nc = msgs_cap ? msgs_cap * 2 : 64;
+			struct xmsg *g = realloc(zc->msgs, nc * sizeof(*g));
+			if (!g) {
+				free(wire);
+				ret = DRDNS_ENOMEM;
+				break;
+			}
+			zc->msgs = g;
+			msgs_cap = nc;
+		}
+		if (zc->bytes + len > cap) {
+			size_t nc = cap ? cap : 65536;
+			while (nc < zc->bytes + len)
+				nc *= 2;
+			uint8_t *g = realloc(zc->wire, nc);
+			if (!g) {
+				free(wire);
+				ret = DRDNS_ENOMEM;
+				break;
+			}
+			zc->wire = g;
+			cap = nc;
+		}
+		memcpy(zc->wire + zc->bytes, wire, len);
+		free(wire);
+		zc->msgs[zc->n++] = (struct xmsg){ .off = zc->bytes, .len = len, .start = start,
+			                           .end = cur.next, .count = count, .done = cur.done };
+		zc->bytes += len;
+	}
+	ldns_rr_free(q);
+	if (ret != 0) {
+		zcache_free(zc);
+		return ret;
+	}
+	/* give back what the doubling left unused */
+	uint8_t *fit = realloc(zc->wire, zc->bytes ? zc->bytes : 1);
+	if (fit)
+		zc->wire = fit;
+	*out = zc;
+	return 0;
+}
+
+static void zbuild_work(uv_work_t *req)
+{
+	struct zbuild *b = req->data;
+	uint64_t t0 = uv_hrtime();
+	b->rc = zcache_render(b->zr->set->zones[b->zi], &b->abort, &b->out);
+	b->ns = uv_hrtime() - t0;
+}
+
+static void zbuild_done(uv_work_t *req, int status)
+{
+	struct zbuild *b = req->data;
+	struct drdns_server *srv = b->srv;
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		srv->builds = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	const struct drdns_zone *z = b->zr->set->zones[b->zi];
+	if (status == 0 && b->rc == 0 && b->out && !b->zr->cache[b->zi]) {
+		b->zr->cache[b->zi] = b->out;
+		b->out = NULL;
+		if (b->zr == srv->cur)
+			drdns_log(DRDNS_LOG_INFO, "xfr",
+			          "xfr cache ready zone=%s serial=%u messages=%zu bytes=%zu seconds=%.3f",
+			          z->name, drdns_zone_serial(z), b->zr->cache[b->zi]->n,
+			          b->zr->cache[b->zi]->bytes, (double)b->ns / 1e9);
+	} else if (status == 0 && b->rc < 0) {
+		drdns_log(DRDNS_LOG_WARNING, "xfr",
+		          "xfr cache failed zone=%s: %s (transfers build each message instead)", z->name,
+		          drdns_strerror(b->rc));
+	}
+	zcache_free(b->out);
+	zref_put(b->zr);
+	free(b);
+	srv_release(srv);
+}
+
+/* Render every zone of zr in the thread pool, one job per zone.  Failures only
+ * cost speed: transfers fall back to building each message. */
+static void cache_start(struct drdns_server *srv, struct zref *zr)
+{
+	for (size_t i = 0; i < zr->set->n; i++) {
+		struct zbuild *b = calloc(1, sizeof(*b));
+		if (!b) {
+			drdns_log(DRDNS_LOG_WARNING, "xfr", "xfr cache: out of memory");
+			return;
+		}
+		b->srv = srv;
+		b->zr = zref_get(zr);
+		b->zi = i;
+		b->work.data = b;
+		atomic_init(&b->abort, false);
+		int rc = uv_queue_work(srv->loop, &b->work, zbuild_work, zbuild_done);
+		if (rc < 0) {
+			drdns_log(DRDNS_LOG_WARNING, "xfr", "xfr cache: cannot queue work: %s",
+			          uv_strerror(rc));
+			zref_put(b->zr);
+			free(b);
+			return;
+		}
+		b->next = srv->builds;
+		if (srv->builds)
+			srv->builds->prev = b;
+		srv->builds = b;
+		srv->pending++;
+	}
+}
+
+/* Stop the cache jobs of zr (NULL: all): queued ones are cancelled, running ones
+ * told to stop; their after-work callbacks still run (later, on the loop). */
+static void cache_stop(struct drdns_server *srv, const struct zref *zr)
+{
+	for (struct zbuild *b = srv->builds; b; b = b->next) {
+		if (zr && b->zr != zr)
+			continue;
+		atomic_store_explicit(&b->abort, true, memory_order_relaxed);
+		(void)uv_cancel((uv_req_t *)&b->work);
+	}
 }
 
 static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8_t **out,
@@ -798,7 +1040,7 @@ static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8
 		          drdns_zone_serial(z), rq->peer_text, rq->conn ? "tcp" : "udp");
 		return finish(rq, r, out, len);
 	}
-	int ret = xfr_start(rq, zr, z, ixfr);
+	int ret = xfr_start(rq, zr, (size_t)zi, ixfr);
 	if (ret == 0)
 		*res = PROC_XFR;
 	return ret;
@@ -1074,7 +1316,7 @@ static void on_written(uv_write_t *req, int status)
 	}
 	conn_touch(c);
 	if (c->xfr) {
-		if (!c->xfr->done) {
+		if (!c->xfr->cur.done) {
 			xfr_send_next(c);
 			return;
 		}
@@ -1083,20 +1325,21 @@ static void on_written(uv_write_t *req, int status)
 	conn_process(c);
 }
 
-/* Send one message (takes ownership of wire). */
-static int conn_send(struct conn *c, uint8_t *wire, size_t len)
+/* A write request with room for a message of up to room bytes at data + 2. */
+static struct write_req *wreq_new(struct conn *c, size_t room)
 {
-	struct write_req *w = malloc(sizeof(*w) + 2 + len);
-	if (!w) {
-		free(wire);
-		return DRDNS_ENOMEM;
-	}
-	w->c = c;
+	struct write_req *w = malloc(sizeof(*w) + 2 + room);
+	if (w)
+		w->c = c;
+	return w;
+}
+
+/* Frame the len-byte message at w->data + 2 and write it (frees w on failure). */
+static int conn_write(struct conn *c, struct write_req *w, size_t len)
+{
 	w->len = len + 2;
 	w->data[0] = (uint8_t)(len >> 8);
 	w->data[1] = (uint8_t)len;
-	memcpy(w->data + 2, wire, len);
-	free(wire);
 	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
 	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
 	if (rc < 0) {
@@ -1107,18 +1350,107 @@ static int conn_send(struct conn *c, uint8_t *wire, size_t len)
 	return 0;
 }
 
+/* Send one message (takes ownership of wire). */
+static int conn_send(struct conn *c, uint8_t *wire, size_t len)
+{
+	struct write_req *w = wreq_new(c, len);
+	if (!w) {
+		free(wire);
+		return DRDNS_ENOMEM;
+	}
+	memcpy(w->data + 2, wire, len);
+	free(wire);
+	return conn_write(c, w, len);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* The cached message that continues x exactly where it stands, or NULL. */
+static const struct xmsg *xfr_cached(const struct xfr *x, const struct zcache **zcp)
+{
+	const struct zcache *zc = x->zr->cache[x->zi];
+	if (!zc || x->cur.done || x->msgs >= zc->n)
+		return NULL;
+	const struct xmsg *m = &zc->msgs[x->msgs];
+	if (m->start != x->cur.next || (x->msgs == 0) == x->cur.soa_sent)
+		return NULL;
+	if (x->msgs == 0 && ldns_rdf_size(ldns_rr_owner(x->question)) != zc->qname_len)
+		return NULL;
+	*zcp = zc;
+	return m;
+}
+
+/* Send the transfer's next message: copied from the cache when it is there,
+ * else built; signed when the transfer is. */
 static void xfr_send_next(struct conn *c)
 {
-	uint8_t *wire = NULL;
-	size_t len = 0;
-	int rc = xfr_build(c->xfr, &wire, &len);
+	struct xfr *x = c->xfr;
+	const struct zcache *zc = NULL;
+	const struct xmsg *m = xfr_cached(x, &zc);
+	struct xcursor next = x->cur;
+	uint8_t *built = NULL;
+	const uint8_t *src = NULL;
+	size_t len = 0, count = 0;
+	int rc = 0;
+	if (m) {
+		src = zc->wire + m->off;
+		len = m->len;
+		count = m->count;
+		next.next = m->end;
+		next.soa_sent = true;
+		next.done = m->done;
+	} else {
+		rc = xfr_build(x->zone, x->question, x->id, &next, &built, &len, &count);
+		src = built;
+	}
+	size_t room = len + (x->key ? DRDNS_TSIG_RR_MAX : 0);
+	struct write_req *w = rc == 0 ? wreq_new(c, room) : NULL;
+	if (rc == 0 && !w)
+		rc = DRDNS_ENOMEM;
+	if (rc == 0) {
+		uint8_t *msg = w->data + 2;
+		memcpy(msg, src, len);
+		if (m) {
+			put16(msg, x->id);
+			if (x->msgs == 0) { /* the question as the client asked it */
+				const ldns_rdf *qn = ldns_rr_owner(x->question);
+				memcpy(msg + LDNS_HEADER_SIZE, ldns_rdf_data(qn), zc->qname_len);
+				put16(msg + LDNS_HEADER_SIZE + zc->qname_len,
+				      (uint16_t)ldns_rr_get_type(x->question));
+			}
+		}
+		if (x->key) {
+			uint8_t mac[DRDNS_TSIG_MAC_MAX];
+			size_t mac_len = 0;
+			rc = drdns_tsig_sign_wire(msg, len, room, &len, x->key, x->mac, x->mac_len,
+			                          x->msgs > 0, (uint64_t)time(NULL), mac, &mac_len);
+			if (rc == 0) {
+				memcpy(x->mac, mac, mac_len);
+				x->mac_len = mac_len;
+			}
+		}
+		if (rc < 0)
+			free(w);
+	}
+	free(built);
 	if (rc == 0)
-		rc = conn_send(c, wire, len);
+		rc = conn_write(c, w, len);
 	if (rc < 0) {
 		drdns_log(DRDNS_LOG_ERR, "xfr", "xfr failed peer=%s: %s", c->peer_text,
 		          drdns_strerror(rc));
 		conn_close(c);
+		return;
 	}
+	x->cur = next;
+	x->rrs += count;
+	x->msgs++;
+	x->bytes += len;
+	if (m)
+		x->cached++;
 }
 
 static void on_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -1411,8 +1743,11 @@ void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
 	}
 	struct zref *old = srv->cur;
 	srv->cur = zr;
+	if (old)
+		cache_stop(srv, old); /* transfers from it carry on, building messages */
 	zref_put(old);
 	if (zr) {
+		cache_start(srv, zr);
 		size_t rrs = 0;
 		for (size_t i = 0; i < set->n; i++)
 			rrs += drdns_zone_rr_count(set->zones[i]);
@@ -1450,6 +1785,7 @@ void drdns_server_close(struct drdns_server *srv, void (*cb)(void *arg), void *a
 	uv_close((uv_handle_t *)&srv->tcp, on_listener_closed);
 	for (struct conn *c = srv->conns; c; c = c->next)
 		conn_close(c);
+	cache_stop(srv, NULL); /* the callback waits for their after-work callbacks */
 	struct zref *cur = srv->cur;
 	srv->cur = NULL;
 	zref_put(cur);

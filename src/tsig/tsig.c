@@ -24,6 +24,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #define TSIG_FUDGE 300
 #define TSIG_ALGORITHM "hmac-sha256."
@@ -523,4 +524,163 @@ int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
 		ok = false;
 	}
 	return ok ? 0 : DRDNS_ETSIG;
+}
+
+/* ------------------------------------------------------------ wire signing */
+
+/* The digest of a TSIG algorithm name ("hmac-sha256." or without the dot). */
+static const EVP_MD *tsig_digest(const char *algorithm)
+{
+	static const struct {
+		const char *name;
+		const EVP_MD *(*md)(void);
+	} algs[] = {
+		{ "hmac-sha256", EVP_sha256 },
+		{ "hmac-sha384", EVP_sha384 },
+		{ "hmac-sha512", EVP_sha512 },
+		{ "hmac-sha224", EVP_sha224 },
+		{ "hmac-sha1", EVP_sha1 },
+	};
+	size_t n = strlen(algorithm);
+	if (n && algorithm[n - 1] == '.')
+		n--;
+	for (size_t i = 0; i < sizeof(algs) / sizeof(*algs); i++)
+		if (strlen(algs[i].name) == n && !strncasecmp(algorithm, algs[i].name, n))
+			return algs[i].md();
+	return NULL;
+}
+
+/* A name in (uncompressed) wire form; false when it is not a valid name. */
+static bool name_wire(const char *text, uint8_t out[256], size_t *len)
+{
+	ldns_rdf *rdf = NULL;
+	if (ldns_str2rdf_dname(&rdf, text) != LDNS_STATUS_OK || !rdf)
+		return false;
+	*len = ldns_rdf_size(rdf);
+	bool ok = *len >= 1 && *len <= 255;
+	if (ok)
+		memcpy(out, ldns_rdf_data(rdf), *len);
+	ldns_rdf_deep_free(rdf);
+	return ok;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put48(uint8_t *p, uint64_t v)
+{
+	for (int i = 5; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)(v & 0xff);
+}
+
+int drdns_tsig_sign_wire(uint8_t *msg, size_t len, size_t cap, size_t *out_len,
+                         const struct drdns_tsig_key *key, const uint8_t *prev_mac,
+                         size_t prev_mac_len, bool timers_only, uint64_t time_signed,
+                         uint8_t *mac, size_t *mac_len)
+{
+	if (!msg || !out_len || !mac || !mac_len || !key_usable(key))
+		return DRDNS_ETSIG;
+	if (len < 12 || (prev_mac && prev_mac_len > 0xffff) || (!prev_mac && timers_only))
+		return DRDNS_EINVAL;
+	const EVP_MD *md = tsig_digest(key->algorithm);
+	uint8_t kname[256], alg[256];
+	size_t kname_len, alg_len;
+	if (!md || EVP_MD_get_size(md) > DRDNS_TSIG_MAC_MAX || !name_wire(key->name, kname, &kname_len) ||
+	    !name_wire(key->algorithm, alg, &alg_len))
+		return DRDNS_ETSIG;
+	size_t md_size = (size_t)EVP_MD_get_size(md);
+	size_t rdlen = alg_len + 6 + 2 + 2 + md_size + 2 + 2 + 2;
+	size_t total = len + kname_len + 10 + rdlen;
+	uint16_t arcount = (uint16_t)((msg[10] << 8) | msg[11]);
+	if (total > cap || total > 65535 || arcount == 0xffff)
+		return DRDNS_EINVAL;
+
+	/* the secret (base64 in the key file) */
+	size_t b64 = strlen(key->secret);
+	if (b64 == 0 || b64 % 4 != 0 || b64 > INT_MAX)
+		return DRDNS_ETSIG;
+	size_t pad = (key->secret[b64 - 1] == '=') + (b64 > 1 && key->secret[b64 - 2] == '=');
+	uint8_t *secret = malloc(b64 / 4 * 3 + 1);
+	if (!secret)
+		return DRDNS_ENOMEM;
+	int dec = EVP_DecodeBlock(secret, (const unsigned char *)key->secret, (int)b64);
+	if (dec < 0 || (size_t)dec < pad + 1) {
+		OPENSSL_cleanse(secret, b64 / 4 * 3 + 1);
+		free(secret);
+		return DRDNS_ETSIG;
+	}
+	size_t secret_len = (size_t)dec - pad;
+
+	/* what the MAC covers: [prev MAC] message variables */
+	size_t vars_max = 256 + 2 + 4 + 256 + 6 + 2 + 2 + 2;
+	size_t dlen = 0;
+	uint8_t *data = malloc((prev_mac ? 2 + prev_mac_len : 0) + len + vars_max);
+	if (!data) {
+		OPENSSL_cleanse(secret, b64 / 4 * 3 + 1);
+		free(secret);
+		return DRDNS_ENOMEM;
+	}
+	if (prev_mac) {
+		put16(data, (uint16_t)prev_mac_len);
+		memcpy(data + 2, prev_mac, prev_mac_len);
+		dlen = 2 + prev_mac_len;
+	}
+	memcpy(data + dlen, msg, len);
+	dlen += len;
+	if (!timers_only) {
+		for (size_t i = 0; i < kname_len; i++) /* canonical: lowercase */
+			data[dlen + i] = (uint8_t)tolower(kname[i]);
+		dlen += kname_len;
+		put16(data + dlen, LDNS_RR_CLASS_ANY);
+		memset(data + dlen + 2, 0, 4); /* TTL */
+		dlen += 6;
+		for (size_t i = 0; i < alg_len; i++)
+			data[dlen + i] = (uint8_t)tolower(alg[i]);
+		dlen += alg_len;
+	}
+	put48(data + dlen, time_signed);
+	put16(data + dlen + 6, TSIG_FUDGE);
+	dlen += 8;
+	if (!timers_only) {
+		memset(data + dlen, 0, 4); /* error, other length */
+		dlen += 4;
+	}
+	unsigned int out = 0;
+	uint8_t digest[EVP_MAX_MD_SIZE];
+	bool ok = HMAC(md, secret, (int)secret_len, data, dlen, digest, &out) != NULL &&
+	          out == md_size;
+	OPENSSL_cleanse(secret, b64 / 4 * 3 + 1);
+	free(secret);
+	free(data);
+	if (!ok)
+		return DRDNS_ETSIG;
+
+	/* the record */
+	uint8_t *p = msg + len;
+	memcpy(p, kname, kname_len);
+	p += kname_len;
+	put16(p, LDNS_RR_TYPE_TSIG);
+	put16(p + 2, LDNS_RR_CLASS_ANY);
+	memset(p + 4, 0, 4);
+	put16(p + 8, (uint16_t)rdlen);
+	p += 10;
+	memcpy(p, alg, alg_len);
+	p += alg_len;
+	put48(p, time_signed);
+	put16(p + 6, TSIG_FUDGE);
+	put16(p + 8, (uint16_t)md_size);
+	p += 10;
+	memcpy(p, digest, md_size);
+	p += md_size;
+	memcpy(p, msg, 2); /* original id */
+	memset(p + 2, 0, 4); /* error, other length */
+	put16(msg + 10, (uint16_t)(arcount + 1));
+	*out_len = total;
+	memcpy(mac, digest, md_size);
+	*mac_len = md_size;
+	OPENSSL_cleanse(digest, sizeof(digest));
+	return 0;
 }

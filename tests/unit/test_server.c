@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +41,8 @@
 #define BIG_HOSTS 20000
 #define EXAMPLE_SERIAL 2024010101u
 #define BIG_SERIAL 7u
+#define STALL_SERIAL 9u
+#define POOL_THREADS 4 /* UV_THREADPOOL_SIZE, set in main() */
 
 /* ------------------------------------------------------------ harness */
 
@@ -66,6 +70,8 @@ struct harness {
 	uint16_t port;
 
 	struct drdns_zone *big_ref; /* reference copy of big.test. for comparisons */
+	struct drdns_zone *stall_ref; /* stall.test. */
+	size_t stall_records;
 };
 
 static struct harness H;
@@ -170,7 +176,68 @@ static struct drdns_zone *make_big_zone(void)
 	return z;
 }
 
-/* The DR set: example.edu. from the fixture directory plus big.test. */
+/* stall.test.: SOA, NS, glue and fat TXT records (about 2 KB each), more in
+ * all than the kernel buffers on a TCP connection whose reader stops
+ * (net.ipv4.tcp_wmem's maximum send buffer plus a small receive window), so a
+ * transfer of it stays in progress until the client reads.  (big.test. is served
+ * from the transfer cache so fast that it fits into socket buffers at once.) */
+static size_t stall_records(void)
+{
+	long wmem_max = 4194304;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+	if (f) {
+		long a, b, c;
+		if (fscanf(f, "%ld %ld %ld", &a, &b, &c) == 3 && c > 0)
+			wmem_max = c;
+		fclose(f);
+	}
+	/* the send buffer grows up to tcp_wmem's maximum (payload and overhead), the
+	 * client's receive window is a few KB: 1 MB over that stays unsent */
+	size_t bytes = (size_t)wmem_max + 1024 * 1024;
+	size_t n = bytes / 2000 + 1;
+	return n > 40000 ? 40000 : n;
+}
+
+static struct drdns_zone *make_stall_zone(size_t n)
+{
+	struct drdns_zone *z = calloc(1, sizeof(*z));
+	assert_non_null(z);
+	z->name = strdup("stall.test.");
+	assert_int_equal(ldns_str2rdf_dname(&z->origin, "stall.test."), LDNS_STATUS_OK);
+	char buf[256];
+	snprintf(buf, sizeof(buf),
+	         "stall.test. 3600 IN SOA ns1.stall.test. hostmaster.stall.test. %u 3600 600 604800 300",
+	         STALL_SERIAL);
+	assert_int_equal(ldns_rr_new_frm_str(&z->soa, buf, 0, NULL, NULL), LDNS_STATUS_OK);
+	z->rrs = ldns_rr_list_new();
+	const char *fixed[] = { "stall.test. 3600 IN NS ns1.stall.test.",
+		                "ns1.stall.test. 3600 IN A 192.0.2.9" };
+	for (size_t i = 0; i < 2; i++) {
+		ldns_rr *rr = NULL;
+		assert_int_equal(ldns_rr_new_frm_str(&rr, fixed[i], 0, NULL, NULL), LDNS_STATUS_OK);
+		ldns_rr_list_push_rr(z->rrs, rr);
+	}
+	uint8_t str[250];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "t%05zu.stall.test.", i);
+		ldns_rr *rr = ldns_rr_new();
+		assert_non_null(rr);
+		ldns_rr_set_type(rr, LDNS_RR_TYPE_TXT);
+		ldns_rr_set_owner(rr, ldns_dname_new_frm_str(buf));
+		ldns_rr_set_ttl(rr, 600);
+		ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+		for (int k = 0; k < 8; k++) {
+			str[0] = sizeof(str) - 1;
+			memset(str + 1, 'a' + (int)((i + (size_t)k) % 26), sizeof(str) - 1);
+			ldns_rr_push_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, sizeof(str), str));
+		}
+		ldns_rr_list_push_rr(z->rrs, rr);
+	}
+	return z;
+}
+
+/* The DR set: example.edu. from the fixture directory plus big.test. and
+ * stall.test. */
 static struct drdns_zoneset *make_set(void)
 {
 	char *dir = data_path("server-set");
@@ -188,6 +255,10 @@ static struct drdns_zoneset *make_set(void)
 	memmove(set->zones + 1, set->zones, set->n * sizeof(*grown)); /* big.test. sorts first */
 	set->zones[0] = make_big_zone();
 	set->n++;
+	grown = realloc(set->zones, (set->n + 1) * sizeof(*grown));
+	assert_non_null(grown);
+	set->zones = grown;
+	set->zones[set->n++] = make_stall_zone(H.stall_records); /* sorts last */
 	return set;
 }
 
@@ -240,6 +311,8 @@ static int group_setup(void **state)
 	uv_async_init(&H.loop, &H.async, on_async);
 	H.async.data = &H;
 	H.big_ref = make_big_zone();
+	H.stall_records = stall_records();
+	H.stall_ref = make_stall_zone(H.stall_records);
 	return uv_thread_create(&H.thread, loop_thread, &H);
 }
 
@@ -258,6 +331,7 @@ static int group_teardown(void **state)
 	shutdown_server();
 	uv_sem_destroy(&H.done);
 	drdns_zone_free(H.big_ref);
+	drdns_zone_free(H.stall_ref);
 	drdns_tsig_key_free(H.key);
 	return 0;
 }
@@ -438,64 +512,94 @@ struct xfr_result {
 	size_t max_len;
 	bool later_have_question;
 	bool all_signed;
+	bool end;          /* the closing SOA arrived */
+	uint8_t **wires;   /* every message as received */
+	size_t *lens;
+	/* reading state */
+	int fd;
+	uint16_t id;
+	const struct drdns_tsig_key *key;
+	ldns_rdf *mac;
 };
 
 static void xfr_result_free(struct xfr_result *x)
 {
 	ldns_rr_list_deep_free(x->rrs);
+	for (size_t i = 0; i < x->msgs; i++)
+		free(x->wires[i]);
+	free(x->wires);
+	free(x->lens);
+	ldns_rdf_deep_free(x->mac);
 }
 
-/* Read messages until the closing SOA.  With key, verify every message's TSIG
- * (first against the request MAC, the rest against the previous MAC with
- * timers only, RFC 8945 5.3.1). */
+/* Start reading a transfer.  With key, every message's TSIG is verified (first
+ * against the request MAC, the rest against the previous MAC with timers only,
+ * RFC 8945 5.3.1). */
+static struct xfr_result xfr_reader(int fd, uint16_t id, const struct drdns_tsig_key *key,
+                                    const ldns_rdf *req_mac)
+{
+	struct xfr_result x = { .rrs = ldns_rr_list_new(), .all_signed = true, .fd = fd, .id = id,
+		                .key = key, .mac = req_mac ? ldns_rdf_clone(req_mac) : NULL };
+	return x;
+}
+
+/* Read the next message of the transfer; false once the closing SOA was read. */
+static bool xfr_read_one(struct xfr_result *x)
+{
+	if (x->end)
+		return false;
+	uint8_t *wire;
+	size_t len;
+	ldns_pkt *m = tcp_read(x->fd, &wire, &len);
+	if (!m)
+		fail_msg("transfer ended early after %zu messages, %zu rrs", x->msgs,
+		         ldns_rr_list_rr_count(x->rrs));
+	assert_int_equal(ldns_pkt_id(m), x->id);
+	assert_int_equal(ldns_pkt_get_rcode(m), LDNS_RCODE_NOERROR);
+	assert_true(ldns_pkt_aa(m));
+	if (x->msgs > 0 && ldns_pkt_qdcount(m) > 0)
+		x->later_have_question = true;
+	if (x->msgs == 0)
+		assert_int_equal(ldns_pkt_qdcount(m), 1);
+	if (len > x->max_len)
+		x->max_len = len;
+	if (x->key) {
+		assert_non_null(ldns_pkt_tsig(m));
+		if (!ldns_pkt_tsig_verify_next(m, wire, len, x->key->name, x->key->secret, x->mac,
+		                               x->msgs > 0))
+			fail_msg("TSIG of message %zu does not verify", x->msgs);
+		ldns_rdf_deep_free(x->mac);
+		x->mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(m), 3));
+	} else if (!ldns_pkt_tsig(m)) {
+		x->all_signed = false;
+	}
+	ldns_rr_list *an = ldns_pkt_answer(m);
+	for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(an, i);
+		if (ldns_rr_list_rr_count(x->rrs) > 0 && ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA) {
+			assert_int_equal(i, ldns_rr_list_rr_count(an) - 1);
+			x->end = true;
+		}
+		ldns_rr_list_push_rr(x->rrs, ldns_rr_clone(rr));
+	}
+	x->wires = realloc(x->wires, (x->msgs + 1) * sizeof(*x->wires));
+	x->lens = realloc(x->lens, (x->msgs + 1) * sizeof(*x->lens));
+	assert_non_null(x->wires);
+	assert_non_null(x->lens);
+	x->wires[x->msgs] = wire;
+	x->lens[x->msgs] = len;
+	x->msgs++;
+	ldns_pkt_free(m);
+	return !x->end;
+}
+
+/* Read messages until the closing SOA. */
 static struct xfr_result read_xfr(int fd, uint16_t id, const struct drdns_tsig_key *key,
                                   const ldns_rdf *req_mac)
 {
-	struct xfr_result x = { .rrs = ldns_rr_list_new(), .all_signed = true };
-	ldns_rdf *mac = req_mac ? ldns_rdf_clone(req_mac) : NULL;
-	for (;;) {
-		uint8_t *wire;
-		size_t len;
-		ldns_pkt *m = tcp_read(fd, &wire, &len);
-		if (!m)
-			fail_msg("transfer ended early after %zu messages, %zu rrs", x.msgs,
-			         ldns_rr_list_rr_count(x.rrs));
-		assert_int_equal(ldns_pkt_id(m), id);
-		assert_int_equal(ldns_pkt_get_rcode(m), LDNS_RCODE_NOERROR);
-		assert_true(ldns_pkt_aa(m));
-		if (x.msgs > 0 && ldns_pkt_qdcount(m) > 0)
-			x.later_have_question = true;
-		if (x.msgs == 0)
-			assert_int_equal(ldns_pkt_qdcount(m), 1);
-		if (len > x.max_len)
-			x.max_len = len;
-		if (key) {
-			assert_non_null(ldns_pkt_tsig(m));
-			if (!ldns_pkt_tsig_verify_next(m, wire, len, key->name, key->secret, mac,
-			                               x.msgs > 0))
-				fail_msg("TSIG of message %zu does not verify", x.msgs);
-			ldns_rdf_deep_free(mac);
-			mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(m), 3));
-		} else if (!ldns_pkt_tsig(m)) {
-			x.all_signed = false;
-		}
-		free(wire);
-		bool end = false;
-		ldns_rr_list *an = ldns_pkt_answer(m);
-		for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
-			ldns_rr *rr = ldns_rr_list_rr(an, i);
-			if (ldns_rr_list_rr_count(x.rrs) > 0 && ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA) {
-				assert_int_equal(i, ldns_rr_list_rr_count(an) - 1);
-				end = true;
-			}
-			ldns_rr_list_push_rr(x.rrs, ldns_rr_clone(rr));
-		}
-		x.msgs++;
-		ldns_pkt_free(m);
-		if (end)
-			break;
-	}
-	ldns_rdf_deep_free(mac);
+	struct xfr_result x = xfr_reader(fd, id, key, req_mac);
+	while (xfr_read_one(&x))
+		;
 	return x;
 }
 
@@ -526,6 +630,133 @@ static ldns_pkt *mkixfr(const char *zone, uint32_t serial)
 static void install_set(void)
 {
 	run_cmd(CMD_SET_ZONES, make_set());
+}
+
+
+/* ------------------------------------------------------------ thread pool */
+
+/* The server renders its transfer cache in libuv's thread pool (shared by the
+ * process).  Occupying every pool thread holds the rendering back, so transfers
+ * take the per-message path; a drain makes sure every job queued so far has run. */
+struct pool_block {
+	uv_loop_t loop;
+	uv_work_t w[POOL_THREADS];
+	uv_sem_t started, release;
+	uv_barrier_t barrier;
+};
+
+static void pool_block_work(uv_work_t *w)
+{
+	struct pool_block *b = w->data;
+	uv_sem_post(&b->started);
+	uv_sem_wait(&b->release);
+}
+
+/* Occupy every pool thread (returns once all of them are held). */
+static void pool_block(struct pool_block *b)
+{
+	assert_int_equal(uv_loop_init(&b->loop), 0);
+	assert_int_equal(uv_sem_init(&b->started, 0), 0);
+	assert_int_equal(uv_sem_init(&b->release, 0), 0);
+	for (int i = 0; i < POOL_THREADS; i++) {
+		b->w[i].data = b;
+		assert_int_equal(uv_queue_work(&b->loop, &b->w[i], pool_block_work, NULL), 0);
+	}
+	for (int i = 0; i < POOL_THREADS; i++)
+		uv_sem_wait(&b->started);
+}
+
+static void pool_release(struct pool_block *b)
+{
+	for (int i = 0; i < POOL_THREADS; i++)
+		uv_sem_post(&b->release);
+	assert_int_equal(uv_run(&b->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(&b->loop), 0);
+	uv_sem_destroy(&b->started);
+	uv_sem_destroy(&b->release);
+}
+
+static void pool_barrier_work(uv_work_t *w)
+{
+	struct pool_block *b = w->data;
+	uv_barrier_wait(&b->barrier);
+}
+
+/* Wait until every job queued before now has finished: the pool runs jobs in
+ * order, so once POOL_THREADS new jobs run at the same time, the older ones are
+ * done.  Then two round trips through the server's loop make sure it ran their
+ * after-work callbacks (a finished job has signalled the loop before its thread
+ * takes the next job). */
+static void pool_drain(void)
+{
+	struct pool_block b;
+	assert_int_equal(uv_loop_init(&b.loop), 0);
+	assert_int_equal(uv_barrier_init(&b.barrier, POOL_THREADS), 0);
+	for (int i = 0; i < POOL_THREADS; i++) {
+		b.w[i].data = &b;
+		assert_int_equal(uv_queue_work(&b.loop, &b.w[i], pool_barrier_work, NULL), 0);
+	}
+	assert_int_equal(uv_run(&b.loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(&b.loop), 0);
+	uv_barrier_destroy(&b.barrier);
+	run_cmd(CMD_STATS, NULL);
+	run_cmd(CMD_STATS, NULL);
+}
+
+/* ------------------------------------------------------------ log capture */
+
+/* The server's log (stderr) is captured to tell which path served a transfer:
+ * "xfr end ... messages=N cached=M". */
+static int cap_fd = -1, cap_saved = -1;
+
+static void capture_start(void)
+{
+	char path[] = "/tmp/drdns-test-log.XXXXXX";
+	fflush(stderr);
+	cap_fd = mkstemp(path);
+	assert_true(cap_fd >= 0);
+	unlink(path);
+	cap_saved = dup(STDERR_FILENO);
+	assert_true(cap_saved >= 0);
+	assert_true(dup2(cap_fd, STDERR_FILENO) >= 0);
+}
+
+/* Stop capturing once no transfer is running (each logs its end); returns the
+ * text (also copied to stderr). */
+static char *capture_end(void)
+{
+	for (int i = 0; i < 500 && stats().active_transfers > 0; i++)
+		usleep(10000);
+	fflush(stderr);
+	assert_true(dup2(cap_saved, STDERR_FILENO) >= 0);
+	close(cap_saved);
+	struct stat st;
+	assert_int_equal(fstat(cap_fd, &st), 0);
+	char *text = calloc(1, (size_t)st.st_size + 1);
+	assert_non_null(text);
+	assert_int_equal(pread(cap_fd, text, (size_t)st.st_size, 0), st.st_size);
+	close(cap_fd);
+	fputs(text, stderr);
+	return text;
+}
+
+/* The "xfr end" lines of a captured log for zone, in order: messages and cached
+ * counts; returns how many. */
+static size_t xfr_ends(const char *log, const char *zone, size_t *msgs, size_t *cached, size_t max)
+{
+	size_t n = 0;
+	char want[128];
+	snprintf(want, sizeof(want), "zone=%s ", zone);
+	for (const char *p = strstr(log, "xfr end "); p && n < max; p = strstr(p + 1, "xfr end ")) {
+		const char *eol = strchr(p, '\n');
+		const char *z = strstr(p, want);
+		const char *m = strstr(p, " messages=");
+		if (!z || !m || (eol && (z > eol || m > eol)))
+			continue;
+		assert_int_equal(sscanf(m, " messages=%zu cached=%zu", &msgs[n], &cached[n]), 2);
+		n++;
+	}
+	return n;
 }
 
 /* ------------------------------------------------------------ tests */
@@ -807,12 +1038,13 @@ static void test_axfr_big(void **state)
 	assert_int_equal(after.active_transfers, 0);
 }
 
+/* Two transfers at once (stall.test.: neither can finish before it is read). */
 static void test_axfr_concurrent(void **state)
 {
 	(void)state;
 	int fa = tcp_connect2(NULL, true), fb = tcp_connect2(NULL, true);
-	ldns_pkt *qa = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
-	ldns_pkt *qb = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	ldns_pkt *qa = mkquery("stall.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	ldns_pkt *qb = mkquery("stall.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	tcp_send(fa, qa);
 	tcp_send(fb, qb);
 	/* both have started before either is read */
@@ -821,8 +1053,8 @@ static void test_axfr_concurrent(void **state)
 	assert_int_equal(stats().active_transfers, 2);
 	struct xfr_result xb = read_xfr(fb, ldns_pkt_id(qb), NULL, NULL);
 	struct xfr_result xa = read_xfr(fa, ldns_pkt_id(qa), NULL, NULL);
-	check_full_zone(&xa, H.big_ref);
-	check_full_zone(&xb, H.big_ref);
+	check_full_zone(&xa, H.stall_ref);
+	check_full_zone(&xb, H.stall_ref);
 	xfr_result_free(&xa);
 	xfr_result_free(&xb);
 	ldns_pkt_free(qa);
@@ -1153,25 +1385,26 @@ static void test_tcp_pipelining(void **state)
 	close(fd);
 }
 
-/* A transfer keeps its set when the set is replaced or withdrawn. */
+/* A transfer keeps its set when the set is replaced or withdrawn (stall.test.:
+ * more than the socket buffers hold, so the transfer is still running). */
 static void test_switch_during_transfer(void **state)
 {
 	(void)state;
 	int fd = tcp_connect2(NULL, true);
-	ldns_pkt *q = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	ldns_pkt *q = mkquery("stall.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	tcp_send(fd, q);
 	for (int i = 0; i < 100 && stats().active_transfers < 1; i++)
 		usleep(10000);
 	assert_int_equal(stats().active_transfers, 1);
 	run_cmd(CMD_SET_ZONES, NULL); /* demoted */
 	assert_null(drdns_server_zones(H.srv));
-	ldns_pkt *r = udp_ask(mkquery("big.test.", LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN), NULL);
+	ldns_pkt *r = udp_ask(mkquery("stall.test.", LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN), NULL);
 	assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
 	ldns_pkt_free(r);
 	install_set(); /* and promoted again, with a new set */
 	assert_non_null(drdns_server_zones(H.srv));
 	struct xfr_result x = read_xfr(fd, ldns_pkt_id(q), NULL, NULL);
-	check_full_zone(&x, H.big_ref);
+	check_full_zone(&x, H.stall_ref);
 	xfr_result_free(&x);
 	ldns_pkt_free(q);
 	close(fd);
@@ -1183,7 +1416,7 @@ static void test_close_with_transfer(void **state)
 	(void)state;
 	int fd = tcp_connect2(NULL, true);
 	int idle = tcp_connect(NULL);
-	ldns_pkt *q = mkquery("big.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	ldns_pkt *q = mkquery("stall.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
 	tcp_send(fd, q);
 	ldns_pkt *m = tcp_read(fd, NULL, NULL);
 	assert_non_null(m);
@@ -1195,8 +1428,262 @@ static void test_close_with_transfer(void **state)
 	close(idle);
 }
 
+/* A raw transfer: query (AXFR or IXFR from serial 1) for qname with the given
+ * id, read to the end. */
+static struct xfr_result raw_xfr(const char *qname, bool ixfr, uint16_t id,
+                                 const struct drdns_tsig_key *key, const char *src)
+{
+	int fd = tcp_connect(src);
+	ldns_pkt *q = ixfr ? mkixfr(qname, 1) : mkquery(qname, LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	ldns_pkt_set_id(q, id);
+	if (key)
+		assert_int_equal(drdns_tsig_sign(q, key, NULL), 0);
+	tcp_send(fd, q);
+	struct xfr_result x = read_xfr(fd, id, key, key ? ldns_rr_rdf(ldns_pkt_tsig(q), 3) : NULL);
+	ldns_pkt_free(q);
+	close(fd);
+	return x;
+}
+
+/* Served from the cache, a transfer is byte for byte what the per-message path
+ * sends: same messages, same packing, same compression, same question (as the
+ * client spelled it), for AXFR and IXFR. */
+static void test_xfr_cache_identical(void **state)
+{
+	(void)state;
+	struct {
+		const char *qname;
+		bool ixfr;
+		uint16_t id;
+		const struct drdns_zone *ref;
+	} cases[] = {
+		{ "big.test.", false, 0x1234, H.big_ref },
+		{ "BiG.TEST.", false, 0x2345, H.big_ref }, /* other case: patched question */
+		{ "Big.Test.", true, 0x3456, H.big_ref },  /* IXFR (AXFR-style): type patched */
+		{ "example.edu.", false, 0x4567, NULL },   /* one message */
+	};
+	enum { N = sizeof(cases) / sizeof(*cases) };
+	struct xfr_result slow[N], fast[N];
+
+	struct pool_block b;
+	pool_block(&b);
+	install_set(); /* its cache cannot be rendered yet */
+	capture_start();
+	for (size_t i = 0; i < N; i++)
+		slow[i] = raw_xfr(cases[i].qname, cases[i].ixfr, cases[i].id, NULL, NULL);
+	char *log1 = capture_end();
+	pool_release(&b);
+	pool_drain(); /* now it is */
+	capture_start();
+	for (size_t i = 0; i < N; i++)
+		fast[i] = raw_xfr(cases[i].qname, cases[i].ixfr, cases[i].id, NULL, NULL);
+	char *log2 = capture_end();
+
+	for (size_t i = 0; i < N; i++) {
+		if (cases[i].ref)
+			check_full_zone(&fast[i], cases[i].ref);
+		assert_int_equal(fast[i].msgs, slow[i].msgs);
+		for (size_t k = 0; k < slow[i].msgs; k++) {
+			if (fast[i].lens[k] != slow[i].lens[k] ||
+			    memcmp(fast[i].wires[k], slow[i].wires[k], slow[i].lens[k]))
+				fail_msg("%s %s: message %zu differs", cases[i].qname,
+				         cases[i].ixfr ? "IXFR" : "AXFR", k);
+		}
+		/* the question as asked */
+		ldns_pkt *m0 = NULL;
+		assert_int_equal(ldns_wire2pkt(&m0, fast[i].wires[0], fast[i].lens[0]), LDNS_STATUS_OK);
+		const ldns_rr *qr = ldns_rr_list_rr(ldns_pkt_question(m0), 0);
+		char *qn = ldns_rdf2str(ldns_rr_owner(qr));
+		assert_string_equal(qn, cases[i].qname);
+		free(qn);
+		assert_int_equal(ldns_rr_get_type(qr), cases[i].ixfr ? LDNS_RR_TYPE_IXFR : LDNS_RR_TYPE_AXFR);
+		ldns_pkt_free(m0);
+	}
+	/* and the two paths were really taken */
+	size_t msgs[8], cached[8];
+	size_t n = xfr_ends(log1, "big.test.", msgs, cached, 8);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(cached[i], 0);
+	n = xfr_ends(log2, "big.test.", msgs, cached, 8);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(cached[i], msgs[i]);
+	assert_int_equal(xfr_ends(log2, "example.edu.", msgs, cached, 8), 1);
+	assert_int_equal(cached[0], 1);
+	free(log1);
+	free(log2);
+	for (size_t i = 0; i < N; i++) {
+		xfr_result_free(&slow[i]);
+		xfr_result_free(&fast[i]);
+	}
+}
+
+/* Transfers that start before the cache is rendered and go on after it landed:
+ * complete and correct, unsigned and signed (every message verifies across the
+ * switch from built to cached messages). */
+static void test_xfr_racing_cache(void **state)
+{
+	(void)state;
+	struct pool_block b;
+	pool_block(&b);
+	install_set();
+	capture_start();
+	int fa = tcp_connect2(NULL, true), fb = tcp_connect2("127.0.0.3", true);
+	ldns_pkt *qa = mkquery("stall.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	ldns_pkt *qb = mkquery("stall.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	assert_int_equal(drdns_tsig_sign(qb, H.key, NULL), 0);
+	tcp_send(fa, qa);
+	tcp_send(fb, qb);
+	struct xfr_result xa = xfr_reader(fa, ldns_pkt_id(qa), NULL, NULL);
+	struct xfr_result xb = xfr_reader(fb, ldns_pkt_id(qb), H.key, ldns_rr_rdf(ldns_pkt_tsig(qb), 3));
+	assert_true(xfr_read_one(&xa));
+	assert_true(xfr_read_one(&xb));
+	assert_int_equal(stats().active_transfers, 2); /* both stalled mid-way */
+	pool_release(&b);
+	pool_drain(); /* the cache lands while they run */
+	while (xfr_read_one(&xa))
+		;
+	while (xfr_read_one(&xb))
+		;
+	char *log = capture_end();
+	check_full_zone(&xa, H.stall_ref);
+	check_full_zone(&xb, H.stall_ref);
+	assert_false(xa.later_have_question);
+	size_t msgs[4], cached[4];
+	assert_int_equal(xfr_ends(log, "stall.test.", msgs, cached, 4), 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(msgs[i], xa.msgs);
+		assert_true(cached[i] > 0);       /* switched to the cache ... */
+		assert_true(cached[i] < msgs[i]); /* ... midway */
+	}
+	free(log);
+	xfr_result_free(&xa);
+	xfr_result_free(&xb);
+	ldns_pkt_free(qa);
+	ldns_pkt_free(qb);
+	close(fa);
+	close(fb);
+}
+
+/* Signed transfers served from the cache: every message verifies (first with
+ * the request MAC, then chained, timers only), for AXFR and IXFR, with the
+ * question in another case too. */
+static void test_xfr_cache_tsig(void **state)
+{
+	(void)state;
+	pool_drain(); /* the set installed by the last test is rendered */
+	capture_start();
+	struct xfr_result x1 = raw_xfr("big.test.", false, 0x0101, H.key, "127.0.0.3");
+	struct xfr_result x2 = raw_xfr("BIG.test.", true, 0x0202, H.key, "127.0.0.3");
+	struct xfr_result x3 = raw_xfr("example.edu.", false, 0x0303, H.key, "127.0.0.3");
+	char *log = capture_end();
+	check_full_zone(&x1, H.big_ref);
+	check_full_zone(&x2, H.big_ref);
+	assert_int_equal(ldns_rr_list_rr_count(x3.rrs), 23 + 2);
+	assert_true(x1.msgs > 10);
+	size_t msgs[4], cached[4];
+	assert_int_equal(xfr_ends(log, "big.test.", msgs, cached, 4), 2);
+	assert_int_equal(cached[0], msgs[0]);
+	assert_int_equal(cached[1], msgs[1]);
+	assert_true(strstr(log, "tsig=yes") != NULL);
+	free(log);
+	xfr_result_free(&x1);
+	xfr_result_free(&x2);
+	xfr_result_free(&x3);
+}
+
+/* Replacing or withdrawing the set while its cache is queued or being rendered:
+ * the jobs of the old sets are dropped safely (ASan/valgrind check the memory),
+ * transfers from the old set finish on the per-message path, and the new set's
+ * cache lands. */
+static void test_replace_set_during_render(void **state)
+{
+	(void)state;
+	/* queued jobs of sets replaced before they ran */
+	struct pool_block b;
+	pool_block(&b);
+	install_set(); /* A */
+	int fd = tcp_connect2(NULL, true);
+	ldns_pkt *q = mkquery("stall.test.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	tcp_send(fd, q);
+	struct xfr_result xo = xfr_reader(fd, ldns_pkt_id(q), NULL, NULL);
+	assert_true(xfr_read_one(&xo)); /* a transfer from A, stalled */
+	install_set();                  /* B */
+	run_cmd(CMD_SET_ZONES, NULL);   /* withdrawn */
+	install_set();                  /* C */
+	pool_release(&b);
+	pool_drain();
+	capture_start();
+	while (xfr_read_one(&xo))
+		;
+	struct xfr_result xc = raw_xfr("big.test.", false, 0x4242, NULL, NULL);
+	char *log = capture_end();
+	check_full_zone(&xo, H.stall_ref);
+	check_full_zone(&xc, H.big_ref);
+	size_t msgs[4], cached[4];
+	assert_int_equal(xfr_ends(log, "stall.test.", msgs, cached, 4), 1);
+	assert_int_equal(cached[0], 0); /* A's jobs were cancelled: built messages */
+	assert_int_equal(xfr_ends(log, "big.test.", msgs, cached, 4), 1);
+	assert_int_equal(cached[0], msgs[0]); /* C's cache is there */
+	free(log);
+	xfr_result_free(&xo);
+	xfr_result_free(&xc);
+	ldns_pkt_free(q);
+	close(fd);
+
+	/* jobs running when their set goes: replace it in quick succession */
+	for (int i = 0; i < 3; i++) {
+		install_set();
+		usleep((useconds_t)(i * 5000));
+	}
+	struct xfr_result xr = raw_xfr("stall.test.", false, 0x4343, NULL, NULL);
+	check_full_zone(&xr, H.stall_ref);
+	xfr_result_free(&xr);
+	pool_drain();
+	xr = raw_xfr("big.test.", false, 0x4444, NULL, NULL);
+	check_full_zone(&xr, H.big_ref);
+	xfr_result_free(&xr);
+	assert_int_equal(stats().active_transfers, 0);
+}
+
+/* Closing a server whose cache jobs are queued (cancelled) or running (told to
+ * stop): the close callback comes after their after-work callbacks, and the loop
+ * closes with nothing left on it. */
+static void test_close_during_render(void **state)
+{
+	(void)state;
+	for (int running = 0; running < 2; running++) {
+		uv_loop_t l;
+		assert_int_equal(uv_loop_init(&l), 0);
+		struct drdns_conf c = H.conf;
+		struct drdns_server *s = NULL;
+		int rc = -1;
+		for (int i = 0; i < 50 && rc != 0; i++) {
+			c.controller.port = (uint16_t)(20000 + rand() % 40000);
+			rc = drdns_server_new(&l, &c, &s);
+		}
+		assert_int_equal(rc, 0);
+		struct pool_block b;
+		if (!running)
+			pool_block(&b);
+		drdns_server_set_zones(s, make_set());
+		if (running)
+			usleep(2000); /* jobs under way */
+		bool closed = false;
+		drdns_server_close(s, on_v6_closed, &closed);
+		while (!closed)
+			assert_true(uv_run(&l, UV_RUN_ONCE) != 0 || closed);
+		assert_int_equal(uv_loop_close(&l), 0); /* no request left on it */
+		if (!running)
+			pool_release(&b);
+	}
+	pool_drain();
+}
+
 int main(void)
 {
+	setenv("UV_THREADPOOL_SIZE", "4", 1); /* POOL_THREADS, before the pool starts */
 	drdns_log_init("test_server", false, LOG_NOTICE);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bind_errors),
@@ -1216,6 +1703,11 @@ int main(void)
 		cmocka_unit_test(test_tcp_connection_limit),
 		cmocka_unit_test(test_tcp_pipelining),
 		cmocka_unit_test(test_switch_during_transfer),
+		cmocka_unit_test(test_xfr_cache_identical),
+		cmocka_unit_test(test_xfr_racing_cache),
+		cmocka_unit_test(test_xfr_cache_tsig),
+		cmocka_unit_test(test_replace_set_during_render),
+		cmocka_unit_test(test_close_during_render),
 		cmocka_unit_test(test_close_with_transfer),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
