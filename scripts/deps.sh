@@ -11,7 +11,7 @@ PACKAGES=(
   meson ninja-build pkg-config gcc
   libldns-dev libuv1-dev libconfig-dev libjansson-dev libssl-dev libcmocka-dev
   # quality gates
-  valgrind
+  valgrind clang-format
   # real peers for integration tests and the demo
   bind9 bind9-utils bind9-dnsutils nsd knot knot-dnsutils ldnsutils
   # sandbox: private network namespaces and packet drops

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every drdns test from a fresh Debian 12 machine:
-#   1. install what is needed (scripts/deps.sh) and build with -Wall -Wextra -Werror;
+#   1. install what is needed (scripts/deps.sh), build with -Wall -Wextra -Werror,
+#      and check the code format (.clang-format);
 #   2. unit tests (cmocka);
 #   3. the unit tests again under ASan+UBSan, then under valgrind (no leaks);
 #   4. integration tests: real BIND, NSD and Knot in a private network namespace.
@@ -67,6 +68,16 @@ else
   step_fail "build"
   echo "$passed passed, $failed failed"
   exit 1
+fi
+
+echo "== code format (.clang-format)"
+unformatted=$(git ls-files '*.c' '*.h' 2>/dev/null | while read -r f; do
+  clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || echo "$f"
+done)
+if [ -z "$unformatted" ]; then
+  passed=$((passed + 1))
+else
+  step_fail "format: run clang-format -i on: $(echo $unformatted)"
 fi
 
 run_meson_tests build unit unit --suite unit

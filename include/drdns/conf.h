@@ -32,14 +32,14 @@ struct drdns_conf {
 	char *path; /* the file this came from, absolute */
 
 	struct {
-		char *id;             /* free text naming this controller; default: host name */
-		char *address;        /* DR primary address: serves and sends from here */
-		uint16_t port;        /* default 53 */
-		char *ns_name;        /* the DR primary's own NS name, trailing dot */
-		char *control_socket; /* default DRDNS_DEFAULT_SOCKET (/run/drdns/control.sock) */
-		char *state_dir;      /* default /var/lib/drdns; created if missing */
-		char *audit_log;      /* default <state_dir>/audit.log */
-		char *pid_file;       /* optional */
+		char *id;              /* free text naming this controller; default: host name */
+		char *address;         /* DR primary address: serves and sends from here */
+		uint16_t port;         /* default 53 */
+		char *ns_name;         /* the DR primary's own NS name, trailing dot */
+		char *control_socket;  /* default DRDNS_DEFAULT_SOCKET (/run/drdns/control.sock) */
+		char *state_dir;       /* default /var/lib/drdns; created if missing */
+		char *audit_log;       /* default <state_dir>/audit.log */
+		char *pid_file;        /* optional */
 		char **allow_transfer; /* extra addresses allowed unsigned AXFR/IXFR (operators'
 		                        * tools); n_allow_transfer entries, owned */
 		size_t n_allow_transfer;
@@ -47,29 +47,29 @@ struct drdns_conf {
 
 	struct {
 		char *address;
-		uint16_t port;    /* default 53 */
-		double interval;  /* seconds between probe rounds, default 1.0 */
-		double timeout;   /* seconds per probe, default 0.5 */
-		int fail_after;   /* consecutive failed rounds, default 3 */
+		uint16_t port;   /* default 53 */
+		double interval; /* seconds between probe rounds, default 1.0 */
+		double timeout;  /* seconds per probe, default 0.5 */
+		int fail_after;  /* consecutive failed rounds, default 3 */
 	} master;
 
 	struct drdns_secondary *secondaries; /* n_secondaries entries, owned */
 	size_t n_secondaries;
 
 	struct {
-		char *directory;  /* DR zone set, absolute path */
-		uint32_t dr_ttl;  /* TTL ceiling for the DR set, default 600 */
-		unsigned min_ns;  /* never publish fewer NS while more are known, default 2 */
+		char *directory; /* DR zone set, absolute path */
+		uint32_t dr_ttl; /* TTL ceiling for the DR set, default 600 */
+		unsigned min_ns; /* never publish fewer NS while more are known, default 2 */
 	} zones;
 
 	struct {
-		bool auto_promote;       /* watchdog may promote (issue 3), default false */
-		double probe_timeout;    /* seconds per SOA probe at promote/status, default 1.0 */
-		int probe_attempts;      /* UDP attempts per probe, default 2 */
-		double notify_timeout;   /* first NOTIFY retry after this many seconds, default 1.0 */
-		int notify_attempts;     /* NOTIFY attempts per secondary, default 5 (backoff x2) */
-		double poll_interval;    /* convergence poll interval, default 0.2 */
-		double default_wait;     /* convergence wait when --wait is not given, default 120 */
+		bool auto_promote;     /* watchdog may promote (issue 3), default false */
+		double probe_timeout;  /* seconds per SOA probe at promote/status, default 1.0 */
+		int probe_attempts;    /* UDP attempts per probe, default 2 */
+		double notify_timeout; /* first NOTIFY retry after this many seconds, default 1.0 */
+		int notify_attempts;   /* NOTIFY attempts per secondary, default 5 (backoff x2) */
+		double poll_interval;  /* convergence poll interval, default 0.2 */
+		double default_wait;   /* convergence wait when --wait is not given, default 120 */
 	} policy;
 };
 

@@ -21,17 +21,17 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#define DRDNS_CTL_VERSION 1
-#define DRDNS_CTL_HELLO "drdns-control 1"
+#define DRDNS_CTL_VERSION     1
+#define DRDNS_CTL_HELLO       "drdns-control 1"
 #define DRDNS_CTL_MAX_REQUEST 65536
 
 /* Stable exit codes (runbooks rely on them). */
 enum drdns_exit {
-	DRDNS_EXIT_OK = 0,          /* done, every secondary converged */
-	DRDNS_EXIT_ERROR = 1,       /* error, nothing changed */
-	DRDNS_EXIT_USAGE = 2,       /* usage error */
-	DRDNS_EXIT_PARTIAL = 3,     /* done, some secondaries did not converge in --wait */
-	DRDNS_EXIT_REFUSED = 4,     /* refused by a safety check */
+	DRDNS_EXIT_OK = 0,      /* done, every secondary converged */
+	DRDNS_EXIT_ERROR = 1,   /* error, nothing changed */
+	DRDNS_EXIT_USAGE = 2,   /* usage error */
+	DRDNS_EXIT_PARTIAL = 3, /* done, some secondaries did not converge in --wait */
+	DRDNS_EXIT_REFUSED = 4, /* refused by a safety check */
 };
 
 /* The command table shared by drdnsctl and drdnsd. */
@@ -47,10 +47,10 @@ enum drdns_ctl_cmd drdns_ctl_cmd_parse(const char *name);
  * adding an enum value above and a row there. */
 struct drdns_ctl_cmd_info {
 	enum drdns_ctl_cmd cmd;
-	const char *name;      /* "promote" */
-	const char *args;      /* argument synopsis for usage, "" if none */
-	const char *summary;   /* one line for --help */
-	bool changes_state;    /* needs --reason, confirmation (--yes), is audited */
+	const char *name;    /* "promote" */
+	const char *args;    /* argument synopsis for usage, "" if none */
+	const char *summary; /* one line for --help */
+	bool changes_state;  /* needs --reason, confirmation (--yes), is audited */
 };
 /* The row for cmd, or NULL for DRDNS_CMD_UNKNOWN. */
 const struct drdns_ctl_cmd_info *drdns_ctl_cmd_info(enum drdns_ctl_cmd cmd);

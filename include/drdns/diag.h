@@ -10,17 +10,17 @@
 #include <stddef.h>
 
 struct drdns_diag {
-	char **msgs;  /* owned; n entries */
+	char **msgs; /* owned; n entries */
 	size_t n;
-	size_t n_errors;   /* entries that are errors (the rest are warnings) */
+	size_t n_errors; /* entries that are errors (the rest are warnings) */
 };
 
 /* Append an error.  Formatted like printf; callers prefix "file:line: ". */
 void drdns_diag_error(struct drdns_diag *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Append a warning ("warning: " is prefixed after the location by the caller). */
 void drdns_diag_warn(struct drdns_diag *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Free every message; the struct itself can be reused. */
 void drdns_diag_clear(struct drdns_diag *d);
 /* Join all messages with '\n' into a newly allocated string (caller frees). */

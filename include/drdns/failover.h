@@ -42,9 +42,9 @@ typedef void (*drdns_op_done_cb)(json_t *reply, void *arg);
 struct drdns_promote_opts {
 	const char *reason; /* required, copied */
 	bool dry_run;
-	bool force;         /* planned switchover: promote although the master answers */
-	double wait;        /* seconds to wait for convergence; < 0: policy.default_wait */
-	const json_t *who;  /* who asked (borrowed, copied into the audit record) */
+	bool force;        /* planned switchover: promote although the master answers */
+	double wait;       /* seconds to wait for convergence; < 0: policy.default_wait */
+	const json_t *who; /* who asked (borrowed, copied into the audit record) */
 };
 
 /* Start a promotion.  Returns 0 and calls done later, or returns an error (then
@@ -61,6 +61,6 @@ void drdns_promote_resume_notify(struct drdns_ctx *ctx);
 
 /* A reply object {"exit":code, "command":command, "error":message}. */
 json_t *drdns_error_reply(const char *command, int exit_code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

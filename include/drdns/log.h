@@ -23,6 +23,6 @@ enum drdns_log_level {
 void drdns_log_init(const char *ident, bool use_syslog, int max_level);
 
 void drdns_log(int level, const char *group, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -33,12 +33,12 @@ struct drdns_zone_serial {
 };
 
 struct drdns_notify_result {
-	const char *peer;  /* points into the peer array given */
-	const char *zone;  /* points into the zone array given */
-	bool acked;        /* a NOERROR NOTIFY response arrived */
-	int rcode;         /* rcode of the last response, -1 if none */
+	const char *peer; /* points into the peer array given */
+	const char *zone; /* points into the zone array given */
+	bool acked;       /* a NOERROR NOTIFY response arrived */
+	int rcode;        /* rcode of the last response, -1 if none */
 	int attempts;
-	double seconds;    /* from the first send to the ack */
+	double seconds; /* from the first send to the ack */
 	char detail[64];
 };
 
@@ -50,14 +50,14 @@ int drdns_notify_batch(uv_loop_t *loop, const char *source, const struct drdns_x
                        double first_timeout, int attempts, drdns_notify_cb cb, void *arg);
 
 struct drdns_converge_result {
-	const char *peer;     /* points into the peer array given */
+	const char *peer; /* points into the peer array given */
 	const char *address;
-	bool converged;       /* every zone serves the expected serial (or newer) */
-	double seconds;       /* from the start of the watch to the last zone converging */
+	bool converged; /* every zone serves the expected serial (or newer) */
+	double seconds; /* from the start of the watch to the last zone converging */
 	size_t n_zones;
-	uint32_t *served;     /* last serial seen per zone (owned); valid where has_served */
-	bool *has_served;     /* (owned) */
-	char detail[64];      /* e.g. "timeout: example.edu. still at 2026112301" */
+	uint32_t *served; /* last serial seen per zone (owned); valid where has_served */
+	bool *has_served; /* (owned) */
+	char detail[64];  /* e.g. "timeout: example.edu. still at 2026112301" */
 };
 
 /* results: n_peers entries, handed over: free with drdns_converge_results_free(). */

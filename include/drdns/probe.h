@@ -17,19 +17,19 @@ struct drdns_soa_target {
 	const char *label;   /* who this is, e.g. "master" or an NS name (copied) */
 	const char *address; /* (copied) */
 	uint16_t port;
-	const char *zone;    /* (copied) */
+	const char *zone; /* (copied) */
 };
 
 struct drdns_soa_result {
 	char *label;   /* owned */
 	char *address; /* owned */
 	uint16_t port;
-	char *zone;    /* owned */
-	bool answered; /* NOERROR, AA set, SOA for the zone in the answer */
-	uint32_t serial;     /* valid when answered */
-	uint32_t expire;     /* SOA EXPIRE, valid when answered */
-	double rtt;          /* seconds */
-	char detail[64];     /* "ok", "timeout", "REFUSED", "not authoritative", ... */
+	char *zone;      /* owned */
+	bool answered;   /* NOERROR, AA set, SOA for the zone in the answer */
+	uint32_t serial; /* valid when answered */
+	uint32_t expire; /* SOA EXPIRE, valid when answered */
+	double rtt;      /* seconds */
+	char detail[64]; /* "ok", "timeout", "REFUSED", "not authoritative", ... */
 };
 
 /* Called once when every target has an outcome.  results (n entries, same order as

@@ -22,14 +22,15 @@
 struct drdns_tsig_key;
 
 struct drdns_query_opts {
-	const char *source;   /* source address to bind, or NULL (copied) */
-	const char *address;  /* destination (copied) */
+	const char *source;  /* source address to bind, or NULL (copied) */
+	const char *address; /* destination (copied) */
 	uint16_t port;
-	double timeout;       /* seconds for the first attempt */
-	int attempts;         /* total attempts, >= 1 */
-	double backoff;       /* timeout multiplier per retry (1.0 = constant) */
-	bool tcp;             /* use TCP from the start */
-	const struct drdns_tsig_key *key; /* sign with this key, or NULL (must outlive the request) */
+	double timeout; /* seconds for the first attempt */
+	int attempts;   /* total attempts, >= 1 */
+	double backoff; /* timeout multiplier per retry (1.0 = constant) */
+	bool tcp;       /* use TCP from the start */
+	const struct drdns_tsig_key
+	    *key; /* sign with this key, or NULL (must outlive the request) */
 };
 
 /*

@@ -52,7 +52,7 @@ struct drdns_ns_decision {
 	char *name;    /* owned */
 	char *address; /* owned, may be NULL */
 	enum drdns_ns_verdict verdict;
-	char *reason;  /* owned, human text */
+	char *reason; /* owned, human text */
 };
 
 struct drdns_rewrite_plan {
@@ -61,14 +61,14 @@ struct drdns_rewrite_plan {
 	uint32_t max_observed;
 	bool have_observed;
 	uint32_t new_serial;
-	bool self_added;      /* ns_name was missing from the file's NS set and was added */
+	bool self_added;              /* ns_name was missing from the file's NS set and was added */
 	struct drdns_ns_decision *ns; /* n_ns entries, owned */
 	size_t n_ns;
 	char **dropped_glue; /* "ns0.example.edu. A 198.51.100.10", n_dropped_glue, owned */
 	size_t n_dropped_glue;
 	size_t ttls_clamped; /* records whose TTL was lowered */
 	bool soa_minimum_clamped;
-	char *warning;       /* owned, may be NULL (e.g. "kept 1 unanswering NS for min_ns") */
+	char *warning; /* owned, may be NULL (e.g. "kept 1 unanswering NS for min_ns") */
 };
 
 /* Rewrite in into a new zone.  On success *out and *plan are newly allocated
@@ -84,7 +84,8 @@ void drdns_rewrite_plan_free(struct drdns_rewrite_plan *plan);
 /* Can zone be promoted with this ns_name?  When ns_name is inside the zone, the
  * DR file must carry its address (glue): drdns will not invent one.  Returns 0, or
  * DRDNS_EZONE with "file:line: message" appended to diag (may be NULL). */
-int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name, struct drdns_diag *diag);
+int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name,
+                        struct drdns_diag *diag);
 
 /* The plan as a JSON object (new reference). */
 json_t *drdns_rewrite_plan_json(const struct drdns_rewrite_plan *plan);

@@ -29,10 +29,10 @@ struct drdns_state_zone {
 
 struct drdns_state {
 	bool promoted;
-	unsigned long generation; /* gen-<generation> when promoted, else 0 */
-	int64_t changed_at;       /* unix time of the last role change */
-	char *reason;             /* owned, may be NULL */
-	char *who;                /* owned, may be NULL */
+	unsigned long generation;       /* gen-<generation> when promoted, else 0 */
+	int64_t changed_at;             /* unix time of the last role change */
+	char *reason;                   /* owned, may be NULL */
+	char *who;                      /* owned, may be NULL */
 	struct drdns_state_zone *zones; /* published serials, n_zones, owned */
 	size_t n_zones;
 	/* the last serial observed per zone on the master or a secondary, so a later

@@ -74,7 +74,7 @@ int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
  * bytes (msg is then unchanged), DRDNS_ENOMEM. */
 int drdns_tsig_sign_wire(uint8_t *msg, size_t len, size_t cap, size_t *out_len,
                          const struct drdns_tsig_key *key, const uint8_t *prev_mac,
-                         size_t prev_mac_len, bool timers_only, uint64_t time_signed,
-                         uint8_t *mac, size_t *mac_len);
+                         size_t prev_mac_len, bool timers_only, uint64_t time_signed, uint8_t *mac,
+                         size_t *mac_len);
 
 #endif

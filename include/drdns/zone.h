@@ -25,12 +25,12 @@
 struct drdns_diag;
 
 struct drdns_zone {
-	char *name;         /* origin, lowercase, trailing dot: "example.edu." (owned) */
-	char *path;         /* file it came from, or NULL for a rewritten zone (owned) */
-	ldns_rdf *origin;   /* owned */
-	ldns_rr *soa;       /* owned */
-	ldns_rr_list *rrs;  /* every record but the SOA, in file order, exact duplicates
-	                     * removed (owned, deep) */
+	char *name;        /* origin, lowercase, trailing dot: "example.edu." (owned) */
+	char *path;        /* file it came from, or NULL for a rewritten zone (owned) */
+	ldns_rdf *origin;  /* owned */
+	ldns_rr *soa;      /* owned */
+	ldns_rr_list *rrs; /* every record but the SOA, in file order, exact duplicates
+	                    * removed (owned, deep) */
 };
 
 struct drdns_zoneset {

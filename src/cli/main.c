@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "drdnsctl"
-#define STATUS_TIMEOUT 60.0  /* default -t for commands that change nothing */
-#define WAIT_MARGIN 60.0     /* default -t = --wait + this */
+#define PROG           "drdnsctl"
+#define STATUS_TIMEOUT 60.0 /* default -t for commands that change nothing */
+#define WAIT_MARGIN    60.0 /* default -t = --wait + this */
 
 struct cli {
 	const char *socket;
@@ -48,7 +48,8 @@ static void json_failure(const struct cli *c, int code, const char *msg)
 {
 	if (!c->json)
 		return;
-	json_t *doc = json_pack("{s:i, s:s?, s:s}", "exit", code, "command", c->command, "error", msg);
+	json_t *doc =
+	    json_pack("{s:i, s:s?, s:s}", "exit", code, "command", c->command, "error", msg);
 	if (doc) {
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
@@ -98,52 +99,56 @@ static void print_usage(FILE *f)
 		fprintf(f, "  %s%s%s\n      %s\n", info->name, info->args[0] ? " " : "", info->args,
 		        info->summary);
 	}
-	fprintf(f,
-	        "\n"
-	        "Options:\n"
-	        "  -s, --socket PATH    control socket (default $DRDNS_SOCKET, else %s)\n"
-	        "  -j, --json           print drdnsd's reply as one JSON document on stdout\n"
-	        "  -t, --timeout SECS   give up waiting for drdnsd after SECS (0: never; default\n"
-	        "                       %.0f for status and dry runs, --wait + %.0f for promote,\n"
-	        "                       never for promote without --wait)\n"
-	        "  -h, --help           this help\n"
-	        "      --version        print the version\n"
-	        "\n"
-	        "promote options:\n"
-	        "  -r, --reason TEXT    why (required; recorded in the audit log with who and when)\n"
-	        "  -n, --dry-run        show the plan, change nothing\n"
-	        "  -y, --yes            do not ask for confirmation (required when stdin is not a\n"
-	        "                       terminal)\n"
-	        "      --force          promote even though the master still answers (switchover)\n"
-	        "  -w, --wait SECS      wait this long for secondaries to converge (default: the\n"
-	        "                       daemon's policy.default_wait)\n"
-	        "\n"
-	        "Exit status:\n"
-	        "  0  done, and every secondary converged\n"
-	        "  1  error, nothing changed\n"
-	        "  2  usage error\n"
-	        "  3  done, but some secondaries did not converge within --wait\n"
-	        "  4  refused by a safety check; the message says why and what to do\n",
-	        DRDNS_DEFAULT_SOCKET, STATUS_TIMEOUT, WAIT_MARGIN);
+	fprintf(
+	    f,
+	    "\n"
+	    "Options:\n"
+	    "  -s, --socket PATH    control socket (default $DRDNS_SOCKET, else %s)\n"
+	    "  -j, --json           print drdnsd's reply as one JSON document on stdout\n"
+	    "  -t, --timeout SECS   give up waiting for drdnsd after SECS (0: never; default\n"
+	    "                       %.0f for status and dry runs, --wait + %.0f for promote,\n"
+	    "                       never for promote without --wait)\n"
+	    "  -h, --help           this help\n"
+	    "      --version        print the version\n"
+	    "\n"
+	    "promote options:\n"
+	    "  -r, --reason TEXT    why (required; recorded in the audit log with who and when)\n"
+	    "  -n, --dry-run        show the plan, change nothing\n"
+	    "  -y, --yes            do not ask for confirmation (required when stdin is not a\n"
+	    "                       terminal)\n"
+	    "      --force          promote even though the master still answers (switchover)\n"
+	    "  -w, --wait SECS      wait this long for secondaries to converge (default: the\n"
+	    "                       daemon's policy.default_wait)\n"
+	    "\n"
+	    "Exit status:\n"
+	    "  0  done, and every secondary converged\n"
+	    "  1  error, nothing changed\n"
+	    "  2  usage error\n"
+	    "  3  done, but some secondaries did not converge within --wait\n"
+	    "  4  refused by a safety check; the message says why and what to do\n",
+	    DRDNS_DEFAULT_SOCKET, STATUS_TIMEOUT, WAIT_MARGIN);
 }
 
 /* ------------------------------------------------------------------------ */
 /* option parsing                                                           */
 
-enum { OPT_VERSION = 1000, OPT_FORCE };
+enum {
+	OPT_VERSION = 1000,
+	OPT_FORCE
+};
 
 static const struct option global_long[] = {
-	{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-	{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+    {"socket", required_argument, NULL, 's'},    {"json", no_argument, NULL, 'j'},
+    {"timeout", required_argument, NULL, 't'},   {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
 };
 
 static const struct option change_long[] = {
-	{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-	{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-	{"reason", required_argument, NULL, 'r'}, {"dry-run", no_argument, NULL, 'n'},
-	{"yes", no_argument, NULL, 'y'}, {"force", no_argument, NULL, OPT_FORCE},
-	{"wait", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
+    {"socket", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+    {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+    {"reason", required_argument, NULL, 'r'},  {"dry-run", no_argument, NULL, 'n'},
+    {"yes", no_argument, NULL, 'y'},           {"force", no_argument, NULL, OPT_FORCE},
+    {"wait", required_argument, NULL, 'w'},    {NULL, 0, NULL, 0},
 };
 
 static bool parse_seconds(const char *s, double *out)
@@ -168,16 +173,13 @@ static bool common_option(struct cli *c, int opt, const char *arg)
 			usage_error(c, "--socket needs a path");
 		c->socket = arg;
 		return true;
-	case 'j':
-		c->json = true;
-		return true;
+	case 'j': c->json = true; return true;
 	case 't':
 		if (!parse_seconds(arg, &c->timeout))
 			usage_error(c, "--timeout: '%s' is not a number of seconds >= 0", arg);
 		c->timeout_set = true;
 		return true;
-	default:
-		return false;
+	default: return false;
 	}
 }
 
@@ -211,25 +213,17 @@ static void parse_command_options(struct cli *c, const struct drdns_ctl_cmd_info
 			printf("Usage: %s [-s SOCKET] [--json] [-t SECONDS] %s%s%s\n  %s\n", PROG,
 			       info->name, info->args[0] ? " " : "", info->args, info->summary);
 			exit(0);
-		case 'r':
-			c->reason = optarg;
-			break;
-		case 'n':
-			c->dry_run = true;
-			break;
-		case 'y':
-			c->yes = true;
-			break;
-		case OPT_FORCE:
-			c->force = true;
-			break;
+		case 'r': c->reason = optarg; break;
+		case 'n': c->dry_run = true; break;
+		case 'y': c->yes = true; break;
+		case OPT_FORCE: c->force = true; break;
 		case 'w':
 			if (!parse_seconds(optarg, &c->wait))
-				usage_error(c, "--wait: '%s' is not a number of seconds >= 0", optarg);
+				usage_error(c, "--wait: '%s' is not a number of seconds >= 0",
+				            optarg);
 			c->wait_set = true;
 			break;
-		default:
-			bad_option(c, opt, argv);
+		default: bad_option(c, opt, argv);
 		}
 	}
 	if (optind < argc)
@@ -279,7 +273,8 @@ static json_t *call(const struct cli *c, const json_t *request, bool changes)
 	if (changes && !never_sent)
 		fail(c, DRDNS_EXIT_ERROR,
 		     "%s; drdnsd may still be carrying out the %s: check with '%s status' before "
-		     "trying again", err, c->command, PROG);
+		     "trying again",
+		     err, c->command, PROG);
 	fail(c, DRDNS_EXIT_ERROR, "%s", err);
 }
 
@@ -405,8 +400,8 @@ static void table_print(FILE *f, struct table *t, const char *indent)
 	for (size_t r = 0; r < t->nrows; r++) {
 		/* drop trailing empty cells so lines do not end in blanks */
 		size_t last = t->ncols;
-		while (last > 1 && !(t->cells[r * t->ncols + last - 1] &&
-		                     t->cells[r * t->ncols + last - 1][0]))
+		while (last > 1 &&
+		       !(t->cells[r * t->ncols + last - 1] && t->cells[r * t->ncols + last - 1][0]))
 			last--;
 		fputs(indent, f);
 		for (size_t i = 0; i < last; i++) {
@@ -550,16 +545,16 @@ static void print_promote_secondaries(FILE *f, const json_t *secs)
 
 		const json_t *zones = json_object_get(s, "zones");
 		if (json_array_size(zones) == 0) {
-			table_row(&t, jstr(s, "name"), jstr(s, "address"), notify, conv, secs_s, "", "",
-			          detail);
+			table_row(&t, jstr(s, "name"), jstr(s, "address"), notify, conv, secs_s, "",
+			          "", detail);
 			continue;
 		}
 		json_array_foreach(zones, j, z)
 		{
 			fmt_int(serial, sizeof(serial), z, "serial");
 			if (j == 0)
-				table_row(&t, jstr(s, "name"), jstr(s, "address"), notify, conv, secs_s,
-				          jstr(z, "zone"), serial, detail);
+				table_row(&t, jstr(s, "name"), jstr(s, "address"), notify, conv,
+				          secs_s, jstr(z, "zone"), serial, detail);
 			else
 				table_row(&t, "", "", "", "", "", jstr(z, "zone"), serial, "");
 		}
@@ -569,9 +564,9 @@ static void print_promote_secondaries(FILE *f, const json_t *secs)
 
 static void print_promote(FILE *f, const json_t *reply)
 {
-	static const char *const known[] = {"exit",     "command",  "dry_run",
-	                                    "already_promoted", "message", "error",
-	                                    "zones",    "secondaries", NULL};
+	static const char *const known[] = {"exit",    "command", "dry_run", "already_promoted",
+	                                    "message", "error",   "zones",   "secondaries",
+	                                    NULL};
 	bool dry = jbool(reply, "dry_run") == 1;
 	const json_t *zones = json_object_get(reply, "zones");
 	const json_t *secs = json_object_get(reply, "secondaries");
@@ -580,8 +575,7 @@ static void print_promote(FILE *f, const json_t *reply)
 
 	if (json_array_size(zones) > 0) {
 		fprintf(f, "%s\n", dry ? "Plan (dry run, nothing changed):" : "Zones:");
-		json_array_foreach(zones, i, z)
-			print_zone_plan(f, z);
+		json_array_foreach(zones, i, z) print_zone_plan(f, z);
 	}
 	if (json_is_array(secs) && json_array_size(secs) > 0) {
 		fprintf(f, "Secondaries:\n");
@@ -626,10 +620,9 @@ static void fmt_since(char *buf, size_t len, long long since)
 
 static void print_status(FILE *f, const json_t *r)
 {
-	static const char *const known[] = {"exit",  "command",     "role",   "state",
-	                                    "since", "reason",      "who",    "controller",
-	                                    "master", "secondaries", "zones", "alerts",
-	                                    "server", "message",    "error",  NULL};
+	static const char *const known[] = {
+	    "exit",   "command",     "role",  "state",  "since",  "reason",  "who",   "controller",
+	    "master", "secondaries", "zones", "alerts", "server", "message", "error", NULL};
 	const json_t *ctl = json_object_get(r, "controller");
 	const json_t *m = json_object_get(r, "master");
 	size_t i, j;
@@ -699,9 +692,11 @@ static void print_status(FILE *f, const json_t *r)
 		json_array_foreach(secs, i, o)
 		{
 			char addr[80];
-			snprintf(addr, sizeof(addr), "%s", jstr(o, "address") ? jstr(o, "address") : "-");
+			snprintf(addr, sizeof(addr), "%s",
+			         jstr(o, "address") ? jstr(o, "address") : "-");
 			if (jint(o, "port", &port) && port != 53)
-				snprintf(addr + strlen(addr), sizeof(addr) - strlen(addr), " port %lld", port);
+				snprintf(addr + strlen(addr), sizeof(addr) - strlen(addr),
+				         " port %lld", port);
 			const json_t *zones = json_object_get(o, "zones");
 			if (json_array_size(zones) == 0)
 				table_row(&t, jstr(o, "name"), addr, "", "", "", jstr(o, "detail"));
@@ -709,8 +704,8 @@ static void print_status(FILE *f, const json_t *r)
 			{
 				fmt_int(serial, sizeof(serial), z, "serial");
 				fmt_int(lag, sizeof(lag), z, "lag");
-				table_row(&t, j ? "" : jstr(o, "name"), j ? "" : addr, jstr(z, "zone"), serial,
-				          lag, jstr(z, "detail"));
+				table_row(&t, j ? "" : jstr(o, "name"), j ? "" : addr,
+				          jstr(z, "zone"), serial, lag, jstr(z, "detail"));
 			}
 		}
 		table_print(f, &t, "  ");
@@ -745,8 +740,11 @@ static void print_status(FILE *f, const json_t *r)
 						fprintf(f, "[%s] ", jstr(o, "id"));
 					else if (json_is_integer(json_object_get(o, "id")))
 						fprintf(f, "[%lld] ",
-						        (long long)json_integer_value(json_object_get(o, "id")));
-					fputs(jstr(o, "message") ? jstr(o, "message") : jstr(o, "text"), f);
+						        (long long)json_integer_value(
+						            json_object_get(o, "id")));
+					fputs(jstr(o, "message") ? jstr(o, "message")
+					                         : jstr(o, "text"),
+					      f);
 				} else {
 					print_value(f, o);
 				}
@@ -920,14 +918,12 @@ int main(int argc, char **argv)
 		if (common_option(&c, opt, optarg))
 			continue;
 		switch (opt) {
-		case 'h':
-			print_usage(stdout);
-			return 0;
+		case 'h': print_usage(stdout); return 0;
 		case OPT_VERSION:
-			printf("%s %s (control protocol %d)\n", PROG, DRDNS_VERSION, DRDNS_CTL_VERSION);
+			printf("%s %s (control protocol %d)\n", PROG, DRDNS_VERSION,
+			       DRDNS_CTL_VERSION);
 			return 0;
-		default:
-			bad_option(&c, opt, argv);
+		default: bad_option(&c, opt, argv);
 		}
 	}
 	if (optind >= argc)
@@ -943,11 +939,8 @@ int main(int argc, char **argv)
 	parse_command_options(&c, info, argc - optind, argv + optind);
 
 	switch (cmd) {
-	case DRDNS_CMD_STATUS:
-		return cmd_status(&c);
-	case DRDNS_CMD_PROMOTE:
-		return cmd_change(&c, cmd);
-	default:
-		usage_error(&c, "command '%s' is not supported by this drdnsctl", c.command);
+	case DRDNS_CMD_STATUS: return cmd_status(&c);
+	case DRDNS_CMD_PROMOTE: return cmd_change(&c, cmd);
+	default: usage_error(&c, "command '%s' is not supported by this drdnsctl", c.command);
 	}
 }

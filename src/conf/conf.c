@@ -33,38 +33,38 @@
 #include <unistd.h>
 
 #define DEFAULT_STATE_DIR "/var/lib/drdns"
-#define AUDIT_LOG_NAME "audit.log"
+#define AUDIT_LOG_NAME    "audit.log"
 
 /* Ranges.  dr_ttl: 1 s up to one day; the DR set is about reaching everyone
  * quickly, so a low ceiling is legitimate and a very low one only a warning. */
-#define PORT_MIN 1
-#define PORT_MAX 65535
-#define INTERVAL_MAX 3600.0
-#define TIMEOUT_MAX 60.0
+#define PORT_MIN       1
+#define PORT_MAX       65535
+#define INTERVAL_MAX   3600.0
+#define TIMEOUT_MAX    60.0
 #define FAIL_AFTER_MIN 1
 #define FAIL_AFTER_MAX 100
-#define DR_TTL_MIN 1
-#define DR_TTL_MAX 86400
-#define DR_TTL_WARN 30
-#define MIN_NS_MIN 1
-#define MIN_NS_MAX 13
-#define ATTEMPTS_MIN 1
-#define ATTEMPTS_MAX 20
-#define WAIT_MAX 86400.0
+#define DR_TTL_MIN     1
+#define DR_TTL_MAX     86400
+#define DR_TTL_WARN    30
+#define MIN_NS_MIN     1
+#define MIN_NS_MAX     13
+#define ATTEMPTS_MIN   1
+#define ATTEMPTS_MAX   20
+#define WAIT_MAX       86400.0
 
 /* Every key drdns knows, per group.  Anything else is an error naming it. */
-static const char *const root_keys[] = {"controller", "master", "secondaries", "zones", "policy",
-                                        NULL};
-static const char *const controller_keys[] = {"id",        "address",   "port",     "ns_name",
-                                              "control_socket", "state_dir", "audit_log",
-                                              "pid_file",  "allow_transfer", NULL};
-static const char *const master_keys[] = {"address", "port", "interval", "timeout", "fail_after",
-                                          NULL};
+static const char *const root_keys[] = {"controller", "master", "secondaries",
+                                        "zones",      "policy", NULL};
+static const char *const controller_keys[] = {
+    "id",        "address",   "port",     "ns_name",        "control_socket",
+    "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
+static const char *const master_keys[] = {"address", "port",       "interval",
+                                          "timeout", "fail_after", NULL};
 static const char *const secondary_keys[] = {"name", "address", "port", "tsig_key", NULL};
 static const char *const zones_keys[] = {"directory", "dr_ttl", "min_ns", NULL};
-static const char *const policy_keys[] = {"auto_promote",   "probe_timeout",   "probe_attempts",
-                                          "notify_timeout", "notify_attempts", "poll_interval",
-                                          "default_wait",   NULL};
+static const char *const policy_keys[] = {
+    "auto_promote",    "probe_timeout", "probe_attempts", "notify_timeout",
+    "notify_attempts", "poll_interval", "default_wait",   NULL};
 
 /* Messages are collected, then handed to the diagnostics collector sorted by
  * file and line, so the output reads like a compiler's whatever order the
@@ -111,11 +111,13 @@ static void vreport(struct loader *l, bool is_error, const config_setting_t *s, 
 	char *msg = NULL, *text = NULL;
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s) : l->path;
+	const char *file =
+	    s && config_setting_source_file(s) ? config_setting_source_file(s) : l->path;
 	unsigned line = s ? config_setting_source_line(s) : 0;
 	if (line == 0)
 		line = 1;
-	if (!msg || asprintf(&text, "%s:%u: %s%s", file, line, is_error ? "" : "warning: ", msg) < 0)
+	if (!msg ||
+	    asprintf(&text, "%s:%u: %s%s", file, line, is_error ? "" : "warning: ", msg) < 0)
 		text = NULL;
 	free(msg);
 	add_message(l, file, line, is_error, text);
@@ -165,9 +167,8 @@ static void flush_messages(struct loader *l)
 	l->n_msgs = 0;
 }
 
-__attribute__((format(printf, 3, 4))) static void report(struct loader *l,
-                                                         const config_setting_t *s,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+report(struct loader *l, const config_setting_t *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -175,9 +176,8 @@ __attribute__((format(printf, 3, 4))) static void report(struct loader *l,
 	va_end(ap);
 }
 
-__attribute__((format(printf, 3, 4))) static void warn(struct loader *l,
-                                                       const config_setting_t *s, const char *fmt,
-                                                       ...)
+__attribute__((format(printf, 3, 4))) static void warn(struct loader *l, const config_setting_t *s,
+                                                       const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -250,8 +250,8 @@ static void check_keys(struct loader *l, const config_setting_t *group, const ch
 			continue;
 		const char *dot = prefix[0] ? "." : "";
 		if (best && best_d <= 2)
-			report(l, m, "unknown setting '%s%s%s' (did you mean '%s'?)", prefix, dot, name,
-			       best);
+			report(l, m, "unknown setting '%s%s%s' (did you mean '%s'?)", prefix, dot,
+			       name, best);
 		else
 			report(l, m, "unknown setting '%s%s%s'", prefix, dot, name);
 	}
@@ -271,9 +271,8 @@ static void report_missing(struct loader *l, const config_setting_t *group, cons
 	report(l, group, "%s: missing required setting '%s'", prefix, key);
 }
 
-static const char *get_string(struct loader *l, const config_setting_t *group,
-                              const char *prefix, const char *key, bool required,
-                              const config_setting_t **where)
+static const char *get_string(struct loader *l, const config_setting_t *group, const char *prefix,
+                              const char *key, bool required, const config_setting_t **where)
 {
 	const config_setting_t *s = get_member(group, key);
 	if (where)
@@ -305,10 +304,13 @@ static bool get_int(struct loader *l, const config_setting_t *group, const char 
 	int t = config_setting_type(s);
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
 		if (t == CONFIG_TYPE_STRING)
-			report(l, s, "%s.%s: expected an integer, got a string (\"%s\"): remove the quotes",
-			       prefix, key, config_setting_get_string(s));
+			report(
+			    l, s,
+			    "%s.%s: expected an integer, got a string (\"%s\"): remove the quotes",
+			    prefix, key, config_setting_get_string(s));
 		else
-			report(l, s, "%s.%s: expected an integer, got %s", prefix, key, type_name(s));
+			report(l, s, "%s.%s: expected an integer, got %s", prefix, key,
+			       type_name(s));
 		return false;
 	}
 	long long v = config_setting_get_int64(s);
@@ -320,7 +322,10 @@ static bool get_int(struct loader *l, const config_setting_t *group, const char 
 	return true;
 }
 
-enum bound { INCL, EXCL };
+enum bound {
+	INCL,
+	EXCL
+};
 
 /* Number (integer or float) in the range lo..hi, each bound inclusive or not. */
 static bool get_num(struct loader *l, const config_setting_t *group, const char *prefix,
@@ -340,15 +345,16 @@ static bool get_num(struct loader *l, const config_setting_t *group, const char 
 		v = config_setting_get_float(s);
 	} else {
 		if (t == CONFIG_TYPE_STRING)
-			report(l, s, "%s.%s: expected a number, got a string (\"%s\"): remove the quotes",
+			report(l, s,
+			       "%s.%s: expected a number, got a string (\"%s\"): remove the quotes",
 			       prefix, key, config_setting_get_string(s));
 		else
 			report(l, s, "%s.%s: expected a number, got %s", prefix, key, type_name(s));
 		return false;
 	}
 	if (!isfinite(v) || (lob == INCL ? v < lo : v <= lo) || v > hi) {
-		report(l, s, "%s.%s: %g is out of range (%s %g and at most %g seconds)", prefix, key, v,
-		       lob == INCL ? "at least" : "more than", lo, hi);
+		report(l, s, "%s.%s: %g is out of range (%s %g and at most %g seconds)", prefix,
+		       key, v, lob == INCL ? "at least" : "more than", lo, hi);
 		return false;
 	}
 	*out = v;
@@ -509,8 +515,8 @@ static void check_creatable_parent(struct loader *l, const config_setting_t *s, 
 		if (!parent)
 			l->oom = true;
 		else if (!is_dir(parent))
-			report(l, s, "%s: neither '%s' nor its parent directory '%s' exists", what, dir,
-			       parent);
+			report(l, s, "%s: neither '%s' nor its parent directory '%s' exists", what,
+			       dir, parent);
 		free(parent);
 	}
 	free(dir);
@@ -571,9 +577,10 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 		struct sockaddr_un sun;
 		struct stat st;
 		if (strlen(c->controller.control_socket) >= sizeof(sun.sun_path))
-			report(l, s, "controller.control_socket: '%s' is too long for a UNIX socket "
-			       "(at most %zu bytes)", c->controller.control_socket,
-			       sizeof(sun.sun_path) - 1);
+			report(l, s,
+			       "controller.control_socket: '%s' is too long for a UNIX socket "
+			       "(at most %zu bytes)",
+			       c->controller.control_socket, sizeof(sun.sun_path) - 1);
 		else if (lstat(c->controller.control_socket, &st) == 0 && !S_ISSOCK(st.st_mode))
 			report(l, s, "controller.control_socket: '%s' exists and is not a socket",
 			       c->controller.control_socket);
@@ -597,9 +604,11 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 			if (!parent)
 				l->oom = true;
 			else if (!is_dir(parent))
-				report(l, s, "controller.state_dir: '%s' does not exist, and neither does "
-				       "its parent '%s' (drdnsd creates only the last component)",
-				       c->controller.state_dir, parent);
+				report(
+				    l, s,
+				    "controller.state_dir: '%s' does not exist, and neither does "
+				    "its parent '%s' (drdnsd creates only the last component)",
+				    c->controller.state_dir, parent);
 			free(parent);
 		}
 	}
@@ -616,9 +625,10 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 			char *dir = drdns_dirname(c->controller.audit_log);
 			if (!dir)
 				l->oom = true;
-			else if (!is_dir(dir) &&
-			         !(c->controller.state_dir && strcmp(dir, c->controller.state_dir) == 0))
-				report(l, s, "controller.audit_log: directory '%s' does not exist", dir);
+			else if (!is_dir(dir) && !(c->controller.state_dir &&
+			                           strcmp(dir, c->controller.state_dir) == 0))
+				report(l, s, "controller.audit_log: directory '%s' does not exist",
+				       dir);
 			free(dir);
 		}
 	} else if (c->controller.state_dir) {
@@ -638,8 +648,10 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 	s = get_member(g, "allow_transfer");
 	if (s) {
 		if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-			report(l, s, "controller.allow_transfer: expected a list of addresses "
-			       "[ \"192.0.2.1\", ... ], got %s", type_name(s));
+			report(l, s,
+			       "controller.allow_transfer: expected a list of addresses "
+			       "[ \"192.0.2.1\", ... ], got %s",
+			       type_name(s));
 		} else {
 			int n = config_setting_length(s);
 			c->controller.allow_transfer = calloc((size_t)n + 1, sizeof(char *));
@@ -652,12 +664,14 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 				char what[64];
 				snprintf(what, sizeof(what), "controller.allow_transfer[%d]", i);
 				if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-					report(l, e, "%s: expected a string, got %s", what, type_name(e));
+					report(l, e, "%s: expected a string, got %s", what,
+					       type_name(e));
 					continue;
 				}
 				char *a = check_address(l, e, what, config_setting_get_string(e));
 				if (a)
-					c->controller.allow_transfer[c->controller.n_allow_transfer++] = a;
+					c->controller
+					    .allow_transfer[c->controller.n_allow_transfer++] = a;
 			}
 		}
 	}
@@ -675,7 +689,8 @@ static void load_master(struct loader *l, const config_setting_t *root, struct d
 	if ((v = get_string(l, g, "master", "address", true, &s)))
 		c->master.address = check_address(l, s, "master.address", v);
 	get_port(l, g, "master", &c->master.port);
-	bool iv = get_num(l, g, "master", "interval", 0, EXCL, INTERVAL_MAX, &c->master.interval, &s);
+	bool iv =
+	    get_num(l, g, "master", "interval", 0, EXCL, INTERVAL_MAX, &c->master.interval, &s);
 	bool tv = get_num(l, g, "master", "timeout", 0, EXCL, TIMEOUT_MAX, &c->master.timeout, &ts);
 	if ((iv || !s) && (tv || !ts) && c->master.timeout >= c->master.interval) {
 		/* report on whichever of the two the operator wrote */
@@ -740,12 +755,14 @@ static void load_secondaries(struct loader *l, const config_setting_t *root, str
 {
 	const config_setting_t *g = get_member(root, "secondaries");
 	if (!g) {
-		report(l, NULL, "missing required list 'secondaries' "
+		report(l, NULL,
+		       "missing required list 'secondaries' "
 		       "(secondaries = ( { name = \"...\"; address = \"...\"; }, ... );)");
 		return;
 	}
 	if (!config_setting_is_list(g)) {
-		report(l, g, "secondaries: expected a list ( { ... }, { ... } ), got %s", type_name(g));
+		report(l, g, "secondaries: expected a list ( { ... }, { ... } ), got %s",
+		       type_name(g));
 		return;
 	}
 	int n = config_setting_length(g);
@@ -778,19 +795,22 @@ static void load_zones(struct loader *l, const config_setting_t *root, struct dr
 		if (!c->zones.directory)
 			;
 		else if (stat(c->zones.directory, &st) != 0)
-			report(l, s, "zones.directory: '%s': %s", c->zones.directory, strerror(errno));
-		else if (!S_ISDIR(st.st_mode))
-			report(l, s, "zones.directory: '%s' is not a directory", c->zones.directory);
-		else if (access(c->zones.directory, R_OK | X_OK) != 0)
-			report(l, s, "zones.directory: '%s' is not readable: %s", c->zones.directory,
+			report(l, s, "zones.directory: '%s': %s", c->zones.directory,
 			       strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			report(l, s, "zones.directory: '%s' is not a directory",
+			       c->zones.directory);
+		else if (access(c->zones.directory, R_OK | X_OK) != 0)
+			report(l, s, "zones.directory: '%s' is not readable: %s",
+			       c->zones.directory, strerror(errno));
 	}
 	if (get_int(l, g, "zones", "dr_ttl", DR_TTL_MIN, DR_TTL_MAX, &n)) {
 		c->zones.dr_ttl = (uint32_t)n;
 		if (n < DR_TTL_WARN)
 			warn(l, get_member(g, "dr_ttl"),
 			     "zones.dr_ttl %lld is very low: resolvers will query the surviving "
-			     "nameservers every %lld s", n, n);
+			     "nameservers every %lld s",
+			     n, n);
 	}
 	if (get_int(l, g, "zones", "min_ns", MIN_NS_MIN, MIN_NS_MAX, &n))
 		c->zones.min_ns = (unsigned)n;
@@ -805,7 +825,8 @@ static void load_policy(struct loader *l, const config_setting_t *root, struct d
 		return;
 	check_keys(l, g, "policy", policy_keys);
 	get_bool(l, g, "policy", "auto_promote", &c->policy.auto_promote);
-	get_num(l, g, "policy", "probe_timeout", 0, EXCL, TIMEOUT_MAX, &c->policy.probe_timeout, NULL);
+	get_num(l, g, "policy", "probe_timeout", 0, EXCL, TIMEOUT_MAX, &c->policy.probe_timeout,
+	        NULL);
 	if (get_int(l, g, "policy", "probe_attempts", ATTEMPTS_MIN, ATTEMPTS_MAX, &n))
 		c->policy.probe_attempts = (int)n;
 	get_num(l, g, "policy", "notify_timeout", 0, EXCL, TIMEOUT_MAX, &c->policy.notify_timeout,
@@ -828,11 +849,15 @@ static void check_cross(struct loader *l, const config_setting_t *root, const st
 	if (addr_eq(&ctl, &mst)) {
 		const config_setting_t *s = get_member(mg, "address");
 		if (c->controller.port == c->master.port)
-			report(l, s, "master.address: %s port %u is this controller's own address "
-			       "(controller.address)", c->master.address, c->master.port);
+			report(l, s,
+			       "master.address: %s port %u is this controller's own address "
+			       "(controller.address)",
+			       c->master.address, c->master.port);
 		else
-			warn(l, s, "master.address: %s is also controller.address: the DR primary "
-			     "should run on another host than the campus primary", c->master.address);
+			warn(l, s,
+			     "master.address: %s is also controller.address: the DR primary "
+			     "should run on another host than the campus primary",
+			     c->master.address);
 	}
 
 	for (size_t i = 0; i < c->n_secondaries; i++) {
@@ -843,41 +868,53 @@ static void check_cross(struct loader *l, const config_setting_t *root, const st
 		struct addr aaddr = parse_addr(a->address);
 
 		if (a->name && c->controller.ns_name && strcmp(a->name, c->controller.ns_name) == 0)
-			report(l, an, "secondaries[%zu].name: %s is controller.ns_name, the DR primary "
-			       "itself; list only the other nameservers", i, a->name);
+			report(l, an,
+			       "secondaries[%zu].name: %s is controller.ns_name, the DR primary "
+			       "itself; list only the other nameservers",
+			       i, a->name);
 		if (addr_eq(&aaddr, &mst))
-			report(l, aa, "secondaries[%zu].address: %s is master.address; the campus "
-			       "primary cannot also be a secondary", i, a->address);
+			report(l, aa,
+			       "secondaries[%zu].address: %s is master.address; the campus "
+			       "primary cannot also be a secondary",
+			       i, a->address);
 		if (addr_eq(&aaddr, &ctl)) {
 			if (a->port == c->controller.port)
-				report(l, aa, "secondaries[%zu].address: %s port %u is controller.address "
-				       "and port, drdnsd's own", i, a->address, a->port);
+				report(l, aa,
+				       "secondaries[%zu].address: %s port %u is controller.address "
+				       "and port, drdnsd's own",
+				       i, a->address, a->port);
 			else
-				warn(l, aa, "secondaries[%zu].address: %s is also controller.address "
-				     "(another port): NSD secondaries will not transfer from a primary on "
-				     "a non-standard port; give drdnsd its own address on port 53", i,
-				     a->address);
+				warn(l, aa,
+				     "secondaries[%zu].address: %s is also controller.address "
+				     "(another port): NSD secondaries will not transfer from a "
+				     "primary on "
+				     "a non-standard port; give drdnsd its own address on port 53",
+				     i, a->address);
 		}
 		for (size_t j = 0; j < i; j++) {
 			const struct drdns_secondary *b = &c->secondaries[j];
 			const config_setting_t *be = config_setting_get_elem(list, (unsigned)j);
 			struct addr baddr = parse_addr(b->address);
 			if (a->name && b->name && strcmp(a->name, b->name) == 0)
-				report(l, an, "secondaries[%zu].name: %s is listed twice (also "
-				       "secondaries[%zu] at line %u)", i, a->name, j,
-				       config_setting_source_line(be));
+				report(l, an,
+				       "secondaries[%zu].name: %s is listed twice (also "
+				       "secondaries[%zu] at line %u)",
+				       i, a->name, j, config_setting_source_line(be));
 			if (addr_eq(&aaddr, &baddr) && a->port == b->port)
-				report(l, aa, "secondaries[%zu].address: %s port %u is listed twice (also "
-				       "secondaries[%zu] at line %u)", i, a->address, a->port, j,
-				       config_setting_source_line(be));
+				report(l, aa,
+				       "secondaries[%zu].address: %s port %u is listed twice (also "
+				       "secondaries[%zu] at line %u)",
+				       i, a->address, a->port, j, config_setting_source_line(be));
 		}
 	}
 
 	size_t known = c->n_secondaries + 1;
 	if (c->n_secondaries > 0 && c->zones.min_ns > known)
 		warn(l, get_member(get_member(root, "zones"), "min_ns"),
-		     "zones.min_ns (%u) is more than the %zu nameservers known (controller.ns_name and "
-		     "the secondaries): every NS will always be kept", c->zones.min_ns, known);
+		     "zones.min_ns (%u) is more than the %zu nameservers known (controller.ns_name "
+		     "and "
+		     "the secondaries): every NS will always be kept",
+		     c->zones.min_ns, known);
 }
 
 /* ---- public ---- */
@@ -917,7 +954,8 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 
 	char cwd[PATH_MAX];
 	if (path[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
-		drdns_diag_error(diag, "%s: cannot resolve a relative path: %s", path, strerror(errno));
+		drdns_diag_error(diag, "%s: cannot resolve a relative path: %s", path,
+		                 strerror(errno));
 		goto cleanup;
 	}
 	abs = path[0] == '/' ? strdup(path) : drdns_path_resolve(cwd, path);
@@ -930,25 +968,27 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 	/* libconfig only says "file I/O error"; find out why ourselves. */
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		drdns_diag_error(diag, "%s: cannot open the configuration: %s", path, strerror(errno));
+		drdns_diag_error(diag, "%s: cannot open the configuration: %s", path,
+		                 strerror(errno));
 		goto cleanup;
 	}
 	fclose(f);
 	struct stat st;
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		drdns_diag_error(diag, "%s: cannot read the configuration: not a regular file", path);
+		drdns_diag_error(diag, "%s: cannot read the configuration: not a regular file",
+		                 path);
 		goto cleanup;
 	}
 
 	config_set_include_dir(&cf, l.dir);
 	if (config_read_file(&cf, path) != CONFIG_TRUE) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
-			drdns_diag_error(diag, "%s: %s", config_error_file(&cf) ? config_error_file(&cf)
-			                                                         : path,
+			drdns_diag_error(diag, "%s: %s",
+			                 config_error_file(&cf) ? config_error_file(&cf) : path,
 			                 config_error_text(&cf));
 		else
-			drdns_diag_error(diag, "%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf)
-			                                                            : path,
+			drdns_diag_error(diag, "%s:%d: %s",
+			                 config_error_file(&cf) ? config_error_file(&cf) : path,
 			                 config_error_line(&cf), config_error_text(&cf));
 		goto cleanup;
 	}

@@ -10,10 +10,10 @@
 #include <string.h>
 
 static const struct drdns_ctl_cmd_info commands[] = {
-	{DRDNS_CMD_STATUS, "status", "",
-	 "role, state, master health, secondaries' serials and lag, alerts", false},
-	{DRDNS_CMD_PROMOTE, "promote", "--reason TEXT [--dry-run] [--yes] [--force] [--wait SECONDS]",
-	 "make this controller the primary for the DR zone set", true},
+    {DRDNS_CMD_STATUS, "status", "",
+     "role, state, master health, secondaries' serials and lag, alerts", false},
+    {DRDNS_CMD_PROMOTE, "promote", "--reason TEXT [--dry-run] [--yes] [--force] [--wait SECONDS]",
+     "make this controller the primary for the DR zone set", true},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -29,12 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CTL_HELLO_MAX 128              /* longest hello line we accept */
-#define CTL_IDLE_MS_DEFAULT 30000      /* hello + request must arrive within this */
-#define CTL_REPLY_WRITE_MS 30000       /* a client that never reads its reply */
-#define CTL_MAX_CONNS 64               /* concurrent connections */
-#define CTL_BACKLOG 16
-#define CTL_REPLY_MAX (16u << 20)      /* client: largest reply accepted */
+#define CTL_HELLO_MAX       128   /* longest hello line we accept */
+#define CTL_IDLE_MS_DEFAULT 30000 /* hello + request must arrive within this */
+#define CTL_REPLY_WRITE_MS  30000 /* a client that never reads its reply */
+#define CTL_MAX_CONNS       64    /* concurrent connections */
+#define CTL_BACKLOG         16
+#define CTL_REPLY_MAX       (16u << 20) /* client: largest reply accepted */
 
 /* ------------------------------------------------------------------------ */
 /* daemon side                                                              */
@@ -136,8 +136,8 @@ static void on_write_reply(uv_write_t *wr, int status)
 	struct ctl_write *w = (struct ctl_write *)wr;
 	struct ctl_conn *c = wr->handle->data;
 	if (status < 0 && status != UV_ECANCELED)
-		drdns_log(DRDNS_LOG_INFO, "ctl", "reply not delivered pid=%d uid=%u: %s", (int)c->peer.pid,
-		          (unsigned)c->peer.uid, uv_strerror(status));
+		drdns_log(DRDNS_LOG_INFO, "ctl", "reply not delivered pid=%d uid=%u: %s",
+		          (int)c->peer.pid, (unsigned)c->peer.uid, uv_strerror(status));
 	free(w->data);
 	free(w);
 	conn_close(c);
@@ -175,9 +175,8 @@ static void conn_send(struct ctl_conn *c, json_t *reply)
 	}
 }
 
-__attribute__((format(printf, 4, 5))) static void conn_error(struct ctl_conn *c, int code,
-                                                             const char *command,
-                                                             const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void
+conn_error(struct ctl_conn *c, int code, const char *command, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -199,8 +198,8 @@ static void on_timer(uv_timer_t *t)
 	struct ctl_conn *c = t->data;
 	if (c->state == CONN_HELLO || c->state == CONN_REQUEST) {
 		unsigned ms = c->srv ? c->srv->idle_ms : CTL_IDLE_MS_DEFAULT;
-		conn_error(c, DRDNS_EXIT_ERROR, NULL, "timed out after %u ms waiting for the request",
-		           ms);
+		conn_error(c, DRDNS_EXIT_ERROR, NULL,
+		           "timed out after %u ms waiting for the request", ms);
 	} else if (c->state == CONN_REPLYING) {
 		drdns_log(DRDNS_LOG_INFO, "ctl", "client pid=%d does not read its reply; closing",
 		          (int)c->peer.pid);
@@ -233,12 +232,13 @@ static void handle_hello(struct ctl_conn *c, char *line, size_t n)
 	static const char prefix[] = "drdns-control ";
 	if (strncmp(line, prefix, sizeof(prefix) - 1) == 0) {
 		sanitize(shown, sizeof(shown), line + sizeof(prefix) - 1, n - (sizeof(prefix) - 1));
-		conn_error(c, DRDNS_EXIT_ERROR, NULL, "protocol version mismatch: daemon %d, client %s",
-		           DRDNS_CTL_VERSION, shown);
+		conn_error(c, DRDNS_EXIT_ERROR, NULL,
+		           "protocol version mismatch: daemon %d, client %s", DRDNS_CTL_VERSION,
+		           shown);
 	} else {
 		sanitize(shown, sizeof(shown), line, n);
-		conn_error(c, DRDNS_EXIT_ERROR, NULL,
-		           "protocol error: expected \"%s\", got \"%s\"", DRDNS_CTL_HELLO, shown);
+		conn_error(c, DRDNS_EXIT_ERROR, NULL, "protocol error: expected \"%s\", got \"%s\"",
+		           DRDNS_CTL_HELLO, shown);
 	}
 }
 
@@ -303,16 +303,19 @@ static void conn_process(struct ctl_conn *c)
 			if (c->len > limit) {
 				if (c->state == CONN_HELLO)
 					conn_error(c, DRDNS_EXIT_ERROR, NULL,
-					           "protocol error: no \"%s\" line", DRDNS_CTL_HELLO);
+					           "protocol error: no \"%s\" line",
+					           DRDNS_CTL_HELLO);
 				else
 					conn_error(c, DRDNS_EXIT_USAGE, NULL,
-					           "request too large (at most %d bytes)", DRDNS_CTL_MAX_REQUEST);
+					           "request too large (at most %d bytes)",
+					           DRDNS_CTL_MAX_REQUEST);
 			}
 			return;
 		}
 		size_t n = (size_t)(nl - c->buf);
 		if (n > limit) {
-			conn_error(c, c->state == CONN_HELLO ? DRDNS_EXIT_ERROR : DRDNS_EXIT_USAGE, NULL,
+			conn_error(c, c->state == CONN_HELLO ? DRDNS_EXIT_ERROR : DRDNS_EXIT_USAGE,
+			           NULL,
 			           c->state == CONN_HELLO ? "protocol error: hello line too long"
 			                                  : "request too large");
 			return;
@@ -365,9 +368,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			return;
 		}
 		if (c->state == CONN_HANDLING)
-			drdns_log(DRDNS_LOG_NOTICE, "ctl",
-			          "client pid=%d uid=%u went away before the reply; command=%s continues",
-			          (int)c->peer.pid, (unsigned)c->peer.uid, c->req ? c->req->command : "?");
+			drdns_log(
+			    DRDNS_LOG_NOTICE, "ctl",
+			    "client pid=%d uid=%u went away before the reply; command=%s continues",
+			    (int)c->peer.pid, (unsigned)c->peer.uid,
+			    c->req ? c->req->command : "?");
 		conn_close(c);
 		return;
 	}
@@ -435,7 +440,8 @@ static void on_connection(uv_stream_t *server, int status)
 	socklen_t len = sizeof(cred);
 	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-		drdns_log(DRDNS_LOG_WARNING, "ctl", "cannot read peer credentials: %s", strerror(errno));
+		drdns_log(DRDNS_LOG_WARNING, "ctl", "cannot read peer credentials: %s",
+		          strerror(errno));
 		conn_close(c);
 		return;
 	}
@@ -514,7 +520,8 @@ int drdns_ctl_server_new(uv_loop_t *loop, const char *path, drdns_ctl_handler ha
 	if (stat(dir, &st) != 0) {
 		rc = drdns_mkdir_p(dir, 0750);
 		if (rc < 0) {
-			drdns_log(DRDNS_LOG_ERR, "ctl", "cannot create %s: %s", dir, drdns_strerror(rc));
+			drdns_log(DRDNS_LOG_ERR, "ctl", "cannot create %s: %s", dir,
+			          drdns_strerror(rc));
 			free(dir);
 			return rc;
 		}
@@ -525,16 +532,20 @@ int drdns_ctl_server_new(uv_loop_t *loop, const char *path, drdns_ctl_handler ha
 
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			drdns_log(DRDNS_LOG_ERR, "ctl",
-			          "%s exists and is not a socket; not replacing it (remove it or choose "
-			          "another controller.control_socket)", path);
+			drdns_log(
+			    DRDNS_LOG_ERR, "ctl",
+			    "%s exists and is not a socket; not replacing it (remove it or choose "
+			    "another controller.control_socket)",
+			    path);
 			return -EEXIST;
 		}
 		rc = socket_live(path);
 		if (rc == 1) {
-			drdns_log(DRDNS_LOG_ERR, "ctl",
-			          "%s: another drdnsd is already listening there (stop it first, or give "
-			          "this one another controller.control_socket)", path);
+			drdns_log(
+			    DRDNS_LOG_ERR, "ctl",
+			    "%s: another drdnsd is already listening there (stop it first, or give "
+			    "this one another controller.control_socket)",
+			    path);
 			return -EADDRINUSE;
 		}
 		if (rc < 0) {
@@ -644,8 +655,8 @@ void drdns_ctl_reply(struct drdns_ctl_request *req, json_t *reply)
 			                  "internal error: no reply");
 		}
 		if (reply && !json_is_integer(json_object_get(reply, "exit"))) {
-			drdns_log(DRDNS_LOG_ERR, "ctl", "command=%s: reply without an integer \"exit\"",
-			          req->command);
+			drdns_log(DRDNS_LOG_ERR, "ctl",
+			          "command=%s: reply without an integer \"exit\"", req->command);
 			json_object_set_new(reply, "exit", json_integer(DRDNS_EXIT_ERROR));
 		}
 		if (reply && !json_object_get(reply, "command"))
@@ -798,12 +809,12 @@ int drdns_ctl_call(const char *path, const json_t *request, double timeout, json
 	*reply = NULL;
 	if (err && errlen)
 		err[0] = '\0';
-#define FAIL(code, ...)                                                                         \
-	do {                                                                                    \
-		rc = (code);                                                                    \
-		if (err && errlen)                                                              \
-			snprintf(err, errlen, __VA_ARGS__);                                     \
-		goto cleanup;                                                                   \
+#define FAIL(code, ...)                                                                            \
+	do {                                                                                       \
+		rc = (code);                                                                       \
+		if (err && errlen)                                                                 \
+			snprintf(err, errlen, __VA_ARGS__);                                        \
+		goto cleanup;                                                                      \
 	} while (0)
 
 	if (!path || !path[0])
@@ -829,7 +840,8 @@ int drdns_ctl_call(const char *path, const json_t *request, double timeout, json
 			continue;
 		if (e == EAGAIN) { /* listener's backlog is full: try again shortly */
 			if (ms_left(deadline) == 0)
-				FAIL(DRDNS_ETIMEOUT, "cannot connect to %s: drdnsd is not accepting", path);
+				FAIL(DRDNS_ETIMEOUT,
+				     "cannot connect to %s: drdnsd is not accepting", path);
 			struct timespec ts = {0, 20 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 			continue;
@@ -862,11 +874,14 @@ int drdns_ctl_call(const char *path, const json_t *request, double timeout, json
 			const char *v = b.data + sizeof(prefix) - 1;
 			sanitize(shown, sizeof(shown), v, strlen(v));
 			FAIL(DRDNS_EPROTO,
-			     "protocol version mismatch: daemon %s, client %d (drdnsctl and drdnsd are "
-			     "from different releases)", shown, DRDNS_CTL_VERSION);
+			     "protocol version mismatch: daemon %s, client %d (drdnsctl and drdnsd "
+			     "are "
+			     "from different releases)",
+			     shown, DRDNS_CTL_VERSION);
 		}
 		sanitize(shown, sizeof(shown), b.data, strlen(b.data));
-		FAIL(DRDNS_EPROTO, "%s: not a drdnsd control socket (greeting \"%s\")", path, shown);
+		FAIL(DRDNS_EPROTO, "%s: not a drdnsd control socket (greeting \"%s\")", path,
+		     shown);
 	}
 	consume(&b, n + 1);
 

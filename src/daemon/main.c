@@ -84,8 +84,8 @@ static char *local_user_name(uid_t uid)
 
 static json_t *who_from(const json_t *body, const struct drdns_ctl_peer *peer)
 {
-	json_t *who = json_pack("{s:I, s:I}", "uid", (json_int_t)peer->uid, "pid",
-	                        (json_int_t)peer->pid);
+	json_t *who =
+	    json_pack("{s:I, s:I}", "uid", (json_int_t)peer->uid, "pid", (json_int_t)peer->pid);
 	char *user = local_user_name(peer->uid);
 	if (user)
 		json_object_set_new(who, "user", json_string(user));
@@ -108,40 +108,45 @@ static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, cons
 	const json_t *wait = json_object_get(body, "wait");
 	bool printable = json_is_string(reason);
 	for (const char *p = printable ? json_string_value(reason) : ""; *p && printable; p++)
-		printable = (unsigned char)*p >= 0x20 && *p != 0x7f; /* one line: logs stay parseable */
+		printable =
+		    (unsigned char)*p >= 0x20 && *p != 0x7f; /* one line: logs stay parseable */
 	if (json_is_string(reason) && *json_string_value(reason) && !printable) {
-		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
-		                                       "the reason must be one line of text, without "
-		                                       "control characters"));
+		drdns_ctl_reply(req,
+		                drdns_error_reply("promote", DRDNS_EXIT_USAGE,
+		                                  "the reason must be one line of text, without "
+		                                  "control characters"));
 		return;
 	}
 	if (!json_is_string(reason) || !*json_string_value(reason)) {
-		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
-		                                       "promote needs --reason TEXT (it goes to the audit log)"));
+		drdns_ctl_reply(req, drdns_error_reply(
+		                         "promote", DRDNS_EXIT_USAGE,
+		                         "promote needs --reason TEXT (it goes to the audit log)"));
 		return;
 	}
 	if (wait && (!json_is_number(wait) || !(json_number_value(wait) >= 0) ||
 	             json_number_value(wait) > 1e7)) { /* the same bound as drdnsctl --wait */
-		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
-		                                       "wait must be a number of seconds from 0 to 1e7"));
+		drdns_ctl_reply(
+		    req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
+		                           "wait must be a number of seconds from 0 to 1e7"));
 		return;
 	}
 	json_t *who = who_from(body, peer);
 	struct drdns_promote_opts opts = {
-		.reason = json_string_value(reason),
-		.dry_run = json_is_true(json_object_get(body, "dry_run")),
-		.force = json_is_true(json_object_get(body, "force")),
-		.wait = wait ? json_number_value(wait) : -1,
-		.who = who,
+	    .reason = json_string_value(reason),
+	    .dry_run = json_is_true(json_object_get(body, "dry_run")),
+	    .force = json_is_true(json_object_get(body, "force")),
+	    .wait = wait ? json_number_value(wait) : -1,
+	    .who = who,
 	};
 	int ret = drdns_promote_start(&d->ctx, &opts, reply_done, req);
 	json_decref(who);
 	if (ret == DRDNS_EBUSY)
-		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_ERROR,
-		                                       "another promotion is in progress; nothing changed"));
+		drdns_ctl_reply(
+		    req, drdns_error_reply("promote", DRDNS_EXIT_ERROR,
+		                           "another promotion is in progress; nothing changed"));
 	else if (ret < 0)
-		drdns_ctl_reply(req, drdns_error_reply("promote", DRDNS_EXIT_ERROR, "%s",
-		                                       drdns_strerror(ret)));
+		drdns_ctl_reply(
+		    req, drdns_error_reply("promote", DRDNS_EXIT_ERROR, "%s", drdns_strerror(ret)));
 }
 
 static void on_request(struct drdns_ctl_request *req, const json_t *body,
@@ -163,9 +168,7 @@ static void on_request(struct drdns_ctl_request *req, const json_t *body,
 			                                       drdns_strerror(ret)));
 		break;
 	}
-	case DRDNS_CMD_PROMOTE:
-		handle_promote(d, req, body, peer);
-		break;
+	case DRDNS_CMD_PROMOTE: handle_promote(d, req, body, peer); break;
 	default:
 		drdns_ctl_reply(req, drdns_error_reply(name ? name : "?", DRDNS_EXIT_USAGE,
 		                                       "unknown command \"%s\"", name ? name : ""));
@@ -241,10 +244,13 @@ int main(int argc, char **argv)
 	const char *config = DRDNS_SYSCONFDIR "/drdns.conf";
 	bool foreground = false, check = false, verbose = false;
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
-		{"verbose", no_argument, NULL, 'v'},      {"check", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"check", no_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "c:fvh", longopts, NULL)) != -1) {
@@ -268,7 +274,8 @@ int main(int argc, char **argv)
 	struct drdns_conf *conf = NULL;
 	struct drdns_zoneset *dr = NULL;
 	int conf_ret = drdns_conf_load(config, &conf, &diag);
-	int zone_ret = conf_ret == 0 ? drdns_zoneset_load_dir(conf->zones.directory, &dr, &diag) : 0;
+	int zone_ret =
+	    conf_ret == 0 ? drdns_zoneset_load_dir(conf->zones.directory, &dr, &diag) : 0;
 	for (size_t i = 0; zone_ret == 0 && dr && i < dr->n; i++)
 		if (drdns_rewrite_check(dr->zones[i], conf->controller.ns_name, &diag) < 0)
 			zone_ret = DRDNS_EZONE;
@@ -277,8 +284,8 @@ int main(int argc, char **argv)
 	drdns_diag_clear(&diag);
 	if (check) {
 		if (ok)
-			printf("%s: OK: configuration valid, %zu DR zone(s) valid in %s\n", config, dr->n,
-			       conf->zones.directory);
+			printf("%s: OK: configuration valid, %zu DR zone(s) valid in %s\n", config,
+			       dr->n, conf->zones.directory);
 		else
 			fprintf(stderr, "%s: check failed\n", config);
 		drdns_zoneset_free(dr);
@@ -287,7 +294,8 @@ int main(int argc, char **argv)
 	}
 	drdns_zoneset_free(dr); /* validated; promotion reloads it fresh */
 	if (conf_ret < 0) {
-		fprintf(stderr, "drdnsd: not starting: fix the errors above (drdnsd --check -c %s)\n",
+		fprintf(stderr,
+		        "drdnsd: not starting: fix the errors above (drdnsd --check -c %s)\n",
 		        config);
 		drdns_conf_free(conf);
 		return 1;
@@ -305,24 +313,27 @@ int main(int argc, char **argv)
 	/* A broken zones-dr/ must not stop a promoted drdnsd from serving what it
 	 * committed (gen-N): the secondaries depend on it.  In standby, refuse. */
 	if (!ok && !d.ctx.state->promoted) {
-		fprintf(stderr, "drdnsd: not starting: fix the errors above (drdnsd --check -c %s)\n",
+		fprintf(stderr,
+		        "drdnsd: not starting: fix the errors above (drdnsd --check -c %s)\n",
 		        config);
 		drdns_state_free(d.ctx.state);
 		drdns_conf_free(conf);
 		return 1;
 	}
 	if (!ok)
-		fprintf(stderr,
-		        "drdnsd: warning: the DR zone set is invalid (above); starting anyway to keep "
-		        "serving the committed generation %lu\n",
-		        d.ctx.state->generation);
+		fprintf(
+		    stderr,
+		    "drdnsd: warning: the DR zone set is invalid (above); starting anyway to keep "
+		    "serving the committed generation %lu\n",
+		    d.ctx.state->generation);
 	struct drdns_zoneset *published = NULL;
 	if (d.ctx.state->promoted) {
-		ret = drdns_state_load_generation(conf->controller.state_dir, d.ctx.state->generation,
-		                                  &published, &diag);
+		ret = drdns_state_load_generation(conf->controller.state_dir,
+		                                  d.ctx.state->generation, &published, &diag);
 		if (ret < 0) {
 			print_diag(&diag);
-			fprintf(stderr, "drdnsd: state says promoted but generation %lu cannot be loaded\n",
+			fprintf(stderr,
+			        "drdnsd: state says promoted but generation %lu cannot be loaded\n",
 			        d.ctx.state->generation);
 			drdns_diag_clear(&diag);
 			drdns_state_free(d.ctx.state);
@@ -331,7 +342,8 @@ int main(int argc, char **argv)
 		}
 	}
 	/* Generations never committed are left-overs of an interrupted promotion. */
-	drdns_state_gc(conf->controller.state_dir, d.ctx.state->promoted ? d.ctx.state->generation : 0);
+	drdns_state_gc(conf->controller.state_dir,
+	               d.ctx.state->promoted ? d.ctx.state->generation : 0);
 
 	if (!foreground && daemon(0, 0) < 0) {
 		fprintf(stderr, "drdnsd: cannot daemonize: %s\n", strerror(errno));
@@ -341,7 +353,8 @@ int main(int argc, char **argv)
 	if (!ok)
 		drdns_log(DRDNS_LOG_WARNING, "daemon",
 		          "dr zone set invalid dir=%s: serving the committed generation=%lu; "
-		          "run drdnsd --check", conf->zones.directory, d.ctx.state->generation);
+		          "run drdnsd --check",
+		          conf->zones.directory, d.ctx.state->generation);
 	if (conf->controller.pid_file && (ret = write_pid_file(conf->controller.pid_file)) < 0)
 		drdns_log(DRDNS_LOG_WARNING, "daemon", "cannot write pid file path=%s error=\"%s\"",
 		          conf->controller.pid_file, drdns_strerror(ret));
@@ -352,22 +365,25 @@ int main(int argc, char **argv)
 	int exit_code = 1;
 	ret = drdns_server_new(&loop, conf, &d.ctx.server);
 	if (ret < 0) {
-		drdns_log(DRDNS_LOG_ERR, "daemon", "cannot serve on address=%s port=%u error=\"%s\"",
+		drdns_log(DRDNS_LOG_ERR, "daemon",
+		          "cannot serve on address=%s port=%u error=\"%s\"",
 		          conf->controller.address, conf->controller.port, drdns_strerror(ret));
 		drdns_zoneset_free(published);
 		goto out;
 	}
 	ret = drdns_ctl_server_new(&loop, conf->controller.control_socket, on_request, &d, &d.ctl);
 	if (ret < 0) {
-		drdns_log(DRDNS_LOG_ERR, "daemon", "cannot open control socket path=%s error=\"%s\"",
+		drdns_log(DRDNS_LOG_ERR, "daemon",
+		          "cannot open control socket path=%s error=\"%s\"",
 		          conf->controller.control_socket, drdns_strerror(ret));
 		drdns_zoneset_free(published);
 		drdns_server_close(d.ctx.server, NULL, NULL);
 		goto out;
 	}
 	if (published) {
-		drdns_log(DRDNS_LOG_NOTICE, "daemon", "resuming as primary generation=%lu zones=%zu",
-		          d.ctx.state->generation, published->n);
+		drdns_log(DRDNS_LOG_NOTICE, "daemon",
+		          "resuming as primary generation=%lu zones=%zu", d.ctx.state->generation,
+		          published->n);
 		drdns_server_set_zones(d.ctx.server, published);
 		drdns_promote_resume_notify(&d.ctx);
 	}

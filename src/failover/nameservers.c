@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int push(struct drdns_nameservers *ns, const char *name, const char *address,
-                uint16_t port, bool is_master, const struct drdns_secondary *sec)
+static int push(struct drdns_nameservers *ns, const char *name, const char *address, uint16_t port,
+                bool is_master, const struct drdns_secondary *sec)
 {
 	struct drdns_nameserver *grown = realloc(ns->list, (ns->n + 1) * sizeof(*grown));
 	if (!grown)

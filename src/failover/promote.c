@@ -31,7 +31,7 @@ struct peer_run {
 	struct drdns_xfr_peer peer;
 	struct drdns_zone_serial *zones; /* the zones this peer carries */
 	size_t n_zones;
-	struct drdns_notify_result *notify; /* n_zones, owned */
+	struct drdns_notify_result *notify;     /* n_zones, owned */
 	struct drdns_converge_result *converge; /* 1, owned */
 };
 
@@ -40,16 +40,16 @@ struct promote_op {
 	char *reason;
 	json_t *who;
 	bool dry_run, force, repeat;
-	bool committed;                 /* state.json names a new generation */
+	bool committed; /* state.json names a new generation */
 	double wait;
 	drdns_op_done_cb done;
 	void *done_arg;
 
-	struct drdns_zoneset *dr;       /* the DR set as loaded */
-	struct drdns_nameservers ns;    /* probe targets */
+	struct drdns_zoneset *dr;    /* the DR set as loaded */
+	struct drdns_nameservers ns; /* probe targets */
 	struct drdns_soa_result *probes;
 	size_t n_probes;
-	json_t *zones_json;             /* per-zone plan */
+	json_t *zones_json;                /* per-zone plan */
 	struct drdns_zone_serial *serials; /* serial published per zone (points into dr names) */
 	size_t n_serials;
 	struct peer_run *peers;
@@ -65,10 +65,15 @@ static void utf8_sanitize(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
 	while (*p) {
-		size_t len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-		                                : (*p & 0xF8) == 0xF0                ? 4
-		                                                                      : 0;
-		uint32_t cp = len == 1 ? *p : len == 2 ? *p & 0x1Fu : len == 3 ? *p & 0x0Fu : *p & 0x07u;
+		size_t len = *p < 0x80             ? 1
+		             : (*p & 0xE0) == 0xC0 ? 2
+		             : (*p & 0xF0) == 0xE0 ? 3
+		             : (*p & 0xF8) == 0xF0 ? 4
+		                                   : 0;
+		uint32_t cp = len == 1   ? *p
+		              : len == 2 ? *p & 0x1Fu
+		              : len == 3 ? *p & 0x0Fu
+		                         : *p & 0x07u;
 		size_t i = 1;
 		for (; len && i < len && (p[i] & 0xC0) == 0x80; i++)
 			cp = cp << 6 | (p[i] & 0x3Fu);
@@ -118,7 +123,8 @@ static void audit(struct promote_op *op, const char *result, int exit_code, cons
 	const struct drdns_conf *conf = op->ctx->conf;
 	json_t *serials = json_object();
 	for (size_t i = 0; i < op->n_serials; i++)
-		json_object_set_new(serials, op->serials[i].zone, json_integer(op->serials[i].serial));
+		json_object_set_new(serials, op->serials[i].zone,
+		                    json_integer(op->serials[i].serial));
 	json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s?, s:b, s:b, s:o}", "controller",
 	                        conf->controller.id, "action", "promote", "reason", op->reason,
 	                        "who", op->who, "result", result, "detail", detail, "force",
@@ -137,12 +143,13 @@ static void finish(struct promote_op *op, json_t *reply)
 {
 	struct drdns_ctx *ctx = op->ctx;
 	if (!reply) /* building the reply failed: never let that read as exit 0 */
-		reply = json_pack("{s:i, s:s, s:s}", "exit",
-		                  op->committed ? DRDNS_EXIT_PARTIAL : DRDNS_EXIT_ERROR, "command",
-		                  "promote", "error",
-		                  op->committed ? "promoted, but the report could not be built (out "
-		                                  "of memory): check with drdnsctl status"
-		                                : "out of memory");
+		reply =
+		    json_pack("{s:i, s:s, s:s}", "exit",
+		              op->committed ? DRDNS_EXIT_PARTIAL : DRDNS_EXIT_ERROR, "command",
+		              "promote", "error",
+		              op->committed ? "promoted, but the report could not be built (out "
+		                              "of memory): check with drdnsctl status"
+		                            : "out of memory");
 	int exit_code = (int)json_integer_value(json_object_get(reply, "exit"));
 	if (!op->dry_run) {
 		const char *err = json_string_value(json_object_get(reply, "error"));
@@ -164,7 +171,7 @@ static void finish(struct promote_op *op, json_t *reply)
 }
 
 static void fail(struct promote_op *op, int exit_code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void fail(struct promote_op *op, int exit_code, const char *fmt, ...)
 {
 	char msg[8192];
@@ -172,7 +179,8 @@ static void fail(struct promote_op *op, int exit_code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	drdns_log(DRDNS_LOG_WARNING, "failover", "promote failed exit=%d error=\"%s\"", exit_code, msg);
+	drdns_log(DRDNS_LOG_WARNING, "failover", "promote failed exit=%d error=\"%s\"", exit_code,
+	          msg);
 	finish(op, drdns_error_reply("promote", exit_code, "%s", msg));
 }
 
@@ -207,9 +215,10 @@ static json_t *secondaries_report(struct promote_op *op, bool *all_converged)
 			snprintf(detail, sizeof(detail),
 			         "did not answer at promotion (%s): not notified, not waited for",
 			         r->detail);
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b, s:s}", "name", ns->name,
-			                                     "address", ns->address, "skipped", true,
-			                                     "converged", false, "detail", detail));
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b, s:s}", "name",
+			                                     ns->name, "address", ns->address,
+			                                     "skipped", true, "converged", false,
+			                                     "detail", detail));
 			continue;
 		}
 		json_t *notify = json_array();
@@ -219,29 +228,29 @@ static json_t *secondaries_report(struct promote_op *op, bool *all_converged)
 			acked = acked && run->notify[z].acked;
 			if (run->notify[z].attempts > attempts) /* the worst zone */
 				attempts = run->notify[z].attempts;
-			json_array_append_new(notify, json_pack("{s:s, s:b, s:i, s:i, s:f, s:s}", "zone",
-			                                        run->notify[z].zone, "acked",
-			                                        run->notify[z].acked, "rcode",
-			                                        run->notify[z].rcode, "attempts",
-			                                        run->notify[z].attempts, "seconds",
-			                                        run->notify[z].seconds, "detail",
-			                                        run->notify[z].detail));
+			json_array_append_new(
+			    notify,
+			    json_pack("{s:s, s:b, s:i, s:i, s:f, s:s}", "zone", run->notify[z].zone,
+			              "acked", run->notify[z].acked, "rcode", run->notify[z].rcode,
+			              "attempts", run->notify[z].attempts, "seconds",
+			              run->notify[z].seconds, "detail", run->notify[z].detail));
 		}
 		const struct drdns_converge_result *c = run->converge;
 		json_t *zones = json_array();
 		for (size_t z = 0; c && z < c->n_zones; z++)
-			json_array_append_new(zones, json_pack("{s:s, s:o}", "zone", run->zones[z].zone,
-			                                       "serial",
-			                                       c->has_served[z] ? json_integer(c->served[z])
-			                                                        : json_null()));
+			json_array_append_new(
+			    zones,
+			    json_pack("{s:s, s:o}", "zone", run->zones[z].zone, "serial",
+			              c->has_served[z] ? json_integer(c->served[z]) : json_null()));
 		bool converged = c && c->converged;
 		*all_converged = *all_converged && converged;
 		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:b, s:{s:b, s:i, s:o}, s:b, s:o, s:o, s:s}", "name",
-			               ns->name, "address", ns->address, "skipped", false, "notify",
-			               "acked", acked, "attempts", attempts, "zones", notify, "converged",
-			               converged, "seconds", converged ? json_real(c->seconds) : json_null(),
-			               "zones", zones, "detail", c ? c->detail : "no result"));
+		    arr,
+		    json_pack("{s:s, s:s, s:b, s:{s:b, s:i, s:o}, s:b, s:o, s:o, s:s}", "name",
+		              ns->name, "address", ns->address, "skipped", false, "notify", "acked",
+		              acked, "attempts", attempts, "zones", notify, "converged", converged,
+		              "seconds", converged ? json_real(c->seconds) : json_null(), "zones",
+		              zones, "detail", c ? c->detail : "no result"));
 	}
 	return arr;
 }
@@ -259,7 +268,7 @@ static void peer_step_done(struct promote_op *op)
 	snprintf(msg, sizeof(msg), "%s; %s after %.1f s",
 	         op->repeat ? "already promoted: serials unchanged, NOTIFY sent again"
 	                    : "promoted: drdns is the primary for the DR zone set",
-	         none ? "no secondary answered, so none was notified or converged"
+	         none  ? "no secondary answered, so none was notified or converged"
 	         : all ? "every live secondary converged"
 	               : "some secondaries did not converge",
 	         since_start(op));
@@ -294,7 +303,8 @@ static void notify_and_watch(struct promote_op *op)
 	if (!op->peers) {
 		if (op->committed)
 			fail(op, DRDNS_EXIT_PARTIAL,
-			     "promoted and serving, but out of memory before NOTIFY: run promote again "
+			     "promoted and serving, but out of memory before NOTIFY: run promote "
+			     "again "
 			     "to notify the secondaries");
 		else
 			fail(op, DRDNS_EXIT_ERROR, "out of memory; nothing changed");
@@ -398,8 +408,9 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 		    drdns_zone_serial(written->zones[i]) != op->serials[i].serial)
 			ret = DRDNS_ESTATE;
 	if (ret < 0) {
-		snprintf(err, errlen, "the DR zone set written to %s/gen-%lu does not load back: %s",
-		         state_dir, gen, diag.n ? diag.msgs[0] : drdns_strerror(ret));
+		snprintf(err, errlen,
+		         "the DR zone set written to %s/gen-%lu does not load back: %s", state_dir,
+		         gen, diag.n ? diag.msgs[0] : drdns_strerror(ret));
 		remove_generation(state_dir, gen);
 		goto cleanup;
 	}
@@ -423,7 +434,8 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 		/* The rename may have happened before the failure (fsync of the directory):
 		 * put the previous state back before removing the generation it may name. */
 		int back = tried ? drdns_state_save(state_dir, ctx->state) : 0;
-		snprintf(err, errlen, "cannot commit %s/state.json: %s%s", state_dir, drdns_strerror(ret),
+		snprintf(err, errlen, "cannot commit %s/state.json: %s%s", state_dir,
+		         drdns_strerror(ret),
 		         back < 0 ? " (and the previous state.json could not be restored: check "
 		                    "state_dir before restarting drdnsd)"
 		                  : "");
@@ -453,11 +465,12 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 	if (!drdns_server_zones(ctx->server))
 		drdns_log(DRDNS_LOG_ERR, "failover",
 		          "committed generation=%lu but the server did not take it: restart drdnsd "
-		          "to serve it", gen);
+		          "to serve it",
+		          gen);
 	written = NULL;
 	drdns_state_gc(state_dir, gen);
-	drdns_log(DRDNS_LOG_NOTICE, "failover", "promoted generation=%lu zones=%zu reason=\"%s\"", gen,
-	          n_written, op->reason);
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "promoted generation=%lu zones=%zu reason=\"%s\"",
+	          gen, n_written, op->reason);
 cleanup:
 	drdns_zoneset_free(written);
 	drdns_diag_clear(&diag);
@@ -514,31 +527,35 @@ static void rewrite_all(struct promote_op *op)
 			if (!strcmp(ctx->state->seen[i].zone, zone->name))
 				observed[n_observed++] = ctx->state->seen[i].serial;
 		struct drdns_rewrite_input input = {
-			.ns_name = conf->controller.ns_name,
-			.dr_ttl = conf->zones.dr_ttl,
-			.min_ns = conf->zones.min_ns,
-			.probes = probes,
-			.n_probes = n_probes,
-			.observed = observed,
-			.n_observed = n_observed,
+		    .ns_name = conf->controller.ns_name,
+		    .dr_ttl = conf->zones.dr_ttl,
+		    .min_ns = conf->zones.min_ns,
+		    .probes = probes,
+		    .n_probes = n_probes,
+		    .observed = observed,
+		    .n_observed = n_observed,
 		};
 		struct drdns_rewrite_plan *plan = NULL;
 		int ret = 0;
 		if (n_observed == 0) {
 			snprintf(err, sizeof(err),
-			         "zone %s: no nameserver answered and no serial was ever observed, so no "
-			         "serial can be chosen that the secondaries would accept; check that the "
+			         "zone %s: no nameserver answered and no serial was ever observed, "
+			         "so no "
+			         "serial can be chosen that the secondaries would accept; check "
+			         "that the "
 			         "secondaries are reachable from this host",
 			         zone->name);
 			ret = DRDNS_EREFUSED;
 		} else {
-			ret = drdns_rewrite_zone(zone, &input, &out->zones[z], &plan, err, sizeof(err));
+			ret = drdns_rewrite_zone(zone, &input, &out->zones[z], &plan, err,
+			                         sizeof(err));
 		}
 		free(probes);
 		free(observed);
 		if (ret < 0) { /* no safe serial is a safety refusal; anything else an error */
-			exit_code = ret == DRDNS_ESERIAL || ret == DRDNS_EREFUSED ? DRDNS_EXIT_REFUSED
-			                                                          : DRDNS_EXIT_ERROR;
+			exit_code = ret == DRDNS_ESERIAL || ret == DRDNS_EREFUSED
+			                ? DRDNS_EXIT_REFUSED
+			                : DRDNS_EXIT_ERROR;
 			goto failed;
 		}
 		out->n++;
@@ -557,10 +574,10 @@ static void rewrite_all(struct promote_op *op)
 	}
 	if (op->dry_run) {
 		drdns_zoneset_free(out);
-		json_t *reply = json_pack("{s:i, s:s, s:b, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK,
-		                          "command", "promote", "dry_run", true, "already_promoted",
-		                          false, "message", "dry run: nothing changed", "zones",
-		                          op->zones_json);
+		json_t *reply =
+		    json_pack("{s:i, s:s, s:b, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK, "command",
+		              "promote", "dry_run", true, "already_promoted", false, "message",
+		              "dry run: nothing changed", "zones", op->zones_json);
 		finish(op, reply);
 		return;
 	}
@@ -600,12 +617,13 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 
 	if (op->repeat) {
 		if (op->dry_run) {
-			finish(op, json_pack("{s:i, s:s, s:b, s:b, s:s, s:[]}", "exit", DRDNS_EXIT_OK,
-			                     "command", "promote", "dry_run", true, "already_promoted",
-			                     true, "message",
-			                     "already promoted: a promote would publish nothing new, "
-			                     "only NOTIFY the secondaries again",
-			                     "zones"));
+			finish(op,
+			       json_pack("{s:i, s:s, s:b, s:b, s:s, s:[]}", "exit", DRDNS_EXIT_OK,
+			                 "command", "promote", "dry_run", true, "already_promoted",
+			                 true, "message",
+			                 "already promoted: a promote would publish nothing new, "
+			                 "only NOTIFY the secondaries again",
+			                 "zones"));
 			return;
 		}
 		/* op->dr is the served set: serials[z] must be zone z (probe_of indexes) */
@@ -627,8 +645,9 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 			op->serials[op->n_serials].zone = op->dr->zones[z]->name;
 			op->serials[op->n_serials++].serial = serial;
 			json_array_append_new(op->zones_json,
-			                      json_pack("{s:s, s:I, s:s}", "zone", op->dr->zones[z]->name,
-			                                "new_serial", (json_int_t)serial, "note",
+			                      json_pack("{s:s, s:I, s:s}", "zone",
+			                                op->dr->zones[z]->name, "new_serial",
+			                                (json_int_t)serial, "note",
 			                                "published earlier; unchanged"));
 		}
 		notify_and_watch(op);
@@ -653,15 +672,16 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 			snprintf(seen + len, sizeof(seen) - len, "%s%s serial %u", len ? ", " : "",
 			         r->zone, r->serial);
 		else
-			snprintf(seen + len, sizeof(seen) - len, "%s%s %s", len ? ", " : "", r->zone,
-			         r->detail);
+			snprintf(seen + len, sizeof(seen) - len, "%s%s %s", len ? ", " : "",
+			         r->zone, r->detail);
 	}
 	if (master_up > 0 && !op->force) {
-		fail(op, DRDNS_EXIT_REFUSED,
-		     "the master %s still answers (%s): promoting now would split the truth between "
-		     "two primaries. If the campus is really cut off, check from another vantage "
-		     "point; for a planned switchover repeat with --force",
-		     ctx->conf->master.address, seen);
+		fail(
+		    op, DRDNS_EXIT_REFUSED,
+		    "the master %s still answers (%s): promoting now would split the truth between "
+		    "two primaries. If the campus is really cut off, check from another vantage "
+		    "point; for a planned switchover repeat with --force",
+		    ctx->conf->master.address, seen);
 		return;
 	}
 	rewrite_all(op);
@@ -718,7 +738,8 @@ int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *
 		return DRDNS_EBUSY;
 	}
 	ctx->busy = true;
-	drdns_log(DRDNS_LOG_NOTICE, "failover", "promote requested dry_run=%s force=%s repeat=%s reason=\"%s\"",
+	drdns_log(DRDNS_LOG_NOTICE, "failover",
+	          "promote requested dry_run=%s force=%s repeat=%s reason=\"%s\"",
 	          op->dry_run ? "yes" : "no", op->force ? "yes" : "no", op->repeat ? "yes" : "no",
 	          op->reason);
 
@@ -733,8 +754,8 @@ int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *
 			fail(op, DRDNS_EXIT_ERROR,
 			     "already promoted, but the published set (generation %lu) cannot be "
 			     "read: %s; nothing changed%s%s",
-			     ctx->state->generation, drdns_strerror(ret), text && *text ? ":\n" : "",
-			     text ? text : "");
+			     ctx->state->generation, drdns_strerror(ret),
+			     text && *text ? ":\n" : "", text ? text : "");
 			free(text);
 			return 0;
 		}
@@ -756,8 +777,8 @@ int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *
 		ret = drdns_nameservers_targets(&op->ns, op->dr, &targets, &n_targets);
 	if (ret == 0)
 		ret = drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n_targets,
-		                      ctx->conf->policy.probe_timeout, ctx->conf->policy.probe_attempts,
-		                      false, on_probed, op);
+		                      ctx->conf->policy.probe_timeout,
+		                      ctx->conf->policy.probe_attempts, false, on_probed, op);
 	free(targets);
 	if (ret < 0)
 		fail(op, DRDNS_EXIT_ERROR, "cannot start the SOA probes: %s", drdns_strerror(ret));

@@ -55,8 +55,8 @@ static json_t *zone_row(const struct drdns_soa_result *r, bool have_ref, uint32_
 	json_object_set_new(row, "serial", r->answered ? json_integer(r->serial) : json_null());
 	json_t *lag = json_null();
 	if (r->answered && have_ref)
-		lag = json_integer(drdns_serial_gt(ref, r->serial) ? (json_int_t)(uint32_t)(ref - r->serial)
-		                                                   : 0);
+		lag = json_integer(
+		    drdns_serial_gt(ref, r->serial) ? (json_int_t)(uint32_t)(ref - r->serial) : 0);
 	json_object_set_new(row, "lag", lag);
 	return row;
 }
@@ -111,22 +111,24 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 				seen_changed |= note_seen(ctx->state, r->zone, r->serial);
 			json_array_append_new(zones, zone_row(r, have_ref, ref));
 		}
-		json_array_append_new(secondaries, json_pack("{s:s, s:s, s:i, s:o}", "name",
-		                                             op->ns.list[i].name, "address",
-		                                             op->ns.list[i].address, "port",
-		                                             op->ns.list[i].port, "zones", zones));
+		json_array_append_new(secondaries,
+		                      json_pack("{s:s, s:s, s:i, s:o}", "name", op->ns.list[i].name,
+		                                "address", op->ns.list[i].address, "port",
+		                                op->ns.list[i].port, "zones", zones));
 	}
 
 	json_t *zones = json_array();
 	for (size_t z = 0; z < nz; z++) {
 		uint32_t published;
 		json_t *row = json_pack("{s:s}", "zone", op->set->zones[z]->name);
-		json_object_set_new(row, "published_serial",
-		                    drdns_state_published(ctx->state, op->set->zones[z]->name, &published)
-		                            ? json_integer(published)
-		                            : json_null());
+		json_object_set_new(
+		    row, "published_serial",
+		    drdns_state_published(ctx->state, op->set->zones[z]->name, &published)
+		        ? json_integer(published)
+		        : json_null());
 		json_object_set_new(row, "master_serial",
-		                    results[z].answered ? json_integer(results[z].serial) : json_null());
+		                    results[z].answered ? json_integer(results[z].serial)
+		                                        : json_null());
 		json_array_append_new(zones, row);
 	}
 	drdns_soa_results_free(results, n);
@@ -143,23 +145,27 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 	/* Nothing probed (no valid zone set): the master's health is unknown, not "up". */
 	bool master_ok = nz > 0 && master_up == nz;
 	json_t *reply = json_pack(
-		"{s:i, s:s, s:s, s:s, s:I, s:s?, s:s?, s:{s:s, s:s, s:i, s:s}, s:{s:s, s:i, s:b, s:o},"
-		" s:o, s:o, s:O, s:{s:I, s:I, s:I, s:I}}",
-		"exit", DRDNS_EXIT_OK, "command", "status", "role", promoted ? "primary" : "standby",
-		"state",
-		promoted ? "PROMOTED" : nz == 0 ? "UNKNOWN" : master_ok ? "NORMAL" : "MASTER_DOWN", "since",
-		(json_int_t)ctx->state->changed_at, "reason", ctx->state->reason, "who",
-		ctx->state->who, "controller", "id", conf->controller.id, "address",
-		conf->controller.address, "port", conf->controller.port, "ns_name",
-		conf->controller.ns_name, "master", "address", conf->master.address, "port",
-		conf->master.port, "up", master_ok, "zones", master_zones, "secondaries",
-		secondaries, "zones", zones, "alerts", op->alerts, "server", "queries",
-		(json_int_t)stats.queries, "refused", (json_int_t)stats.refused, "axfr",
-		(json_int_t)stats.axfr, "active_transfers", (json_int_t)stats.active_transfers);
+	    "{s:i, s:s, s:s, s:s, s:I, s:s?, s:s?, s:{s:s, s:s, s:i, s:s}, s:{s:s, s:i, s:b, s:o},"
+	    " s:o, s:o, s:O, s:{s:I, s:I, s:I, s:I}}",
+	    "exit", DRDNS_EXIT_OK, "command", "status", "role", promoted ? "primary" : "standby",
+	    "state",
+	    promoted    ? "PROMOTED"
+	    : nz == 0   ? "UNKNOWN"
+	    : master_ok ? "NORMAL"
+	                : "MASTER_DOWN",
+	    "since", (json_int_t)ctx->state->changed_at, "reason", ctx->state->reason, "who",
+	    ctx->state->who, "controller", "id", conf->controller.id, "address",
+	    conf->controller.address, "port", conf->controller.port, "ns_name",
+	    conf->controller.ns_name, "master", "address", conf->master.address, "port",
+	    conf->master.port, "up", master_ok, "zones", master_zones, "secondaries", secondaries,
+	    "zones", zones, "alerts", op->alerts, "server", "queries", (json_int_t)stats.queries,
+	    "refused", (json_int_t)stats.refused, "axfr", (json_int_t)stats.axfr,
+	    "active_transfers", (json_int_t)stats.active_transfers);
 	drdns_op_done_cb done = op->done;
 	void *done_arg = op->arg;
 	status_free(op);
-	done(reply ? reply : drdns_error_reply("status", DRDNS_EXIT_ERROR, "out of memory"), done_arg);
+	done(reply ? reply : drdns_error_reply("status", DRDNS_EXIT_ERROR, "out of memory"),
+	     done_arg);
 }
 
 int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg)
@@ -191,8 +197,9 @@ int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg)
 			op->set = dr;
 		} else {
 			for (size_t i = 0; i < diag.n; i++)
-				json_array_append_new(op->alerts,
-				                      json_sprintf("DR zone set invalid: %s", diag.msgs[i]));
+				json_array_append_new(
+				    op->alerts,
+				    json_sprintf("DR zone set invalid: %s", diag.msgs[i]));
 		}
 	}
 	drdns_diag_clear(&diag);
@@ -204,9 +211,10 @@ int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg)
 	if (ret == 0)
 		ret = drdns_nameservers_targets(&op->ns, op->set, &targets, &n);
 	if (ret == 0)
-		ret = drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n,
-		                      ctx->conf->policy.probe_timeout, ctx->conf->policy.probe_attempts,
-		                      false, on_status_probed, op);
+		ret =
+		    drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n,
+		                    ctx->conf->policy.probe_timeout,
+		                    ctx->conf->policy.probe_attempts, false, on_status_probed, op);
 	free(targets);
 	if (ret < 0)
 		status_free(op);

@@ -18,13 +18,12 @@
  *
  * Attempts.  Attempt k (k = 0..attempts-1) waits timeout * backoff^k.  A
  * network error for an attempt (ICMP port/host unreachable on UDP, a refused or
- * reset TCP connection, one closed before a whole answer) ends that attempt early: unless it was the last one,
- * the next attempt is sent after a short pause, min(rest of the attempt's
- * timeout, QUERY_ERROR_PAUSE) -- a refusing port is usually a daemon being
- * restarted, and the pause keeps us from hammering it while still being much
- * faster than waiting out the timeout.  On the last attempt the error is the
- * result (negative errno, e.g. UV_ECONNREFUSED).  When the last attempt times
- * out the result is DRDNS_ETIMEOUT.
+ * reset TCP connection, one closed before a whole answer) ends that attempt early: unless it was
+ * the last one, the next attempt is sent after a short pause, min(rest of the attempt's timeout,
+ * QUERY_ERROR_PAUSE) -- a refusing port is usually a daemon being restarted, and the pause keeps us
+ * from hammering it while still being much faster than waiting out the timeout.  On the last
+ * attempt the error is the result (negative errno, e.g. UV_ECONNREFUSED).  When the last attempt
+ * times out the result is DRDNS_ETIMEOUT.
  *
  * Matching.  A datagram is accepted only when it comes from the destination
  * address and port (the UDP socket is also connect()ed, so the kernel filters
@@ -70,7 +69,7 @@
 #include <sys/resource.h>
 
 #define QUERY_ERROR_PAUSE 0.2 /* seconds, see above */
-#define QUERY_MAX_MSG 65535
+#define QUERY_MAX_MSG     65535
 
 static atomic_int g_in_flight;
 
@@ -367,13 +366,9 @@ static void timer_cb(uv_timer_t *t)
 	if (q->done)
 		return;
 	switch (q->state) {
-	case ST_WAIT:
-		attempt_over(q, DRDNS_ETIMEOUT);
-		break;
+	case ST_WAIT: attempt_over(q, DRDNS_ETIMEOUT); break;
 	case ST_KICK:
-	case ST_PAUSE:
-		send_attempt(q);
-		break;
+	case ST_PAUSE: send_attempt(q); break;
 	}
 }
 
@@ -396,10 +391,8 @@ static bool remote_error(int err)
 	case UV_ENOBUFS:
 	case UV_EMFILE:
 	case UV_ENFILE:
-	case UV_ENOMEM:
-		return true;
-	default:
-		return false;
+	case UV_ENOMEM: return true;
+	default: return false;
 	}
 }
 
@@ -450,8 +443,8 @@ static bool handle_answer(struct qreq *q, const uint8_t *data, size_t len, bool 
 
 /* -------------------------------------------------------------------- UDP */
 
-static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
-                        unsigned flags)
+static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags)
 {
 	struct qreq *q = h->data;
 	if (q->done || h != q->udp || q->tcp_mode)

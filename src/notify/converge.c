@@ -47,13 +47,13 @@ struct cw_peer {
 	struct cw *w;
 	size_t idx;
 	uv_timer_t timer;
-	bool *done;          /* per zone: converged */
+	bool *done; /* per zone: converged */
 	size_t n_done;
-	size_t *round_zone;  /* target index -> zone index, for the current round */
+	size_t *round_zone; /* target index -> zone index, for the current round */
 	uint64_t round_start;
-	bool reachable;      /* any DNS answer (any rcode) seen */
+	bool reachable; /* any DNS answer (any rcode) seen */
 	bool converged;
-	double conv_seconds; /* latest converging answer so far */
+	double conv_seconds;    /* latest converging answer so far */
 	char (*zerr)[ZERR_LEN]; /* per zone: last failure detail */
 	char last_net[ZERR_LEN];
 };
@@ -130,7 +130,8 @@ static void describe(struct cw *w, struct cw_peer *pp, struct drdns_converge_res
 	}
 	if (!pp->reachable) {
 		snprintf(r->detail, sizeof(r->detail), "unreachable (%.48s)",
-		         pp->last_net[0] ? strip_prefix(pp->last_net, "network: ") : "no answer yet");
+		         pp->last_net[0] ? strip_prefix(pp->last_net, "network: ")
+		                         : "no answer yet");
 		return;
 	}
 	for (size_t z = 0; z < w->n_zones; z++) {
@@ -199,7 +200,8 @@ static void round_cb(struct drdns_soa_result *res, size_t n, void *arg)
 			r->served[z] = s->serial;
 			r->has_served[z] = true;
 			int cmp;
-			if (drdns_serial_cmp(s->serial, w->zones[z].serial, &cmp) == 0 && cmp >= 0) {
+			if (drdns_serial_cmp(s->serial, w->zones[z].serial, &cmp) == 0 &&
+			    cmp >= 0) {
 				pp->done[z] = true;
 				pp->n_done++;
 				if (base + s->rtt > pp->conv_seconds)
@@ -249,10 +251,10 @@ static void start_round(struct cw_peer *pp)
 		if (pp->done[z])
 			continue;
 		t[k] = (struct drdns_soa_target){
-			.label = peer->name,
-			.address = peer->address,
-			.port = peer->port ? peer->port : 53,
-			.zone = w->zones[z].zone,
+		    .label = peer->name,
+		    .address = peer->address,
+		    .port = peer->port ? peer->port : 53,
+		    .zone = w->zones[z].zone,
 		};
 		pp->round_zone[k++] = z;
 	}
@@ -261,9 +263,8 @@ static void start_round(struct cw_peer *pp)
 		timeout = 0.25;
 	if (timeout > 1.0)
 		timeout = 1.0;
-	double left = w->deadline > pp->round_start
-	                      ? (double)(w->deadline - pp->round_start) / 1e9
-	                      : 0.0;
+	double left =
+	    w->deadline > pp->round_start ? (double)(w->deadline - pp->round_start) / 1e9 : 0.0;
 	if (timeout > left)
 		timeout = left;
 	if (timeout < 0.05)
@@ -358,7 +359,8 @@ int drdns_converge_watch(uv_loop_t *loop, const char *source, const struct drdns
 	w->deadline_timer.data = w;
 	w->refs = 1;
 	bool all = w->n_converged == n_peers;
-	uint64_t wait_ms = wait * 1000.0 > 1e12 ? (uint64_t)1e12 : (uint64_t)(wait * 1000.0 + 0.999);
+	uint64_t wait_ms =
+	    wait * 1000.0 > 1e12 ? (uint64_t)1e12 : (uint64_t)(wait * 1000.0 + 0.999);
 	uv_timer_start(&w->deadline_timer, deadline_cb, all ? 0 : wait_ms, 0);
 	for (size_t i = 0; i < n_peers; i++) {
 		uv_timer_init(loop, &w->p[i].timer);

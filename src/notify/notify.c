@@ -61,10 +61,11 @@ static const char *rcode_name(int rcode, char *buf, size_t len)
 static void log_result(const struct drdns_notify_result *r, const char *address)
 {
 	char rb[16];
-	drdns_log(r->acked ? DRDNS_LOG_NOTICE : DRDNS_LOG_WARNING, "notify",
-	          "zone=%s peer=%s addr=%s acked=%s attempts=%d seconds=%.3f rcode=%s detail=\"%s\"",
-	          r->zone, r->peer, address ? address : "-", r->acked ? "yes" : "no", r->attempts,
-	          r->seconds, r->rcode < 0 ? "-" : rcode_name(r->rcode, rb, sizeof(rb)), r->detail);
+	drdns_log(
+	    r->acked ? DRDNS_LOG_NOTICE : DRDNS_LOG_WARNING, "notify",
+	    "zone=%s peer=%s addr=%s acked=%s attempts=%d seconds=%.3f rcode=%s detail=\"%s\"",
+	    r->zone, r->peer, address ? address : "-", r->acked ? "yes" : "no", r->attempts,
+	    r->seconds, r->rcode < 0 ? "-" : rcode_name(r->rcode, rb, sizeof(rb)), r->detail);
 }
 
 static void deliver(struct notify_batch *b)
@@ -117,7 +118,8 @@ static void query_cb(int status, const ldns_pkt *answer, double rtt, int attempt
 			         "NOTAUTH: secondary does not accept us (ACL, zone or key)");
 			break;
 		default:
-			snprintf(r->detail, sizeof(r->detail), "%s", rcode_name(r->rcode, rb, sizeof(rb)));
+			snprintf(r->detail, sizeof(r->detail), "%s",
+			         rcode_name(r->rcode, rb, sizeof(rb)));
 			break;
 		}
 	} else if (status == DRDNS_ETIMEOUT) {
@@ -222,17 +224,18 @@ int drdns_notify_batch(uv_loop_t *loop, const char *source, const struct drdns_x
 			size_t i = p * n_zones + z;
 			struct drdns_notify_result *r = &b->results[i];
 			int rc = DRDNS_EINVAL;
-			ldns_pkt *pkt = zones[z].zone ? notify_pkt(zones[z].zone, zones[z].serial) : NULL;
+			ldns_pkt *pkt =
+			    zones[z].zone ? notify_pkt(zones[z].zone, zones[z].serial) : NULL;
 			if (pkt && peers[p].address) {
 				struct drdns_query_opts o = {
-					.source = source,
-					.address = peers[p].address,
-					.port = peers[p].port ? peers[p].port : 53,
-					.timeout = first_timeout,
-					.attempts = attempts,
-					.backoff = 2.0,
-					.tcp = false,
-					.key = peers[p].key,
+				    .source = source,
+				    .address = peers[p].address,
+				    .port = peers[p].port ? peers[p].port : 53,
+				    .timeout = first_timeout,
+				    .attempts = attempts,
+				    .backoff = 2.0,
+				    .tcp = false,
+				    .key = peers[p].key,
 				};
 				rc = drdns_query_start(loop, pkt, &o, query_cb, &b->items[i]);
 				pkt = NULL; /* taken over, also on error */

@@ -188,23 +188,26 @@ int drdns_probe_soa(uv_loop_t *loop, const char *source, const struct drdns_soa_
 	for (size_t i = 0; i < n; i++) {
 		struct drdns_soa_result *r = &b->results[i];
 		if (!b->items[i].zone || !targets[i].address) {
-			snprintf(r->detail, sizeof(r->detail), "error: %s", drdns_strerror(DRDNS_EINVAL));
+			snprintf(r->detail, sizeof(r->detail), "error: %s",
+			         drdns_strerror(DRDNS_EINVAL));
 			continue;
 		}
-		ldns_pkt *p = drdns_query_new_pkt(targets[i].zone, LDNS_RR_TYPE_SOA, LDNS_PACKET_QUERY);
+		ldns_pkt *p =
+		    drdns_query_new_pkt(targets[i].zone, LDNS_RR_TYPE_SOA, LDNS_PACKET_QUERY);
 		if (!p) {
-			snprintf(r->detail, sizeof(r->detail), "error: %s", drdns_strerror(DRDNS_ENOMEM));
+			snprintf(r->detail, sizeof(r->detail), "error: %s",
+			         drdns_strerror(DRDNS_ENOMEM));
 			continue;
 		}
 		struct drdns_query_opts o = {
-			.source = source,
-			.address = targets[i].address,
-			.port = r->port,
-			.timeout = timeout,
-			.attempts = attempts,
-			.backoff = 1.0,
-			.tcp = tcp,
-			.key = NULL,
+		    .source = source,
+		    .address = targets[i].address,
+		    .port = r->port,
+		    .timeout = timeout,
+		    .attempts = attempts,
+		    .backoff = 1.0,
+		    .tcp = tcp,
+		    .key = NULL,
 		};
 		int rc = drdns_query_start(loop, p, &o, query_cb, &b->items[i]);
 		if (rc < 0) {

@@ -66,25 +66,29 @@
 #include <ldns/ldns.h>
 #include <openssl/crypto.h>
 
-#define XFR_MSG_TARGET 16000           /* uncompressed RR bytes per AXFR message */
-#define TCP_IDLE_MS 10000              /* close TCP connections idle this long */
-#define TCP_MAX_CONNS 256              /* concurrent TCP connections */
-#define TCP_RBUF_MAX (2 * (65535 + 2)) /* buffered pipelined input per connection */
-#define TCP_BACKLOG 128
-#define UDP_MAX_PLAIN 512
-#define UDP_MAX_EDNS 1232 /* DNS flag day 2020 */
+#define XFR_MSG_TARGET 16000             /* uncompressed RR bytes per AXFR message */
+#define TCP_IDLE_MS    10000             /* close TCP connections idle this long */
+#define TCP_MAX_CONNS  256               /* concurrent TCP connections */
+#define TCP_RBUF_MAX   (2 * (65535 + 2)) /* buffered pipelined input per connection */
+#define TCP_BACKLOG    128
+#define UDP_MAX_PLAIN  512
+#define UDP_MAX_EDNS   1232 /* DNS flag day 2020 */
 
-#define TSIG_BADSIG 16
-#define TSIG_BADKEY 17
+#define TSIG_BADSIG  16
+#define TSIG_BADKEY  17
 #define TSIG_BADTIME 18
 
 /* ------------------------------------------------------------ zone sets */
 
-enum sorted_state { SORT_UNKNOWN = 0, SORT_YES, SORT_NO };
+enum sorted_state {
+	SORT_UNKNOWN = 0,
+	SORT_YES,
+	SORT_NO
+};
 
 /* One message of a zone's transfer, as rendered into the cache. */
 struct xmsg {
-	size_t off;   /* in zcache.wire */
+	size_t off; /* in zcache.wire */
 	size_t len;
 	size_t start; /* index in zone->rrs of the first record after the leading SOA (or
 	               * of the first record, in the first message) */
@@ -95,10 +99,10 @@ struct xmsg {
 
 /* A zone's whole AXFR body, rendered once (id 0, question "<origin> AXFR IN"). */
 struct zcache {
-	uint8_t *wire;     /* the messages back to back */
+	uint8_t *wire; /* the messages back to back */
 	struct xmsg *msgs;
 	size_t n, bytes;
-	size_t qname_len;  /* the question name at offset 12 of message 0 */
+	size_t qname_len; /* the question name at offset 12 of message 0 */
 };
 
 static void zcache_free(struct zcache *zc)
@@ -116,8 +120,8 @@ static void zcache_free(struct zcache *zc)
 struct zref {
 	struct drdns_zoneset *set;
 	unsigned refs;
-	unsigned char *sorted;  /* per zone: enum sorted_state (rrs sorted by owner) */
-	struct zcache **cache;  /* per zone: the rendered transfer, NULL until it lands */
+	unsigned char *sorted; /* per zone: enum sorted_state (rrs sorted by owner) */
+	struct zcache **cache; /* per zone: the rendered transfer, NULL until it lands */
 };
 
 static struct zref *zref_new(struct drdns_zoneset *set)
@@ -165,15 +169,15 @@ struct xcursor {
 };
 
 struct xfr {
-	struct zref *zr;              /* keeps the set alive */
+	struct zref *zr; /* keeps the set alive */
 	const struct drdns_zone *zone;
-	size_t zi;                    /* index of zone in zr->set */
-	ldns_rr *question;            /* owned clone */
+	size_t zi;         /* index of zone in zr->set */
+	ldns_rr *question; /* owned clone */
 	uint16_t id;
 	bool ixfr;
 	struct xcursor cur;
 	size_t rrs, msgs, bytes, cached; /* cached: messages copied from the cache */
-	struct drdns_tsig_key *key;   /* owned copy (survives a conf reload), or NULL */
+	struct drdns_tsig_key *key;      /* owned copy (survives a conf reload), or NULL */
 	uint8_t mac[DRDNS_TSIG_MAC_MAX]; /* request MAC, then the previous message's MAC */
 	size_t mac_len;
 	uint64_t start_ns;
@@ -183,10 +187,10 @@ struct xfr {
 struct zbuild {
 	uv_work_t work;
 	struct drdns_server *srv;
-	struct zref *zr;     /* reference held until the after-work callback */
+	struct zref *zr; /* reference held until the after-work callback */
 	size_t zi;
-	struct zcache *out;  /* written by the worker only */
-	atomic_bool abort;   /* set on the loop: stop rendering */
+	struct zcache *out; /* written by the worker only */
+	atomic_bool abort;  /* set on the loop: stop rendering */
 	int rc;
 	uint64_t ns;
 	struct zbuild *prev, *next;
@@ -216,7 +220,7 @@ struct drdns_server {
 	struct conn *conns;
 	unsigned n_conns;
 	struct zbuild *builds; /* cache jobs whose after-work callback has not run */
-	unsigned pending; /* handles, connections and cache jobs not yet released */
+	unsigned pending;      /* handles, connections and cache jobs not yet released */
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -236,12 +240,17 @@ struct udp_send_req {
 };
 
 /* What to do with a request. */
-enum proc_result { PROC_DROP, PROC_REPLY, PROC_XFR, PROC_CLOSE };
+enum proc_result {
+	PROC_DROP,
+	PROC_REPLY,
+	PROC_XFR,
+	PROC_CLOSE
+};
 
 /* A request being handled. */
 struct reqctx {
 	struct drdns_server *srv;
-	struct conn *conn;         /* TCP connection, or NULL for UDP */
+	struct conn *conn; /* TCP connection, or NULL for UDP */
 	const uint8_t *wire;
 	size_t len;
 	const struct sockaddr *peer;
@@ -339,7 +348,8 @@ static bool unsigned_transfer_allowed(const struct drdns_conf *conf, const struc
 		return false;
 	for (size_t i = 0; i < conf->n_secondaries; i++) {
 		const struct drdns_secondary *s = &conf->secondaries[i];
-		if (!s->key && !s->tsig_key_file && addr_from_text(s->address, &a) && addr_eq(&p, &a))
+		if (!s->key && !s->tsig_key_file && addr_from_text(s->address, &a) &&
+		    addr_eq(&p, &a))
 			return true;
 	}
 	for (size_t i = 0; i < conf->controller.n_allow_transfer; i++)
@@ -579,8 +589,8 @@ static bool zone_sorted(struct zref *zr, size_t zi)
 
 /* Push a clone of every record at name matching type (ANY: all) onto r's answer;
  * sets *exists when the name owns records or has descendants. */
-static size_t answer_from_zone(struct zref *zr, size_t zi, const ldns_rdf *name,
-                               ldns_rr_type type, ldns_pkt *r, bool *exists)
+static size_t answer_from_zone(struct zref *zr, size_t zi, const ldns_rdf *name, ldns_rr_type type,
+                               ldns_pkt *r, bool *exists)
 {
 	const struct drdns_zone *z = zr->set->zones[zi];
 	const ldns_rr_list *l = z->rrs;
@@ -746,10 +756,10 @@ static int xfr_start(struct reqctx *rq, struct zref *zr, size_t zi, bool ixfr)
 	c->xfr = x;
 	rq->srv->st.axfr++;
 	rq->srv->st.active_transfers++;
-	drdns_log(DRDNS_LOG_NOTICE, "xfr", "xfr start type=%s zone=%s serial=%u peer=%s rrs=%zu tsig=%s%s%s",
-	          xfr_type(x), z->name, drdns_zone_serial(z), c->peer_text,
-	          drdns_zone_rr_count(z) + 1, x->key ? "yes" : "no", x->key ? " key=" : "",
-	          x->key ? x->key->name : "");
+	drdns_log(DRDNS_LOG_NOTICE, "xfr",
+	          "xfr start type=%s zone=%s serial=%u peer=%s rrs=%zu tsig=%s%s%s", xfr_type(x),
+	          z->name, drdns_zone_serial(z), c->peer_text, drdns_zone_rr_count(z) + 1,
+	          x->key ? "yes" : "no", x->key ? " key=" : "", x->key ? x->key->name : "");
 	return 0;
 }
 
@@ -800,7 +810,8 @@ static int xfr_build(const struct drdns_zone *z, const ldns_rr *question, uint16
 		size += sz;
 		c.next++;
 	}
-	if (ok && c.next == n && (ldns_rr_list_rr_count(an) == 0 || size + soa_size <= XFR_MSG_TARGET)) {
+	if (ok && c.next == n &&
+	    (ldns_rr_list_rr_count(an) == 0 || size + soa_size <= XFR_MSG_TARGET)) {
 		ok = ldns_rr_list_push_rr(an, z->soa);
 		c.done = true;
 	}
@@ -846,7 +857,7 @@ static int zcache_render(const struct drdns_zone *z, const atomic_bool *abort, s
 	ldns_rr_set_type(q, LDNS_RR_TYPE_AXFR);
 	ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
 	zc->qname_len = ldns_rdf_size(qname);
-	struct xcursor cur = { 0 };
+	struct xcursor cur = {0};
 	size_t cap = 0, msgs_cap = 0;
 	int ret = 0;
 	while (!cur.done) {
@@ -885,8 +896,12 @@ static int zcache_render(const struct drdns_zone *z, const atomic_bool *abort, s
 		}
 		memcpy(zc->wire + zc->bytes, wire, len);
 		free(wire);
-		zc->msgs[zc->n++] = (struct xmsg){ .off = zc->bytes, .len = len, .start = start,
-			                           .end = cur.next, .count = count, .done = cur.done };
+		zc->msgs[zc->n++] = (struct xmsg){.off = zc->bytes,
+		                                  .len = len,
+		                                  .start = start,
+		                                  .end = cur.next,
+		                                  .count = count,
+		                                  .done = cur.done};
 		zc->bytes += len;
 	}
 	ldns_rr_free(q);
@@ -925,14 +940,15 @@ static void zbuild_done(uv_work_t *req, int status)
 		b->zr->cache[b->zi] = b->out;
 		b->out = NULL;
 		if (b->zr == srv->cur)
-			drdns_log(DRDNS_LOG_INFO, "xfr",
-			          "xfr cache ready zone=%s serial=%u messages=%zu bytes=%zu seconds=%.3f",
-			          z->name, drdns_zone_serial(z), b->zr->cache[b->zi]->n,
-			          b->zr->cache[b->zi]->bytes, (double)b->ns / 1e9);
+			drdns_log(
+			    DRDNS_LOG_INFO, "xfr",
+			    "xfr cache ready zone=%s serial=%u messages=%zu bytes=%zu seconds=%.3f",
+			    z->name, drdns_zone_serial(z), b->zr->cache[b->zi]->n,
+			    b->zr->cache[b->zi]->bytes, (double)b->ns / 1e9);
 	} else if (status == 0 && b->rc < 0) {
 		drdns_log(DRDNS_LOG_WARNING, "xfr",
-		          "xfr cache failed zone=%s: %s (transfers build each message instead)", z->name,
-		          drdns_strerror(b->rc));
+		          "xfr cache failed zone=%s: %s (transfers build each message instead)",
+		          z->name, drdns_strerror(b->rc));
 	}
 	zcache_free(b->out);
 	zref_put(b->zr);
@@ -993,8 +1009,9 @@ static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8
 	if (zi < 0) {
 		srv->st.axfr_refused++;
 		char *name = ldns_rdf2str(ldns_rr_owner(question));
-		drdns_log(DRDNS_LOG_NOTICE, "xfr", "xfr refused type=%s zone=%s peer=%s reason=not-served",
-		          type, name ? name : "?", rq->peer_text);
+		drdns_log(DRDNS_LOG_NOTICE, "xfr",
+		          "xfr refused type=%s zone=%s peer=%s reason=not-served", type,
+		          name ? name : "?", rq->peer_text);
 		free(name);
 		return reply_rcode(rq, LDNS_RCODE_REFUSED, out, len);
 	}
@@ -1002,8 +1019,8 @@ static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8
 	if (!rq->key && !unsigned_transfer_allowed(srv->conf, rq->peer)) {
 		srv->st.axfr_refused++;
 		drdns_log(DRDNS_LOG_NOTICE, "xfr",
-		          "xfr refused type=%s zone=%s peer=%s reason=not-allowed tsig=no", type, z->name,
-		          rq->peer_text);
+		          "xfr refused type=%s zone=%s peer=%s reason=not-allowed tsig=no", type,
+		          z->name, rq->peer_text);
 		return reply_rcode(rq, LDNS_RCODE_REFUSED, out, len);
 	}
 	bool soa_only = false;
@@ -1036,8 +1053,8 @@ static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8
 			ldns_pkt_free(r);
 			return DRDNS_ENOMEM;
 		}
-		drdns_log(DRDNS_LOG_INFO, "xfr", "ixfr soa-only zone=%s serial=%u peer=%s via=%s", z->name,
-		          drdns_zone_serial(z), rq->peer_text, rq->conn ? "tcp" : "udp");
+		drdns_log(DRDNS_LOG_INFO, "xfr", "ixfr soa-only zone=%s serial=%u peer=%s via=%s",
+		          z->name, drdns_zone_serial(z), rq->peer_text, rq->conn ? "tcp" : "udp");
 		return finish(rq, r, out, len);
 	}
 	int ret = xfr_start(rq, zr, (size_t)zi, ixfr);
@@ -1106,12 +1123,20 @@ static enum proc_result process(struct drdns_server *srv, struct conn *conn, con
 		return conn ? PROC_CLOSE : PROC_DROP;
 	}
 	struct reqctx rq = {
-		.srv = srv, .conn = conn, .wire = wire, .len = len, .peer = peer,
-		.peer_text = peer_text, .q = q, .udp_max = UDP_MAX_PLAIN,
+	    .srv = srv,
+	    .conn = conn,
+	    .wire = wire,
+	    .len = len,
+	    .peer = peer,
+	    .peer_text = peer_text,
+	    .q = q,
+	    .udp_max = UDP_MAX_PLAIN,
 	};
 	if (ldns_pkt_edns(q)) {
 		size_t adv = ldns_pkt_edns_udp_size(q);
-		rq.udp_max = adv < UDP_MAX_PLAIN ? UDP_MAX_PLAIN : adv > UDP_MAX_EDNS ? UDP_MAX_EDNS : adv;
+		rq.udp_max = adv < UDP_MAX_PLAIN  ? UDP_MAX_PLAIN
+		             : adv > UDP_MAX_EDNS ? UDP_MAX_EDNS
+		                                  : adv;
 	}
 	enum proc_result res = PROC_REPLY;
 	int ret;
@@ -1129,7 +1154,8 @@ static enum proc_result process(struct drdns_server *srv, struct conn *conn, con
 			err = TSIG_BADKEY;
 		} else if (!tsig_time_ok(tsig)) {
 			/* MAC first, then time (RFC 8945 5.2) */
-			bool mac_ok = ldns_pkt_tsig_verify(q, wire, len, key->name, key->secret, NULL);
+			bool mac_ok =
+			    ldns_pkt_tsig_verify(q, wire, len, key->name, key->secret, NULL);
 			err = mac_ok ? TSIG_BADTIME : TSIG_BADSIG;
 		} else if (drdns_tsig_verify(q, wire, len, key, NULL) < 0) {
 			err = TSIG_BADSIG;
@@ -1137,8 +1163,9 @@ static enum proc_result process(struct drdns_server *srv, struct conn *conn, con
 		if (err) {
 			srv->st.tsig_failed++;
 			char *kname = ldns_rdf2str(ldns_rr_owner(tsig));
-			drdns_log(DRDNS_LOG_WARNING, "server", "tsig failure peer=%s key=%s error=%s",
-			          peer_text, kname ? kname : "?", tsig_error_name(err));
+			drdns_log(DRDNS_LOG_WARNING, "server",
+			          "tsig failure peer=%s key=%s error=%s", peer_text,
+			          kname ? kname : "?", tsig_error_name(err));
 			free(kname);
 			ret = reply_tsig_error(&rq, err, out, out_len);
 			goto done;
@@ -1226,15 +1253,16 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 {
 	struct drdns_server *srv = h->data;
 	if (nread < 0)
-		drdns_log(DRDNS_LOG_DEBUG, "server", "udp receive error: %s", uv_strerror((int)nread));
+		drdns_log(DRDNS_LOG_DEBUG, "server", "udp receive error: %s",
+		          uv_strerror((int)nread));
 	if (nread <= 0 || !addr || (flags & UV_UDP_PARTIAL) || srv->closing)
 		return;
 	char peer[INET6_ADDRSTRLEN + 8];
 	sockaddr_text(addr, peer, sizeof(peer));
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	if (process(srv, NULL, (const uint8_t *)buf->base, (size_t)nread, addr, peer, &out, &out_len) !=
-	    PROC_REPLY)
+	if (process(srv, NULL, (const uint8_t *)buf->base, (size_t)nread, addr, peer, &out,
+	            &out_len) != PROC_REPLY)
 		return;
 	uv_buf_t b = uv_buf_init((char *)out, (unsigned)out_len);
 	if (uv_udp_try_send(&srv->udp, &b, 1, addr) == (int)out_len) {
@@ -1249,7 +1277,8 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	s->data = out;
 	int rc = uv_udp_send(&s->req, &srv->udp, &b, 1, addr, on_udp_sent);
 	if (rc < 0) {
-		drdns_log(DRDNS_LOG_DEBUG, "server", "udp send to %s failed: %s", peer, uv_strerror(rc));
+		drdns_log(DRDNS_LOG_DEBUG, "server", "udp send to %s failed: %s", peer,
+		          uv_strerror(rc));
 		free(out);
 		free(s);
 	}
@@ -1518,9 +1547,9 @@ static void conn_process(struct conn *c)
 			break;
 		uint8_t *out = NULL;
 		size_t out_len = 0;
-		enum proc_result r = process(c->srv, c, c->rbuf + 2, mlen,
-		                             (const struct sockaddr *)&c->peer, c->peer_text, &out,
-		                             &out_len);
+		enum proc_result r =
+		    process(c->srv, c, c->rbuf + 2, mlen, (const struct sockaddr *)&c->peer,
+		            c->peer_text, &out, &out_len);
 		c->rlen -= 2 + mlen;
 		memmove(c->rbuf, c->rbuf + 2 + mlen, c->rlen);
 		if (r == PROC_CLOSE) {
@@ -1576,8 +1605,8 @@ static void on_connection(uv_stream_t *server, int status)
 		srv->pending++;
 		(void)uv_accept(server, (uv_stream_t *)t);
 		uv_close((uv_handle_t *)t, on_reject_closed);
-		drdns_log(DRDNS_LOG_WARNING, "server", "tcp connection limit (%d) reached: closed a new one",
-		          TCP_MAX_CONNS);
+		drdns_log(DRDNS_LOG_WARNING, "server",
+		          "tcp connection limit (%d) reached: closed a new one", TCP_MAX_CONNS);
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
@@ -1647,11 +1676,10 @@ static int bound_socket(const struct sockaddr_storage *ss, int type)
 	if (fd < 0)
 		return -errno;
 	int one = 1;
-	if (type == SOCK_STREAM &&
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto fail;
-	socklen_t slen = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-	                                           : sizeof(struct sockaddr_in);
+	socklen_t slen =
+	    ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	if (bind(fd, (const struct sockaddr *)ss, slen) < 0)
 		goto fail;
 	if (type == SOCK_STREAM && listen(fd, TCP_BACKLOG) < 0)

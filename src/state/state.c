@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_FILE "state.json"
+#define STATE_FILE    "state.json"
 #define STATE_VERSION 1
 
 static void zones_free(struct drdns_state_zone *zones, size_t n)
@@ -50,7 +50,8 @@ static int zones_from_json(const json_t *arr, struct drdns_state_zone **out, siz
 	for (size_t i = 0; i < count; i++) {
 		const char *zone = NULL;
 		json_int_t serial = -1;
-		if (json_unpack(json_array_get(arr, i), "{s:s, s:I}", "zone", &zone, "serial", &serial) < 0 ||
+		if (json_unpack(json_array_get(arr, i), "{s:s, s:I}", "zone", &zone, "serial",
+		                &serial) < 0 ||
 		    serial < 0 || serial > UINT32_MAX || !(zones[i].zone = strdup(zone))) {
 			zones_free(zones, count);
 			return DRDNS_ESTATE;
@@ -106,7 +107,8 @@ int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err,
 		goto cleanup;
 	}
 	if (version != STATE_VERSION || generation < 0 || (promoted && generation == 0)) {
-		snprintf(err, errlen, "%s: unsupported version %d or bad generation", path, version);
+		snprintf(err, errlen, "%s: unsupported version %d or bad generation", path,
+		         version);
 		ret = DRDNS_ESTATE;
 		goto cleanup;
 	}
@@ -141,12 +143,11 @@ static json_t *zones_to_json(const struct drdns_state_zone *zones, size_t n)
 
 int drdns_state_save(const char *state_dir, const struct drdns_state *st)
 {
-	json_t *root = json_pack("{s:i, s:b, s:I, s:I, s:s?, s:s?, s:o, s:o}", "version",
-	                         STATE_VERSION, "promoted", st->promoted, "generation",
-	                         (json_int_t)st->generation, "changed_at", (json_int_t)st->changed_at,
-	                         "reason", st->reason, "who", st->who, "zones",
-	                         zones_to_json(st->zones, st->n_zones), "seen",
-	                         zones_to_json(st->seen, st->n_seen));
+	json_t *root = json_pack(
+	    "{s:i, s:b, s:I, s:I, s:s?, s:s?, s:o, s:o}", "version", STATE_VERSION, "promoted",
+	    st->promoted, "generation", (json_int_t)st->generation, "changed_at",
+	    (json_int_t)st->changed_at, "reason", st->reason, "who", st->who, "zones",
+	    zones_to_json(st->zones, st->n_zones), "seen", zones_to_json(st->seen, st->n_seen));
 	if (!root)
 		return DRDNS_ENOMEM;
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);

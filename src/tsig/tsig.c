@@ -26,13 +26,21 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#define TSIG_FUDGE 300
+#define TSIG_FUDGE     300
 #define TSIG_ALGORITHM "hmac-sha256."
-#define KEYFILE_MAX (64 * 1024)
+#define KEYFILE_MAX    (64 * 1024)
 
 /* ---------------------------------------------------------------- key files */
 
-enum tok_kind { TOK_EOF, TOK_WORD, TOK_STRING, TOK_LBRACE, TOK_RBRACE, TOK_SEMI, TOK_ERROR };
+enum tok_kind {
+	TOK_EOF,
+	TOK_WORD,
+	TOK_STRING,
+	TOK_LBRACE,
+	TOK_RBRACE,
+	TOK_SEMI,
+	TOK_ERROR
+};
 
 struct lexer {
 	const char *path;
@@ -47,7 +55,7 @@ struct lexer {
 };
 
 static void lex_error(struct lexer *lx, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Report one error as "file:line: message" (only the first: later ones would
  * mostly be consequences of it). */
@@ -325,7 +333,8 @@ static bool parse_key_body(struct lexer *lx, int key_line, struct drdns_tsig_key
 			free(alg);
 			if (!ok) {
 				lex_error(lx, lx->tok_line,
-				          "unsupported TSIG algorithm '%s' (only hmac-sha256 is supported)",
+				          "unsupported TSIG algorithm '%s' (only hmac-sha256 is "
+				          "supported)",
 				          lx->text);
 				return false;
 			}
@@ -402,7 +411,7 @@ int drdns_tsig_key_load(const char *path, struct drdns_tsig_key **out, struct dr
 	}
 	buf[len] = '\0';
 
-	struct lexer lx = { .path = path, .p = buf, .end = buf + len, .line = 1, .diag = diag };
+	struct lexer lx = {.path = path, .p = buf, .end = buf + len, .line = 1, .diag = diag};
 	struct drdns_tsig_key *key = NULL;
 	lex_next(&lx);
 	while (!lx.failed && lx.kind != TOK_EOF) {
@@ -412,9 +421,10 @@ int drdns_tsig_key_load(const char *path, struct drdns_tsig_key **out, struct dr
 		}
 		int key_line = lx.tok_line;
 		if (key) {
-			lex_error(&lx, key_line,
-			          "more than one key in the file (one key per file; the first is '%s')",
-			          key->name);
+			lex_error(
+			    &lx, key_line,
+			    "more than one key in the file (one key per file; the first is '%s')",
+			    key->name);
 			break;
 		}
 		key = calloc(1, sizeof(*key));
@@ -461,8 +471,8 @@ int drdns_tsig_sign(ldns_pkt *pkt, const struct drdns_tsig_key *key, const ldns_
 	if (!pkt || !key_usable(key))
 		return DRDNS_ETSIG;
 	drop_tsig(pkt);
-	ldns_status st = ldns_pkt_tsig_sign(pkt, key->name, key->secret, TSIG_FUDGE,
-	                                    key->algorithm, query_mac);
+	ldns_status st =
+	    ldns_pkt_tsig_sign(pkt, key->name, key->secret, TSIG_FUDGE, key->algorithm, query_mac);
 	return st == LDNS_STATUS_OK && ldns_pkt_tsig(pkt) ? 0 : DRDNS_ETSIG;
 }
 
@@ -516,8 +526,8 @@ int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
 	/* ldns temporarily detaches the TSIG and swaps the id; on some internal
 	 * failures it does not put them back, so guard against that here. */
 	uint16_t id = ldns_pkt_id(pkt);
-	bool ok = ldns_pkt_tsig_verify_next(pkt, wire, wire_len, key->name, key->secret,
-	                                    request_mac, 0);
+	bool ok =
+	    ldns_pkt_tsig_verify_next(pkt, wire, wire_len, key->name, key->secret, request_mac, 0);
 	if (ldns_pkt_tsig(pkt) != tsig) {
 		ldns_pkt_set_tsig(pkt, tsig);
 		ldns_pkt_set_id(pkt, id);
@@ -535,11 +545,8 @@ static const EVP_MD *tsig_digest(const char *algorithm)
 		const char *name;
 		const EVP_MD *(*md)(void);
 	} algs[] = {
-		{ "hmac-sha256", EVP_sha256 },
-		{ "hmac-sha384", EVP_sha384 },
-		{ "hmac-sha512", EVP_sha512 },
-		{ "hmac-sha224", EVP_sha224 },
-		{ "hmac-sha1", EVP_sha1 },
+	    {"hmac-sha256", EVP_sha256}, {"hmac-sha384", EVP_sha384}, {"hmac-sha512", EVP_sha512},
+	    {"hmac-sha224", EVP_sha224}, {"hmac-sha1", EVP_sha1},
 	};
 	size_t n = strlen(algorithm);
 	if (n && algorithm[n - 1] == '.')
@@ -578,8 +585,8 @@ static void put48(uint8_t *p, uint64_t v)
 
 int drdns_tsig_sign_wire(uint8_t *msg, size_t len, size_t cap, size_t *out_len,
                          const struct drdns_tsig_key *key, const uint8_t *prev_mac,
-                         size_t prev_mac_len, bool timers_only, uint64_t time_signed,
-                         uint8_t *mac, size_t *mac_len)
+                         size_t prev_mac_len, bool timers_only, uint64_t time_signed, uint8_t *mac,
+                         size_t *mac_len)
 {
 	if (!msg || !out_len || !mac || !mac_len || !key_usable(key))
 		return DRDNS_ETSIG;
@@ -588,8 +595,8 @@ int drdns_tsig_sign_wire(uint8_t *msg, size_t len, size_t cap, size_t *out_len,
 	const EVP_MD *md = tsig_digest(key->algorithm);
 	uint8_t kname[256], alg[256];
 	size_t kname_len, alg_len;
-	if (!md || EVP_MD_get_size(md) > DRDNS_TSIG_MAC_MAX || !name_wire(key->name, kname, &kname_len) ||
-	    !name_wire(key->algorithm, alg, &alg_len))
+	if (!md || EVP_MD_get_size(md) > DRDNS_TSIG_MAC_MAX ||
+	    !name_wire(key->name, kname, &kname_len) || !name_wire(key->algorithm, alg, &alg_len))
 		return DRDNS_ETSIG;
 	size_t md_size = (size_t)EVP_MD_get_size(md);
 	size_t rdlen = alg_len + 6 + 2 + 2 + md_size + 2 + 2 + 2;
@@ -650,8 +657,8 @@ int drdns_tsig_sign_wire(uint8_t *msg, size_t len, size_t cap, size_t *out_len,
 	}
 	unsigned int out = 0;
 	uint8_t digest[EVP_MAX_MD_SIZE];
-	bool ok = HMAC(md, secret, (int)secret_len, data, dlen, digest, &out) != NULL &&
-	          out == md_size;
+	bool ok =
+	    HMAC(md, secret, (int)secret_len, data, dlen, digest, &out) != NULL && out == md_size;
 	OPENSSL_cleanse(secret, b64 / 4 * 3 + 1);
 	free(secret);
 	free(data);
@@ -675,7 +682,7 @@ int drdns_tsig_sign_wire(uint8_t *msg, size_t len, size_t cap, size_t *out_len,
 	p += 10;
 	memcpy(p, digest, md_size);
 	p += md_size;
-	memcpy(p, msg, 2); /* original id */
+	memcpy(p, msg, 2);   /* original id */
 	memset(p + 2, 0, 4); /* error, other length */
 	put16(msg + 10, (uint16_t)(arcount + 1));
 	*out_len = total;

@@ -82,7 +82,7 @@ int drdns_mkdir_p(const char *path, unsigned mode)
 	if (!copy)
 		return DRDNS_ENOMEM;
 	int ret = 0;
-	for (char *p = copy + 1; ; p++) {
+	for (char *p = copy + 1;; p++) {
 		if (*p == '/' || *p == '\0') {
 			char saved = *p;
 			*p = '\0';

@@ -106,8 +106,10 @@ static int decide_ns(const struct drdns_zone *in, const struct drdns_rewrite_inp
 		} else {
 			d->verdict = DRDNS_NS_DROP;
 			if (!p || !p->address)
-				d->reason = strdup("no address known (not a configured secondary, no glue)");
-			else if (asprintf(&d->reason, "did not answer an SOA query for the zone (%s)",
+				d->reason = strdup(
+				    "no address known (not a configured secondary, no glue)");
+			else if (asprintf(&d->reason,
+			                  "did not answer an SOA query for the zone (%s)",
 			                  p->detail ? p->detail : "no answer") < 0)
 				d->reason = NULL;
 		}
@@ -132,12 +134,13 @@ static int decide_ns(const struct drdns_zone *in, const struct drdns_rewrite_inp
 	}
 	int w = 0;
 	if (kept < input->min_ns)
-		w = asprintf(&plan->warning, "only %zu nameserver(s) known, fewer than min_ns=%u", kept,
-		             input->min_ns);
+		w = asprintf(&plan->warning, "only %zu nameserver(s) known, fewer than min_ns=%u",
+		             kept, input->min_ns);
 	else if (restored)
-		w = asprintf(&plan->warning,
-		             "%zu nameserver(s) kept although they did not answer, to honour min_ns=%u",
-		             restored, input->min_ns);
+		w = asprintf(
+		    &plan->warning,
+		    "%zu nameserver(s) kept although they did not answer, to honour min_ns=%u",
+		    restored, input->min_ns);
 	if (w < 0)
 		plan->warning = NULL;
 	free(names);
@@ -181,8 +184,8 @@ static int push_glue_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
 	free(owner);
 	free(type);
 	free(addr);
-	char **grown = text ? realloc(plan->dropped_glue, (plan->n_dropped_glue + 1) * sizeof(*grown))
-	                    : NULL;
+	char **grown =
+	    text ? realloc(plan->dropped_glue, (plan->n_dropped_glue + 1) * sizeof(*grown)) : NULL;
 	if (!grown) {
 		free(text);
 		return DRDNS_ENOMEM;
@@ -209,11 +212,12 @@ int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name, stru
 		if (!is_dnssec_type(t))
 			continue;
 		char *type = ldns_rr_type2str(t);
-		drdns_diag_error(diag,
-		                 "%s:1: zone %s carries DNSSEC records (%s): drdns cannot re-sign a "
-		                 "rewritten zone yet, and the old signatures would make it bogus; "
-		                 "an unsigned DR file is safe only while the parent has no DS for the zone",
-		                 zone->path ? zone->path : zone->name, zone->name, type ? type : "?");
+		drdns_diag_error(
+		    diag,
+		    "%s:1: zone %s carries DNSSEC records (%s): drdns cannot re-sign a "
+		    "rewritten zone yet, and the old signatures would make it bogus; "
+		    "an unsigned DR file is safe only while the parent has no DS for the zone",
+		    zone->path ? zone->path : zone->name, zone->name, type ? type : "?");
 		free(type);
 		return DRDNS_EZONE;
 	}
@@ -318,7 +322,7 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
 		ldns_rr_set_type(ns, LDNS_RR_TYPE_NS);
 		ldns_rr_set_class(ns, LDNS_RR_CLASS_IN);
 		ldns_rr_set_ttl(ns, ldns_rr_ttl(in->soa) < input->dr_ttl ? ldns_rr_ttl(in->soa)
-		                                                          : input->dr_ttl);
+		                                                         : input->dr_ttl);
 		ldns_rr_push_rdf(ns, target);
 		ldns_rr_list_push_rr(z->rrs, ns);
 	}
@@ -359,20 +363,20 @@ json_t *drdns_rewrite_plan_json(const struct drdns_rewrite_plan *plan)
 	json_t *ns = json_array();
 	for (size_t i = 0; i < plan->n_ns; i++) {
 		const struct drdns_ns_decision *d = &plan->ns[i];
-		json_array_append_new(ns, json_pack("{s:s, s:s?, s:s, s:s}", "name", d->name, "address",
-		                                    d->address, "verdict",
-		                                    drdns_ns_verdict_str(d->verdict), "reason", d->reason));
+		json_array_append_new(ns, json_pack("{s:s, s:s?, s:s, s:s}", "name", d->name,
+		                                    "address", d->address, "verdict",
+		                                    drdns_ns_verdict_str(d->verdict), "reason",
+		                                    d->reason));
 	}
 	json_t *glue = json_array();
 	for (size_t i = 0; i < plan->n_dropped_glue; i++)
 		json_array_append_new(glue, json_string(plan->dropped_glue[i]));
-	json_t *obj = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:s?}", "zone", plan->zone,
-	                        "file_serial", (json_int_t)plan->file_serial, "max_observed",
-	                        (json_int_t)plan->max_observed, "new_serial",
-	                        (json_int_t)plan->new_serial, "ns", ns, "dropped_glue", glue,
-	                        "ttls_clamped", (json_int_t)plan->ttls_clamped,
-	                        "soa_minimum_clamped", plan->soa_minimum_clamped, "warning",
-	                        plan->warning);
+	json_t *obj = json_pack(
+	    "{s:s, s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:s?}", "zone", plan->zone, "file_serial",
+	    (json_int_t)plan->file_serial, "max_observed", (json_int_t)plan->max_observed,
+	    "new_serial", (json_int_t)plan->new_serial, "ns", ns, "dropped_glue", glue,
+	    "ttls_clamped", (json_int_t)plan->ttls_clamped, "soa_minimum_clamped",
+	    plan->soa_minimum_clamped, "warning", plan->warning);
 	if (obj && !plan->have_observed)
 		json_object_set_new(obj, "max_observed", json_null());
 	return obj;

@@ -41,9 +41,9 @@ int drdns_serial_next(const uint32_t *observed, size_t n, uint32_t floor, uint32
                       const char **why)
 {
 	static const char *undefined =
-		"observed serials differ by exactly 2^31: their order is undefined (RFC 1982)";
+	    "observed serials differ by exactly 2^31: their order is undefined (RFC 1982)";
 	static const char *span =
-		"observed serials span 2^31-1 or more: no serial is greater than all of them";
+	    "observed serials span 2^31-1 or more: no serial is greater than all of them";
 	if (n == 0) {
 		*out = floor;
 		return 0;

@@ -77,45 +77,55 @@ static void validate(const char *path, const ldns_rdf *origin, struct located_rr
 		char *oname = dname_text(owner);
 
 		if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN)
-			drdns_diag_error(diag, "%s:%d: %s: class is not IN", path, rrs[i].line, oname);
+			drdns_diag_error(diag, "%s:%d: %s: class is not IN", path, rrs[i].line,
+			                 oname);
 		if (!in_zone(owner, origin)) {
-			drdns_diag_error(diag, "%s:%d: out-of-zone data: %s is not in zone %s", path,
-			                 rrs[i].line, oname, zname);
+			drdns_diag_error(diag, "%s:%d: out-of-zone data: %s is not in zone %s",
+			                 path, rrs[i].line, oname, zname);
 		} else if (type == LDNS_RR_TYPE_SOA) {
 			if (!apex)
-				drdns_diag_error(diag, "%s:%d: SOA at %s: the SOA must be at the apex %s",
+				drdns_diag_error(diag,
+				                 "%s:%d: SOA at %s: the SOA must be at the apex %s",
 				                 path, rrs[i].line, oname, zname);
 			else if (++soa_count > 1)
-				drdns_diag_error(diag, "%s:%d: second SOA record: a zone has exactly one",
+				drdns_diag_error(diag,
+				                 "%s:%d: second SOA record: a zone has exactly one",
 				                 path, rrs[i].line);
 		} else if (type == LDNS_RR_TYPE_NS && apex) {
 			apex_ns++;
 			const ldns_rdf *target = ldns_rr_rdf(rr, 0);
 			if (target && in_zone(target, origin) && !has_address(rrs, n, target)) {
 				char *t = dname_text(target);
-				drdns_diag_error(diag, "%s:%d: NS %s is inside the zone but has no glue (A or AAAA record)",
+				drdns_diag_error(diag,
+				                 "%s:%d: NS %s is inside the zone but has no glue "
+				                 "(A or AAAA record)",
 				                 path, rrs[i].line, t);
 				free(t);
 			}
 		} else if (type == LDNS_RR_TYPE_CNAME) {
 			for (size_t j = 0; j < n; j++) {
 				ldns_rr_type other = ldns_rr_get_type(rrs[j].rr);
-				if (j == i || other == LDNS_RR_TYPE_RRSIG || other == LDNS_RR_TYPE_NSEC ||
+				if (j == i || other == LDNS_RR_TYPE_RRSIG ||
+				    other == LDNS_RR_TYPE_NSEC ||
 				    ldns_dname_compare(ldns_rr_owner(rrs[j].rr), owner) != 0)
 					continue;
-				if (other == LDNS_RR_TYPE_CNAME && j < i) /* report a CNAME pair once */
+				if (other == LDNS_RR_TYPE_CNAME &&
+				    j < i) /* report a CNAME pair once */
 					continue;
-				drdns_diag_error(diag, "%s:%d: CNAME at %s alongside other data (line %d)",
-				                 path, rrs[i].line, oname, rrs[j].line);
+				drdns_diag_error(
+				    diag, "%s:%d: CNAME at %s alongside other data (line %d)", path,
+				    rrs[i].line, oname, rrs[j].line);
 				break;
 			}
 		}
 		free(oname);
 	}
 	if (soa_count == 0)
-		drdns_diag_error(diag, "%s:%d: no SOA record at the apex %s", path, last_line, zname);
+		drdns_diag_error(diag, "%s:%d: no SOA record at the apex %s", path, last_line,
+		                 zname);
 	if (apex_ns == 0)
-		drdns_diag_error(diag, "%s:%d: no NS records at the apex %s", path, last_line, zname);
+		drdns_diag_error(diag, "%s:%d: no NS records at the apex %s", path, last_line,
+		                 zname);
 	free(zname);
 }
 
@@ -208,7 +218,8 @@ int drdns_zone_load(const char *path, const char *origin_text, struct drdns_zone
 		return DRDNS_ENOMEM;
 	}
 	if (!z->origin) {
-		drdns_diag_error(diag, "%s:1: the file name does not give a valid zone name (\"%s\")",
+		drdns_diag_error(diag,
+		                 "%s:1: the file name does not give a valid zone name (\"%s\")",
 		                 path, origin_text);
 		drdns_zone_free(z);
 		return DRDNS_EZONE;
@@ -248,28 +259,30 @@ int drdns_zone_load(const char *path, const char *origin_text, struct drdns_zone
 
 	while (!feof(fp)) {
 		ldns_rr *rr = NULL;
-		ldns_status s = ldns_rr_new_frm_fp_l(&rr, fp, &default_ttl, &cur_origin, &prev, &line);
+		ldns_status s =
+		    ldns_rr_new_frm_fp_l(&rr, fp, &default_ttl, &cur_origin, &prev, &line);
 		/* ldns counts the newline that ends the record: it sits on line - 1. */
 		int at = line > 1 ? line - 1 : 1;
 		switch (s) {
-		case LDNS_STATUS_OK:
-			break;
-		case LDNS_STATUS_SYNTAX_EMPTY:
-			continue;
-		case LDNS_STATUS_SYNTAX_TTL:
-			continue;
+		case LDNS_STATUS_OK: break;
+		case LDNS_STATUS_SYNTAX_EMPTY: continue;
+		case LDNS_STATUS_SYNTAX_TTL: continue;
 		case LDNS_STATUS_SYNTAX_ORIGIN:
 			if (!cur_origin || !in_zone(cur_origin, z->origin)) {
 				char *o = cur_origin ? dname_text(cur_origin) : strdup("?");
-				drdns_diag_error(diag, "%s:%d: $ORIGIN %s is outside zone %s (the zone name comes from the file name)",
+				drdns_diag_error(diag,
+				                 "%s:%d: $ORIGIN %s is outside zone %s (the zone "
+				                 "name comes from the file name)",
 				                 path, at, o, z->name);
 				free(o);
 				failed = true;
 			}
 			continue;
 		case LDNS_STATUS_SYNTAX_INCLUDE:
-			drdns_diag_error(diag, "%s:%d: $INCLUDE is not allowed: a DR zone file must be self-contained",
-			                 path, at);
+			drdns_diag_error(
+			    diag,
+			    "%s:%d: $INCLUDE is not allowed: a DR zone file must be self-contained",
+			    path, at);
 			failed = true;
 			continue;
 		default:
@@ -347,7 +360,8 @@ int drdns_zoneset_load_dir(const char *dir, struct drdns_zoneset **out, struct d
 	struct dirent **entries = NULL;
 	int count = scandir(dir, &entries, NULL, alphasort);
 	if (count < 0) {
-		drdns_diag_error(diag, "%s:0: cannot read the DR zone directory: %s", dir, strerror(errno));
+		drdns_diag_error(diag, "%s:0: cannot read the DR zone directory: %s", dir,
+		                 strerror(errno));
 		return DRDNS_EZONE;
 	}
 	struct drdns_zoneset *set = calloc(1, sizeof(*set));
@@ -355,7 +369,8 @@ int drdns_zoneset_load_dir(const char *dir, struct drdns_zoneset **out, struct d
 	for (int i = 0; i < count; i++) {
 		const char *fname = entries[i]->d_name;
 		size_t len = strlen(fname);
-		if (ret != DRDNS_ENOMEM && fname[0] != '.' && len > 5 && !strcmp(fname + len - 5, ".zone")) {
+		if (ret != DRDNS_ENOMEM && fname[0] != '.' && len > 5 &&
+		    !strcmp(fname + len - 5, ".zone")) {
 			char *zname = strndup(fname, len - 5);
 			char *path = NULL;
 			struct drdns_zone *z = NULL;
@@ -364,7 +379,8 @@ int drdns_zoneset_load_dir(const char *dir, struct drdns_zoneset **out, struct d
 			} else if (drdns_zone_load(path, zname, &z, diag) < 0) {
 				ret = DRDNS_EZONE;
 			} else {
-				struct drdns_zone **grown = realloc(set->zones, (set->n + 1) * sizeof(*grown));
+				struct drdns_zone **grown =
+				    realloc(set->zones, (set->n + 1) * sizeof(*grown));
 				if (!grown) {
 					drdns_zone_free(z);
 					ret = DRDNS_ENOMEM;
@@ -380,7 +396,8 @@ int drdns_zoneset_load_dir(const char *dir, struct drdns_zoneset **out, struct d
 	}
 	free(entries);
 	if (ret == 0 && set->n == 0) {
-		drdns_diag_error(diag, "%s:0: no zone files (*.zone) in the DR zone directory", dir);
+		drdns_diag_error(diag, "%s:0: no zone files (*.zone) in the DR zone directory",
+		                 dir);
 		ret = DRDNS_EZONE;
 	}
 	if (ret < 0) {

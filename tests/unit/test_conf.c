@@ -216,7 +216,8 @@ static void test_bad_type(void **state)
 {
 	(void)state;
 	struct drdns_diag d = expect_invalid("conf-bad-type.conf", 4);
-	expect_msg(&d, "conf-bad-type.conf", 5, "controller.port: expected an integer, got a string");
+	expect_msg(&d, "conf-bad-type.conf", 5,
+	           "controller.port: expected an integer, got a string");
 	expect_msg(&d, "conf-bad-type.conf", 9, "master.interval: expected a number, got a string");
 	expect_msg(&d, "conf-bad-type.conf", 10, "master.fail_after: expected an integer");
 	expect_msg(&d, "conf-bad-type.conf", 19, "policy.auto_promote: expected true or false");
@@ -249,7 +250,8 @@ static void test_timeout_not_below_interval(void **state)
 {
 	(void)state;
 	struct drdns_diag d = expect_invalid("conf-timeout.conf", 1);
-	expect_msg(&d, "conf-timeout.conf", 9, "master.timeout (1 s) must be less than master.interval");
+	expect_msg(&d, "conf-timeout.conf", 9,
+	           "master.timeout (1 s) must be less than master.interval");
 	drdns_diag_clear(&d);
 }
 
@@ -258,8 +260,9 @@ static void test_bad_address(void **state)
 	(void)state;
 	struct drdns_diag d = expect_invalid("conf-bad-address.conf", 5);
 	const char *f = "conf-bad-address.conf";
-	expect_msg(&d, f, 3, "controller.address: '192.0.2.53@5353' is not an IPv4 or IPv6 address "
-	                     "(give the port in a separate 'port' setting)");
+	expect_msg(&d, f, 3,
+	           "controller.address: '192.0.2.53@5353' is not an IPv4 or IPv6 address "
+	           "(give the port in a separate 'port' setting)");
 	expect_msg(&d, f, 5, "controller.allow_transfer[1]: '192.0.2.0/24'");
 	expect_msg(&d, f, 8, "master.address: '198.51.100.300' is not an IPv4 or IPv6 address");
 	expect_msg(&d, f, 11, "secondaries[0].address: 'ns1.example.edu'");
@@ -273,7 +276,9 @@ static void test_bad_ns_name(void **state)
 	struct drdns_diag d = expect_invalid("conf-bad-nsname.conf", 5);
 	const char *f = "conf-bad-nsname.conf";
 	expect_msg(&d, f, 4, "controller.ns_name: 'ns dr.example.edu.' is not a valid host name");
-	expect_msg(&d, f, 10, "secondaries[0].name: 'ns1..example.edu.' is not a valid host name: empty label");
+	expect_msg(
+	    &d, f, 10,
+	    "secondaries[0].name: 'ns1..example.edu.' is not a valid host name: empty label");
 	expect_msg(&d, f, 11, "a label starts with '-'");
 	expect_msg(&d, f, 12, "the root is not a host name");
 	expect_msg(&d, f, 13, "longer than 63 characters");
@@ -284,7 +289,8 @@ static void test_missing_zone_dir(void **state)
 {
 	(void)state;
 	struct drdns_diag d = expect_invalid("conf-missing-dir.conf", 1);
-	expect_msg(&d, "conf-missing-dir.conf", 13, "conf-no-such-directory': No such file or directory");
+	expect_msg(&d, "conf-missing-dir.conf", 13,
+	           "conf-no-such-directory': No such file or directory");
 	drdns_diag_clear(&d);
 
 	d = expect_invalid("conf-not-dir.conf", 2);
@@ -300,7 +306,8 @@ static void test_unknown_key(void **state)
 	struct drdns_diag d = expect_invalid("conf-unknown-key.conf", 3);
 	const char *f = "conf-unknown-key.conf";
 	expect_msg(&d, f, 8, "unknown setting 'master.fail_afetr' (did you mean 'fail_after'?)");
-	expect_msg(&d, f, 11, "unknown setting 'secondaries[0].tsig_kye' (did you mean 'tsig_key'?)");
+	expect_msg(&d, f, 11,
+	           "unknown setting 'secondaries[0].tsig_kye' (did you mean 'tsig_key'?)");
 	expect_msg(&d, f, 16, "unknown setting 'polcy' (did you mean 'policy'?)");
 	drdns_diag_clear(&d);
 }
@@ -311,7 +318,9 @@ static void test_duplicate_secondary(void **state)
 	struct drdns_diag d = expect_invalid("conf-dup-secondary.conf", 5);
 	const char *f = "conf-dup-secondary.conf";
 	/* names compare case-insensitively and with or without the trailing dot */
-	expect_msg(&d, f, 11, "secondaries[1].name: ns1.example.edu. is listed twice (also secondaries[0] at line 10)");
+	expect_msg(&d, f, 11,
+	           "secondaries[1].name: ns1.example.edu. is listed twice (also secondaries[0] at "
+	           "line 10)");
 	expect_msg(&d, f, 12, "secondaries[2].address: 198.51.100.11 port 53 is listed twice");
 	expect_msg(&d, f, 13, "is master.address");
 	expect_msg(&d, f, 14, "is controller.address and port");
@@ -396,7 +405,8 @@ static void test_warnings_only(void **state)
 	assert_non_null(c);
 	assert_int_equal(d.n_errors, 0);
 	assert_int_equal(d.n, 3);
-	expect_msg(&d, "conf-warn.conf", 11, "warning: secondaries[0].address: 192.0.2.53 is also controller.address");
+	expect_msg(&d, "conf-warn.conf", 11,
+	           "warning: secondaries[0].address: 192.0.2.53 is also controller.address");
 	expect_msg(&d, "conf-warn.conf", 15, "warning: zones.dr_ttl 10 is very low");
 	expect_msg(&d, "conf-warn.conf", 16, "warning: zones.min_ns (5)");
 	drdns_conf_free(c);
@@ -431,24 +441,24 @@ static void test_null_diag(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_shipped_example),
-		cmocka_unit_test(test_bad_type),
-		cmocka_unit_test(test_out_of_range),
-		cmocka_unit_test(test_timeout_not_below_interval),
-		cmocka_unit_test(test_bad_address),
-		cmocka_unit_test(test_bad_ns_name),
-		cmocka_unit_test(test_missing_zone_dir),
-		cmocka_unit_test(test_unknown_key),
-		cmocka_unit_test(test_duplicate_secondary),
-		cmocka_unit_test(test_syntax_error),
-		cmocka_unit_test(test_missing_required),
-		cmocka_unit_test(test_tsig_keys),
-		cmocka_unit_test(test_many_errors),
-		cmocka_unit_test(test_warnings_only),
-		cmocka_unit_test(test_include),
-		cmocka_unit_test(test_null_diag),
+	    cmocka_unit_test(test_good),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_shipped_example),
+	    cmocka_unit_test(test_bad_type),
+	    cmocka_unit_test(test_out_of_range),
+	    cmocka_unit_test(test_timeout_not_below_interval),
+	    cmocka_unit_test(test_bad_address),
+	    cmocka_unit_test(test_bad_ns_name),
+	    cmocka_unit_test(test_missing_zone_dir),
+	    cmocka_unit_test(test_unknown_key),
+	    cmocka_unit_test(test_duplicate_secondary),
+	    cmocka_unit_test(test_syntax_error),
+	    cmocka_unit_test(test_missing_required),
+	    cmocka_unit_test(test_tsig_keys),
+	    cmocka_unit_test(test_many_errors),
+	    cmocka_unit_test(test_warnings_only),
+	    cmocka_unit_test(test_include),
+	    cmocka_unit_test(test_null_diag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

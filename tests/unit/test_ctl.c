@@ -34,10 +34,10 @@
 #include <uv.h>
 
 enum handler_mode {
-	H_ECHO,    /* reply at once with the body echoed */
-	H_DELAY,   /* reply 50 ms later from a timer */
-	H_HOLD,    /* keep the request; reply only when the test ends */
-	H_NOEXIT,  /* reply without "exit" and "command" */
+	H_ECHO,   /* reply at once with the body echoed */
+	H_DELAY,  /* reply 50 ms later from a timer */
+	H_HOLD,   /* keep the request; reply only when the test ends */
+	H_NOEXIT, /* reply without "exit" and "command" */
 };
 
 #define MAX_CLIENTS 8
@@ -198,9 +198,7 @@ static void handler(struct drdns_ctl_request *req, const json_t *body,
 		if (h->close_server_before_reply)
 			uv_timer_start(&h->finish_timer, on_finish_timer, 50, 0);
 		break;
-	case H_NOEXIT:
-		drdns_ctl_reply(req, json_pack("{s:s}", "note", "no exit here"));
-		break;
+	case H_NOEXIT: drdns_ctl_reply(req, json_pack("{s:s}", "note", "no exit here")); break;
 	}
 }
 
@@ -384,7 +382,8 @@ static void test_round_trip(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "command")), "promote");
 	json_t *echo = json_object_get(r, "echo");
 	assert_true(json_equal(echo, h->body));
-	assert_string_equal(json_string_value(json_object_get(echo, "reason")), "campus unreachable");
+	assert_string_equal(json_string_value(json_object_get(echo, "reason")),
+	                    "campus unreachable");
 	/* the peer is who connected: this process */
 	assert_int_equal(h->peer.uid, getuid());
 	assert_int_equal(h->peer.gid, getgid());
@@ -426,7 +425,8 @@ static void test_reply_without_exit(void **state)
 	start_server(h);
 	run_clients(h, client_call_status, 1);
 	assert_int_equal(h->rc[0], 0);
-	assert_int_equal(json_integer_value(json_object_get(h->reply[0], "exit")), DRDNS_EXIT_ERROR);
+	assert_int_equal(json_integer_value(json_object_get(h->reply[0], "exit")),
+	                 DRDNS_EXIT_ERROR);
 	assert_string_equal(json_string_value(json_object_get(h->reply[0], "command")), "status");
 }
 
@@ -466,16 +466,16 @@ static void test_hello_garbage(void **state)
 }
 
 static const char *const bad_requests[] = {
-	"{\"command\": \"status\"\n",      /* bad JSON */
-	"[\"status\"]\n",                  /* not an object */
-	"{\"cmd\": \"status\"}\n",         /* no command */
-	"{\"command\": 7}\n",              /* command not a string */
-	"{\"command\": \"frobnicate\"}\n", /* unknown command */
-	"{\"command\": \"status\", \"command\": \"promote\"}\n", /* duplicate key */
+    "{\"command\": \"status\"\n",                            /* bad JSON */
+    "[\"status\"]\n",                                        /* not an object */
+    "{\"cmd\": \"status\"}\n",                               /* no command */
+    "{\"command\": 7}\n",                                    /* command not a string */
+    "{\"command\": \"frobnicate\"}\n",                       /* unknown command */
+    "{\"command\": \"status\", \"command\": \"promote\"}\n", /* duplicate key */
 };
 static const char *const bad_request_errors[] = {
-	"bad request: invalid JSON", "expected a JSON object", "\"command\" is missing",
-	"\"command\" is missing",    "unknown command \"frobnicate\"", "invalid JSON",
+    "bad request: invalid JSON", "expected a JSON object",         "\"command\" is missing",
+    "\"command\" is missing",    "unknown command \"frobnicate\"", "invalid JSON",
 };
 #define N_BAD (sizeof(bad_requests) / sizeof(bad_requests[0]))
 
@@ -827,28 +827,28 @@ static void test_client_version_mismatch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_command_table),
-		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_clients, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reply_without_exit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hello_mismatch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hello_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_too_large, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reply_after_client_left, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reply_after_server_closed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_half_close_gets_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_live_socket_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_a_socket_kept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_parent_dir_created, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_close_keeps_foreign_socket, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_path_too_long, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_no_daemon, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_version_mismatch, setup, teardown),
+	    cmocka_unit_test(test_command_table),
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_clients, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reply_without_exit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hello_mismatch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hello_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_too_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reply_after_client_left, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reply_after_server_closed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_half_close_gets_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_live_socket_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_a_socket_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_parent_dir_created, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_close_keeps_foreign_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_path_too_long, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_no_daemon, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_version_mismatch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,18 +42,18 @@
 #include "drdns/zone.h"
 
 #define CAMPUS_SERIAL 2024010105u
-#define DR_FLOOR 2024010100u
+#define DR_FLOOR      2024010100u
 
 static const char *ZONE_FMT =
-	"$ORIGIN example.edu.\n"
-	"$TTL 3600\n"
-	"@ IN SOA ns0.example.net. hostmaster.example.edu. %u 3600 600 1209600 3600\n"
-	"@ IN NS ns-dr\n"
-	"@ IN NS ns1\n"
-	"@ IN NS ns0.example.net.\n"
-	"ns-dr IN A 192.0.2.53\n"
-	"ns1 IN A 127.0.0.31\n"
-	"www IN A 192.0.2.80\n";
+    "$ORIGIN example.edu.\n"
+    "$TTL 3600\n"
+    "@ IN SOA ns0.example.net. hostmaster.example.edu. %u 3600 600 1209600 3600\n"
+    "@ IN NS ns-dr\n"
+    "@ IN NS ns1\n"
+    "@ IN NS ns0.example.net.\n"
+    "ns-dr IN A 192.0.2.53\n"
+    "ns1 IN A 127.0.0.31\n"
+    "www IN A 192.0.2.80\n";
 
 struct sandbox {
 	char *dir;
@@ -188,7 +188,8 @@ static void write_conf(struct sandbox *s, double default_wait)
 	         "  ns_name = \"ns-dr.example.edu.\"; control_socket = \"run/control.sock\";\n"
 	         "  state_dir = \"state\"; };\n"
 	         "master = { address = \"127.0.0.32\"; port = %u; };\n"
-	         "secondaries = ( { name = \"ns1.example.edu.\"; address = \"127.0.0.31\"; port = %u; } );\n"
+	         "secondaries = ( { name = \"ns1.example.edu.\"; address = \"127.0.0.31\"; port = "
+	         "%u; } );\n"
 	         "zones = { directory = \"zones-dr\"; dr_ttl = 600; min_ns = 1; };\n"
 	         "policy = { probe_timeout = 0.3; probe_attempts = 1; notify_timeout = 0.2;\n"
 	         "  notify_attempts = 2; poll_interval = 0.05; default_wait = %g; };\n",
@@ -217,7 +218,8 @@ static int setup(void **state)
 	s->port_master = random_port(); /* nothing there unless a test starts it */
 
 	/* the controller: its configuration as drdnsd loads it, its server */
-	struct drdns_server *probe_srv = start_server(s, &s->master_conf, "127.0.0.30", &s->port_dr);
+	struct drdns_server *probe_srv =
+	    start_server(s, &s->master_conf, "127.0.0.30", &s->port_dr);
 	drdns_server_close(probe_srv, NULL, NULL); /* only to find a free port */
 	uv_run(&s->loop, UV_RUN_NOWAIT);
 	write_conf(s, 1.0);
@@ -230,8 +232,8 @@ static int setup(void **state)
 	drdns_diag_clear(&diag);
 	free(cp);
 	char err[256] = "";
-	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &s->state, err, sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    drdns_state_load(s->conf->controller.state_dir, &s->state, err, sizeof(err)), 0);
 	s->ctx.loop = &s->loop;
 	s->ctx.conf = s->conf;
 	s->ctx.state = s->state;
@@ -282,7 +284,8 @@ static void run_until(struct sandbox *s, struct result *r)
 static json_t *promote(struct sandbox *s, bool dry_run, double wait)
 {
 	json_t *who = json_pack("{s:i}", "uid", 0);
-	struct drdns_promote_opts o = {.reason = "unit test", .dry_run = dry_run, .wait = wait, .who = who};
+	struct drdns_promote_opts o = {
+	    .reason = "unit test", .dry_run = dry_run, .wait = wait, .who = who};
 	struct result r = {0};
 	assert_int_equal(drdns_promote_start(&s->ctx, &o, on_done, &r), 0);
 	json_decref(who);
@@ -306,7 +309,8 @@ static void transfer_cb(uv_timer_t *t)
 	struct drdns_server_stats st;
 	drdns_server_stats(s->ns1, &st);
 	uint32_t serial;
-	if (st.notify_received == 0 || !drdns_state_published(s->ctx.state, "example.edu.", &serial))
+	if (st.notify_received == 0 ||
+	    !drdns_state_published(s->ctx.state, "example.edu.", &serial))
 		return;
 	uv_timer_stop(t);
 	drdns_server_set_zones(s->ns1, set_with_serial(s, serial));
@@ -328,7 +332,8 @@ static void assert_nothing_changed(struct sandbox *s)
 	assert_int_equal(gen_dirs(s), 0);
 	struct drdns_state *disk = NULL;
 	char err[256];
-	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)), 0);
+	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)),
+	                 0);
 	assert_false(disk->promoted);
 	drdns_state_free(disk);
 }
@@ -416,7 +421,8 @@ static void test_promote_then_repeat(void **state)
 	assert_int_equal(gen_dirs(s), 1);
 	struct drdns_state *disk = NULL;
 	char err[256];
-	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)), 0);
+	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)),
+	                 0);
 	assert_true(disk->promoted);
 	assert_int_equal(disk->generation, 1);
 	assert_true(drdns_state_published(disk, "example.edu.", &serial));
@@ -497,8 +503,8 @@ static void test_no_live_secondary_is_exit_3(void **state)
 	stop_ns1(s);
 	json_t *reply = promote(s, false, 0.3);
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
-	assert_non_null(strstr(json_string_value(json_object_get(reply, "message")),
-	                       "no secondary answered"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(reply, "message")), "no secondary answered"));
 	json_decref(reply);
 	assert_true(s->ctx.state->promoted);
 	assert_int_equal(served_serial(s->ctx.server), CAMPUS_SERIAL + 1);
@@ -512,7 +518,8 @@ static void test_invalid_zone_set(void **state)
 	free(p);
 	json_t *reply = promote(s, false, 0.3);
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
-	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "example.edu.zone:"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(reply, "error")), "example.edu.zone:"));
 	json_decref(reply);
 	assert_nothing_changed(s);
 	json_t *audit = audit_lines(s);
@@ -533,7 +540,8 @@ static void test_commit_failure_changes_nothing(void **state)
 	free(inside);
 	json_t *reply = promote(s, false, 0.3);
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
-	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "cannot commit"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(reply, "error")), "cannot commit"));
 	json_decref(reply);
 	assert_false(s->ctx.state->promoted);
 	assert_null(drdns_server_zones(s->ctx.server));
@@ -594,7 +602,8 @@ static void test_shutdown_during_probes(void **state)
 	run_until(s, &r);
 	run_until(s, &st);
 	assert_int_equal(reply_exit(r.reply), DRDNS_EXIT_ERROR);
-	assert_non_null(strstr(json_string_value(json_object_get(r.reply, "error")), "shutting down"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(r.reply, "error")), "shutting down"));
 	assert_int_equal(reply_exit(st.reply), DRDNS_EXIT_OK);
 	json_decref(r.reply);
 	json_decref(st.reply);
@@ -631,7 +640,8 @@ static void test_error_reply_invalid_utf8(void **state)
 	/* invalid bytes, and a 3-byte character cut after its first byte */
 	json_t *r = drdns_error_reply("promote", 1, "bad \xff file %s", "z\xc3\xa9\xe2");
 	assert_non_null(r);
-	assert_string_equal(json_string_value(json_object_get(r, "error")), "bad ? file z\xc3\xa9?");
+	assert_string_equal(json_string_value(json_object_get(r, "error")),
+	                    "bad ? file z\xc3\xa9?");
 	json_decref(r);
 	/* a long message is cut, still valid */
 	char big[10000];
@@ -649,19 +659,19 @@ int main(void)
 	srand((unsigned)getpid());
 	drdns_log_init("test_promote", false, DRDNS_LOG_ERR);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_refused_while_master_answers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused_while_master_refuses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_promote_then_repeat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_converged_is_exit_3, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_serial_known_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_live_secondary_is_exit_3, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_zone_set, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_failure_changes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_busy_is_audited, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_during_probes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_status_standby, setup, teardown),
-		cmocka_unit_test(test_error_reply_invalid_utf8),
+	    cmocka_unit_test_setup_teardown(test_refused_while_master_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_while_master_refuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_promote_then_repeat, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_converged_is_exit_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_serial_known_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_live_secondary_is_exit_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_zone_set, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_failure_changes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_busy_is_audited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shutdown_during_probes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_standby, setup, teardown),
+	    cmocka_unit_test(test_error_reply_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,11 +34,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define ZONE "example.edu."
-#define ZONE2 "2.0.192.in-addr.arpa."
-#define TEST_KEY_NAME "drdns-test."
+#define ZONE            "example.edu."
+#define ZONE2           "2.0.192.in-addr.arpa."
+#define TEST_KEY_NAME   "drdns-test."
 #define TEST_KEY_SECRET "4Ruy+pi9G1b8Xu4PHw2xaV83lZqHnT74OU6pcjsSSLg="
-#define OTHER_SECRET "c2VjcmV0LXRoYXQtZG9lcy1ub3QtbWF0Y2gtdGhlLWtleQ=="
+#define OTHER_SECRET    "c2VjcmV0LXRoYXQtZG9lcy1ub3QtbWF0Y2gtdGhlLWtleQ=="
 
 /* ============================================================ responder */
 
@@ -60,17 +60,17 @@ struct resp {
 	uint16_t port;
 
 	/* behaviour */
-	bool silent;         /* never answer */
-	int ignore_first;    /* per zone and opcode: drop the first N requests */
-	int rcode;           /* rcode of answers */
-	bool no_aa;          /* answers without AA */
-	bool no_soa;         /* NOERROR answers without the SOA */
-	bool truncate_udp;   /* UDP answers: TC set, empty */
-	bool strays_first;   /* UDP: before the answer, send near-miss answers */
-	bool strays_only;    /* UDP: send only near-miss answers */
-	uint32_t serial;     /* SOA serial served */
-	uint32_t new_serial; /* ... and after switch_after SOA queries for a zone */
-	int switch_after;    /* 0 = never */
+	bool silent;               /* never answer */
+	int ignore_first;          /* per zone and opcode: drop the first N requests */
+	int rcode;                 /* rcode of answers */
+	bool no_aa;                /* answers without AA */
+	bool no_soa;               /* NOERROR answers without the SOA */
+	bool truncate_udp;         /* UDP answers: TC set, empty */
+	bool strays_first;         /* UDP: before the answer, send near-miss answers */
+	bool strays_only;          /* UDP: send only near-miss answers */
+	uint32_t serial;           /* SOA serial served */
+	uint32_t new_serial;       /* ... and after switch_after SOA queries for a zone */
+	int switch_after;          /* 0 = never */
 	const char *sign_secret;   /* sign answers with TEST_KEY_NAME and this secret */
 	const char *verify_secret; /* check TSIG on requests with this secret */
 
@@ -170,9 +170,9 @@ static uint8_t *build_answer(struct resp *r, ldns_pkt *q, bool udp, uint32_t ser
 	}
 	if (r->sign_secret) {
 		const ldns_rdf *mac = ldns_pkt_tsig(q) ? ldns_rr_rdf(ldns_pkt_tsig(q), 3) : NULL;
-		assert_int_equal(ldns_pkt_tsig_sign(a, TEST_KEY_NAME, r->sign_secret, 300,
-		                                    "hmac-sha256.", mac),
-		                 LDNS_STATUS_OK);
+		assert_int_equal(
+		    ldns_pkt_tsig_sign(a, TEST_KEY_NAME, r->sign_secret, 300, "hmac-sha256.", mac),
+		    LDNS_STATUS_OK);
 	}
 	uint8_t *wire = NULL;
 	assert_int_equal(ldns_pkt2wire(&wire, a, olen), LDNS_STATUS_OK);
@@ -210,17 +210,19 @@ static uint8_t *handle_request(struct resp *r, const uint8_t *wire, size_t len, 
 		seen = ++z->notify;
 		r->last_notify_aa = ldns_pkt_aa(q);
 		const ldns_rr_list *an = ldns_pkt_answer(q);
-		r->last_notify_has_soa = an && ldns_rr_list_rr_count(an) == 1 &&
-		                         ldns_rr_get_type(ldns_rr_list_rr(an, 0)) == LDNS_RR_TYPE_SOA;
+		r->last_notify_has_soa =
+		    an && ldns_rr_list_rr_count(an) == 1 &&
+		    ldns_rr_get_type(ldns_rr_list_rr(an, 0)) == LDNS_RR_TYPE_SOA;
 		if (r->last_notify_has_soa)
 			r->last_notify_serial =
-			        ldns_rdf2native_int32(ldns_rr_rdf(ldns_rr_list_rr(an, 0), 2));
+			    ldns_rdf2native_int32(ldns_rr_rdf(ldns_rr_list_rr(an, 0), 2));
 	} else {
 		seen = ++z->soa;
 	}
 	uint8_t *out = NULL;
 	if (!r->silent && seen > r->ignore_first) {
-		uint32_t serial = r->switch_after && z->soa > r->switch_after ? r->new_serial : r->serial;
+		uint32_t serial =
+		    r->switch_after && z->soa > r->switch_after ? r->new_serial : r->serial;
 		if (udp && (r->strays_first || r->strays_only)) {
 			size_t l;
 			uint8_t *w;
@@ -253,7 +255,8 @@ static uint8_t *handle_request(struct resp *r, const uint8_t *wire, size_t len, 
 static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+		          (socklen_t)len);
 	else
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
 		          (socklen_t)len);
@@ -268,8 +271,8 @@ static void r_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
 	*b = uv_buf_init(rbuf, sizeof(rbuf));
 }
 
-static void r_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
-                       const struct sockaddr *addr, unsigned flags)
+static void r_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                       unsigned flags)
 {
 	(void)flags;
 	struct resp *r = h->data;
@@ -277,7 +280,8 @@ static void r_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 		return;
 	addr_text(addr, r->last_src, sizeof(r->last_src));
 	size_t olen = 0;
-	uint8_t *out = handle_request(r, (const uint8_t *)buf->base, (size_t)nread, true, addr, &olen);
+	uint8_t *out =
+	    handle_request(r, (const uint8_t *)buf->base, (size_t)nread, true, addr, &olen);
 	if (out) {
 		uv_buf_t b = uv_buf_init((char *)out, (unsigned)olen);
 		assert_true(uv_udp_try_send(&r->udp, &b, 1, addr) > 0);
@@ -491,14 +495,14 @@ static void query_cb(int status, const ldns_pkt *answer, double rtt, int attempt
 static struct drdns_query_opts opts_for(const struct resp *r, double timeout, int attempts)
 {
 	struct drdns_query_opts o = {
-		.source = NULL,
-		.address = r->addr,
-		.port = r->port,
-		.timeout = timeout,
-		.attempts = attempts,
-		.backoff = 2.0,
-		.tcp = false,
-		.key = NULL,
+	    .source = NULL,
+	    .address = r->addr,
+	    .port = r->port,
+	    .timeout = timeout,
+	    .attempts = attempts,
+	    .backoff = 2.0,
+	    .tcp = false,
+	    .key = NULL,
 	};
 	return o;
 }
@@ -521,7 +525,7 @@ static void test_udp_answer(void **state)
 	struct resp r;
 	resp_start(&loop, &r, "127.0.0.1");
 
-	struct outcome o[4] = { 0 };
+	struct outcome o[4] = {0};
 	struct drdns_query_opts opts = opts_for(&r, 2.0, 3);
 	for (int i = 0; i < 4; i++)
 		start_soa(&loop, &opts, &o[i]);
@@ -558,7 +562,7 @@ static void test_timeout_counts_attempts(void **state)
 	resp_start(&loop, &r, "127.0.0.1");
 	r.silent = true;
 
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct drdns_query_opts opts = opts_for(&r, 0.1, 3); /* 0.1 + 0.2 + 0.4 s */
 	start_soa(&loop, &opts, &o);
 	run_until(&loop, &o.done);
@@ -587,7 +591,7 @@ static void test_late_answer_to_first_attempt(void **state)
 	resp_start(&loop, &r, "127.0.0.1");
 	r.ignore_first = 1;
 
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct drdns_query_opts opts = opts_for(&r, 0.1, 3);
 	start_soa(&loop, &opts, &o);
 	run_until(&loop, &o.done);
@@ -608,7 +612,7 @@ static void test_strays_ignored(void **state)
 	resp_start(&loop, &r, "127.0.0.1");
 	r.strays_first = true;
 
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct drdns_query_opts opts = opts_for(&r, 2.0, 2);
 	start_soa(&loop, &opts, &o);
 	run_until(&loop, &o.done);
@@ -619,7 +623,7 @@ static void test_strays_ignored(void **state)
 	/* only near misses: nothing is accepted */
 	r.strays_first = false;
 	r.strays_only = true;
-	struct outcome o2 = { 0 };
+	struct outcome o2 = {0};
 	opts = opts_for(&r, 0.1, 2);
 	start_soa(&loop, &opts, &o2);
 	run_until(&loop, &o2.done);
@@ -639,7 +643,7 @@ static void test_truncated_retries_over_tcp(void **state)
 	resp_start(&loop, &r, "127.0.0.1");
 	r.truncate_udp = true;
 
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct drdns_query_opts opts = opts_for(&r, 2.0, 1);
 	start_soa(&loop, &opts, &o);
 	run_until(&loop, &o.done);
@@ -662,7 +666,7 @@ static void test_source_binding(void **state)
 	struct resp r;
 	resp_start(&loop, &r, "127.0.0.1");
 
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct drdns_query_opts opts = opts_for(&r, 2.0, 1);
 	opts.source = "127.0.0.2";
 	start_soa(&loop, &opts, &o);
@@ -670,7 +674,7 @@ static void test_source_binding(void **state)
 	assert_int_equal(o.status, 0);
 	assert_string_equal(r.last_src, "127.0.0.2");
 
-	struct outcome o2 = { 0 };
+	struct outcome o2 = {0};
 	opts.source = "127.0.0.3";
 	opts.tcp = true;
 	start_soa(&loop, &opts, &o2);
@@ -693,7 +697,7 @@ static void test_ipv6(void **state)
 	resp_start(&loop, &r, "::1");
 	r.strays_first = true;
 
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct drdns_query_opts opts = opts_for(&r, 2.0, 1);
 	opts.source = "::1";
 	start_soa(&loop, &opts, &o);
@@ -702,7 +706,7 @@ static void test_ipv6(void **state)
 	assert_int_equal(o.serial, 2026112301);
 	assert_string_equal(r.last_src, "::1");
 
-	struct outcome o2 = { 0 };
+	struct outcome o2 = {0};
 	opts.tcp = true;
 	start_soa(&loop, &opts, &o2);
 	run_until(&loop, &o2.done);
@@ -720,20 +724,20 @@ static void test_refused_port_fails_fast(void **state)
 	uv_loop_init(&loop);
 
 	struct drdns_query_opts opts = {
-		.address = "127.0.0.1",
-		.port = closed_port(),
-		.timeout = 2.0,
-		.attempts = 3,
-		.backoff = 2.0,
+	    .address = "127.0.0.1",
+	    .port = closed_port(),
+	    .timeout = 2.0,
+	    .attempts = 3,
+	    .backoff = 2.0,
 	};
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	start_soa(&loop, &opts, &o);
 	run_until(&loop, &o.done);
 	assert_int_equal(o.status, UV_ECONNREFUSED);
 	assert_int_equal(o.attempts, 3);
 	assert_true(o.rtt < 5.0); /* not 2 + 4 + 8 s */
 
-	struct outcome o2 = { 0 };
+	struct outcome o2 = {0};
 	opts.tcp = true;
 	start_soa(&loop, &opts, &o2);
 	run_until(&loop, &o2.done);
@@ -761,14 +765,14 @@ static void test_tcp_connect_timeout(void **state)
 	assert_int_equal(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), 0);
 
 	struct drdns_query_opts opts = {
-		.address = "127.0.0.1",
-		.port = ntohs(sa.sin_port),
-		.timeout = 0.2,
-		.attempts = 2,
-		.backoff = 2.0,
-		.tcp = true,
+	    .address = "127.0.0.1",
+	    .port = ntohs(sa.sin_port),
+	    .timeout = 0.2,
+	    .attempts = 2,
+	    .backoff = 2.0,
+	    .tcp = true,
 	};
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	start_soa(&loop, &opts, &o);
 	run_until(&loop, &o.done);
 	assert_int_equal(o.status, DRDNS_ETIMEOUT);
@@ -787,15 +791,15 @@ static void test_tsig(void **state)
 	struct resp r;
 	resp_start(&loop, &r, "127.0.0.1");
 	struct drdns_tsig_key key = {
-		.name = TEST_KEY_NAME,
-		.algorithm = "hmac-sha256.",
-		.secret = TEST_KEY_SECRET,
+	    .name = TEST_KEY_NAME,
+	    .algorithm = "hmac-sha256.",
+	    .secret = TEST_KEY_SECRET,
 	};
 
 	/* signed request, signed answer: verified */
 	r.verify_secret = TEST_KEY_SECRET;
 	r.sign_secret = TEST_KEY_SECRET;
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct drdns_query_opts opts = opts_for(&r, 2.0, 1);
 	opts.key = &key;
 	start_soa(&loop, &opts, &o);
@@ -807,7 +811,7 @@ static void test_tsig(void **state)
 
 	/* also over TCP (after truncation) */
 	r.truncate_udp = true;
-	struct outcome o1 = { 0 };
+	struct outcome o1 = {0};
 	start_soa(&loop, &opts, &o1);
 	run_until(&loop, &o1.done);
 	assert_int_equal(o1.status, 0);
@@ -817,7 +821,7 @@ static void test_tsig(void **state)
 
 	/* answer signed with another secret */
 	r.sign_secret = OTHER_SECRET;
-	struct outcome o2 = { 0 };
+	struct outcome o2 = {0};
 	start_soa(&loop, &opts, &o2);
 	run_until(&loop, &o2.done);
 	assert_int_equal(o2.status, DRDNS_ETSIG);
@@ -825,7 +829,7 @@ static void test_tsig(void **state)
 
 	/* unsigned answer to a signed request */
 	r.sign_secret = NULL;
-	struct outcome o3 = { 0 };
+	struct outcome o3 = {0};
 	start_soa(&loop, &opts, &o3);
 	run_until(&loop, &o3.done);
 	assert_int_equal(o3.status, DRDNS_ETSIG);
@@ -884,7 +888,7 @@ static void test_burst_beyond_fd_limit(void **state)
 	low = old;
 	low.rlim_cur = 128;
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	struct burst b = { 0 };
+	struct burst b = {0};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, burst_thread, &b), 0);
 	pthread_join(t, NULL);
@@ -912,8 +916,8 @@ static void test_start_errors(void **state)
 	(void)state;
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct drdns_query_opts opts = { .address = "not-an-address", .port = 53, .timeout = 1,
-		                         .attempts = 1 };
+	struct drdns_query_opts opts = {
+	    .address = "not-an-address", .port = 53, .timeout = 1, .attempts = 1};
 	ldns_pkt *p = drdns_query_new_pkt(ZONE, LDNS_RR_TYPE_SOA, LDNS_PACKET_QUERY);
 	assert_int_equal(drdns_query_start(&loop, p, &opts, never_cb, NULL), DRDNS_EINVAL);
 	opts.address = "127.0.0.1";
@@ -936,9 +940,12 @@ static void test_local_bind_error_via_callback(void **state)
 	(void)state;
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct drdns_query_opts opts = { .address = "127.0.0.1", .port = closed_port(),
-		                         .source = "192.0.2.1", .timeout = 1, .attempts = 3 };
-	struct outcome o = { 0 };
+	struct drdns_query_opts opts = {.address = "127.0.0.1",
+	                                .port = closed_port(),
+	                                .source = "192.0.2.1",
+	                                .timeout = 1,
+	                                .attempts = 3};
+	struct outcome o = {0};
 	start_soa(&loop, &opts, &o);
 	run_until(&loop, &o.done);
 	assert_int_equal(o.status, UV_EADDRNOTAVAIL);
@@ -983,18 +990,18 @@ static void test_probe_batch(void **state)
 	ok.serial = 42;
 
 	struct drdns_soa_target t[] = {
-		{ "ok", "127.0.0.1", ok.port, ZONE },
-		{ "refused", "127.0.0.1", refused.port, ZONE },
-		{ "silent", "127.0.0.1", silent.port, ZONE },
-		{ "notaa", "127.0.0.1", notaa.port, ZONE },
-		{ "nosoa", "127.0.0.1", nosoa.port, ZONE },
-		{ "servfail", "127.0.0.1", servfail.port, ZONE },
-		{ "closed", "127.0.0.1", closed_port(), ZONE },
-		{ "ok2", "127.0.0.1", ok.port, ZONE2 },
-		{ "bad", "nowhere", 53, ZONE },
+	    {"ok", "127.0.0.1", ok.port, ZONE},
+	    {"refused", "127.0.0.1", refused.port, ZONE},
+	    {"silent", "127.0.0.1", silent.port, ZONE},
+	    {"notaa", "127.0.0.1", notaa.port, ZONE},
+	    {"nosoa", "127.0.0.1", nosoa.port, ZONE},
+	    {"servfail", "127.0.0.1", servfail.port, ZONE},
+	    {"closed", "127.0.0.1", closed_port(), ZONE},
+	    {"ok2", "127.0.0.1", ok.port, ZONE2},
+	    {"bad", "nowhere", 53, ZONE},
 	};
 	size_t n = sizeof(t) / sizeof(t[0]);
-	struct probe_out p = { 0 };
+	struct probe_out p = {0};
 	assert_int_equal(drdns_probe_soa(&loop, "127.0.0.2", t, n, 0.2, 2, false, probe_cb, &p), 0);
 	assert_false(p.done);
 	run_until(&loop, &p.done);
@@ -1026,7 +1033,7 @@ static void test_probe_batch(void **state)
 	drdns_soa_results_free(p.res, p.n);
 
 	/* n == 0: called from the loop */
-	struct probe_out p0 = { 0 };
+	struct probe_out p0 = {0};
 	assert_int_equal(drdns_probe_soa(&loop, NULL, NULL, 0, 1.0, 1, false, probe_cb, &p0), 0);
 	assert_false(p0.done);
 	run_until(&loop, &p0.done);
@@ -1074,15 +1081,14 @@ static void test_notify_batch(void **state)
 	c.silent = true;
 
 	struct drdns_xfr_peer peers[] = {
-		{ "ns1.example.edu.", "127.0.0.1", a.port, NULL },
-		{ "ns2.example.edu.", "127.0.0.1", b.port, NULL },
-		{ "ns3.example.edu.", "127.0.0.1", c.port, NULL },
+	    {"ns1.example.edu.", "127.0.0.1", a.port, NULL},
+	    {"ns2.example.edu.", "127.0.0.1", b.port, NULL},
+	    {"ns3.example.edu.", "127.0.0.1", c.port, NULL},
 	};
-	struct drdns_zone_serial zones[] = { { ZONE, 2026112400 }, { ZONE2, 7 } };
-	struct notify_out o = { 0 };
-	assert_int_equal(drdns_notify_batch(&loop, "127.0.0.2", peers, 3, zones, 2, 0.05, 4,
-	                                    notify_cb, &o),
-	                 0);
+	struct drdns_zone_serial zones[] = {{ZONE, 2026112400}, {ZONE2, 7}};
+	struct notify_out o = {0};
+	assert_int_equal(
+	    drdns_notify_batch(&loop, "127.0.0.2", peers, 3, zones, 2, 0.05, 4, notify_cb, &o), 0);
 	assert_false(o.done);
 	run_until(&loop, &o.done);
 	assert_int_equal(o.calls, 1);
@@ -1124,9 +1130,9 @@ static void test_notify_batch(void **state)
 	free(o.res);
 
 	/* nothing to do: called from the loop with no results */
-	struct notify_out o0 = { 0 };
-	assert_int_equal(drdns_notify_batch(&loop, NULL, peers, 0, zones, 2, 1.0, 1, notify_cb, &o0),
-	                 0);
+	struct notify_out o0 = {0};
+	assert_int_equal(
+	    drdns_notify_batch(&loop, NULL, peers, 0, zones, 2, 1.0, 1, notify_cb, &o0), 0);
 	assert_false(o0.done);
 	run_until(&loop, &o0.done);
 	assert_int_equal(o0.n, 0);
@@ -1147,13 +1153,13 @@ static void test_notify_tsig(void **state)
 	resp_start(&loop, &a, "127.0.0.1");
 	a.verify_secret = TEST_KEY_SECRET;
 	a.sign_secret = TEST_KEY_SECRET;
-	struct drdns_tsig_key key = { .name = TEST_KEY_NAME, .algorithm = "hmac-sha256.",
-		                      .secret = TEST_KEY_SECRET };
-	struct drdns_xfr_peer peers[] = { { "ns2.example.edu.", "127.0.0.1", a.port, &key } };
-	struct drdns_zone_serial zones[] = { { ZONE, 99 } };
-	struct notify_out o = { 0 };
-	assert_int_equal(
-	        drdns_notify_batch(&loop, NULL, peers, 1, zones, 1, 1.0, 2, notify_cb, &o), 0);
+	struct drdns_tsig_key key = {
+	    .name = TEST_KEY_NAME, .algorithm = "hmac-sha256.", .secret = TEST_KEY_SECRET};
+	struct drdns_xfr_peer peers[] = {{"ns2.example.edu.", "127.0.0.1", a.port, &key}};
+	struct drdns_zone_serial zones[] = {{ZONE, 99}};
+	struct notify_out o = {0};
+	assert_int_equal(drdns_notify_batch(&loop, NULL, peers, 1, zones, 1, 1.0, 2, notify_cb, &o),
+	                 0);
 	run_until(&loop, &o.done);
 	assert_true(o.res[0].acked);
 	assert_int_equal(a.tsig_ok, 1);
@@ -1199,16 +1205,16 @@ static void test_converge_watch(void **state)
 	d.serial = 150;
 
 	struct drdns_xfr_peer peers[] = {
-		{ "ns1.example.edu.", "127.0.0.1", a.port, NULL },
-		{ "ns2.example.edu.", "127.0.0.1", b.port, NULL },
-		{ "ns3.example.edu.", "127.0.0.1", c.port, NULL },
-		{ "ns4.example.edu.", "127.0.0.1", d.port, NULL },
+	    {"ns1.example.edu.", "127.0.0.1", a.port, NULL},
+	    {"ns2.example.edu.", "127.0.0.1", b.port, NULL},
+	    {"ns3.example.edu.", "127.0.0.1", c.port, NULL},
+	    {"ns4.example.edu.", "127.0.0.1", d.port, NULL},
 	};
-	struct drdns_zone_serial zones[] = { { ZONE, 101 }, { ZONE2, 101 } };
-	struct conv_out o = { 0 };
-	assert_int_equal(drdns_converge_watch(&loop, "127.0.0.2", peers, 4, zones, 2, 0.05, 1.5,
-	                                      conv_cb, &o),
-	                 0);
+	struct drdns_zone_serial zones[] = {{ZONE, 101}, {ZONE2, 101}};
+	struct conv_out o = {0};
+	assert_int_equal(
+	    drdns_converge_watch(&loop, "127.0.0.2", peers, 4, zones, 2, 0.05, 1.5, conv_cb, &o),
+	    0);
 	assert_false(o.done);
 	run_until(&loop, &o.done);
 	assert_int_equal(o.calls, 1);
@@ -1262,14 +1268,14 @@ static void test_converge_early_end_and_wrap(void **state)
 	resp_start(&loop, &b, "127.0.0.1");
 	b.serial = 4294967290u;
 	struct drdns_xfr_peer peers[] = {
-		{ "ns1.example.edu.", "127.0.0.1", a.port, NULL },
-		{ "ns2.example.edu.", "127.0.0.1", b.port, NULL },
+	    {"ns1.example.edu.", "127.0.0.1", a.port, NULL},
+	    {"ns2.example.edu.", "127.0.0.1", b.port, NULL},
 	};
-	struct drdns_zone_serial zones[] = { { ZONE, 4294967290u } };
-	struct conv_out o = { 0 };
+	struct drdns_zone_serial zones[] = {{ZONE, 4294967290u}};
+	struct conv_out o = {0};
 	uint64_t t0 = uv_hrtime();
 	assert_int_equal(
-	        drdns_converge_watch(&loop, NULL, peers, 2, zones, 1, 0.1, 30.0, conv_cb, &o), 0);
+	    drdns_converge_watch(&loop, NULL, peers, 2, zones, 1, 0.1, 30.0, conv_cb, &o), 0);
 	run_until(&loop, &o.done);
 	assert_true((uv_hrtime() - t0) / 1e9 < 10.0);
 	assert_true(o.res[0].converged);
@@ -1279,16 +1285,16 @@ static void test_converge_early_end_and_wrap(void **state)
 
 	/* a serial 2^31 away is not "newer" (undefined): not converged */
 	a.serial = 4294967290u + 0x80000000u;
-	struct drdns_xfr_peer one[] = { { "ns1.example.edu.", "127.0.0.1", a.port, NULL } };
-	struct conv_out o2 = { 0 };
+	struct drdns_xfr_peer one[] = {{"ns1.example.edu.", "127.0.0.1", a.port, NULL}};
+	struct conv_out o2 = {0};
 	assert_int_equal(
-	        drdns_converge_watch(&loop, NULL, one, 1, zones, 1, 0.05, 0.3, conv_cb, &o2), 0);
+	    drdns_converge_watch(&loop, NULL, one, 1, zones, 1, 0.05, 0.3, conv_cb, &o2), 0);
 	run_until(&loop, &o2.done);
 	assert_false(o2.res[0].converged);
 	drdns_converge_results_free(o2.res, o2.n);
 
 	/* no peers: called from the loop with nothing */
-	struct conv_out o3 = { 0 };
+	struct conv_out o3 = {0};
 	assert_int_equal(drdns_converge_watch(&loop, NULL, NULL, 0, zones, 1, 0.1, 5, conv_cb, &o3),
 	                 0);
 	assert_false(o3.done);
@@ -1304,24 +1310,24 @@ static void test_converge_early_end_and_wrap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_udp_answer),
-		cmocka_unit_test(test_timeout_counts_attempts),
-		cmocka_unit_test(test_late_answer_to_first_attempt),
-		cmocka_unit_test(test_strays_ignored),
-		cmocka_unit_test(test_truncated_retries_over_tcp),
-		cmocka_unit_test(test_source_binding),
-		cmocka_unit_test(test_ipv6),
-		cmocka_unit_test(test_refused_port_fails_fast),
-		cmocka_unit_test(test_tcp_connect_timeout),
-		cmocka_unit_test(test_tsig),
-		cmocka_unit_test(test_burst_beyond_fd_limit),
-		cmocka_unit_test(test_start_errors),
-		cmocka_unit_test(test_local_bind_error_via_callback),
-		cmocka_unit_test(test_probe_batch),
-		cmocka_unit_test(test_notify_batch),
-		cmocka_unit_test(test_notify_tsig),
-		cmocka_unit_test(test_converge_watch),
-		cmocka_unit_test(test_converge_early_end_and_wrap),
+	    cmocka_unit_test(test_udp_answer),
+	    cmocka_unit_test(test_timeout_counts_attempts),
+	    cmocka_unit_test(test_late_answer_to_first_attempt),
+	    cmocka_unit_test(test_strays_ignored),
+	    cmocka_unit_test(test_truncated_retries_over_tcp),
+	    cmocka_unit_test(test_source_binding),
+	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_refused_port_fails_fast),
+	    cmocka_unit_test(test_tcp_connect_timeout),
+	    cmocka_unit_test(test_tsig),
+	    cmocka_unit_test(test_burst_beyond_fd_limit),
+	    cmocka_unit_test(test_start_errors),
+	    cmocka_unit_test(test_local_bind_error_via_callback),
+	    cmocka_unit_test(test_probe_batch),
+	    cmocka_unit_test(test_notify_batch),
+	    cmocka_unit_test(test_notify_tsig),
+	    cmocka_unit_test(test_converge_watch),
+	    cmocka_unit_test(test_converge_early_end_and_wrap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,10 +28,10 @@
 #include "drdns/zone.h"
 
 #define NS_DR "ns-dr.example.edu."
-#define NS0 "ns0.example.edu."
-#define NS1 "ns1.example.edu."
-#define NS2 "ns2.example.edu."
-#define NS3 "ns3.example.edu."
+#define NS0   "ns0.example.edu."
+#define NS1   "ns1.example.edu."
+#define NS2   "ns2.example.edu."
+#define NS3   "ns3.example.edu."
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -129,22 +129,22 @@ static uint32_t soa_field(const ldns_rr *soa, size_t idx)
 
 /* The standard probe results: ns1 and ns2 answered, ns0 timed out. */
 static const struct drdns_ns_probe std_probes[] = {
-	{NS0, "198.51.100.10", false, "timeout"},
-	{NS1, "192.0.2.11", true, NULL},
-	{NS2, "192.0.2.12", true, NULL},
+    {NS0, "198.51.100.10", false, "timeout"},
+    {NS1, "192.0.2.11", true, NULL},
+    {NS2, "192.0.2.12", true, NULL},
 };
 static const uint32_t std_observed[] = {2024010105u, 2024010109u, 2024010100u};
 
 static struct drdns_rewrite_input std_input(void)
 {
 	struct drdns_rewrite_input in = {
-		.ns_name = NS_DR,
-		.dr_ttl = 600,
-		.min_ns = 2,
-		.probes = std_probes,
-		.n_probes = 3,
-		.observed = std_observed,
-		.n_observed = 3,
+	    .ns_name = NS_DR,
+	    .dr_ttl = 600,
+	    .min_ns = 2,
+	    .probes = std_probes,
+	    .n_probes = 3,
+	    .observed = std_observed,
+	    .n_observed = 3,
 	};
 	return in;
 }
@@ -470,8 +470,8 @@ static void test_self_added(void **state)
 	(void)state;
 	struct drdns_zone *z = load_fixture("zone-rewrite-noself");
 	struct drdns_ns_probe probes[] = {
-		{NS1, "192.0.2.11", true, NULL},
-		{NS2, "192.0.2.12", true, NULL},
+	    {NS1, "192.0.2.11", true, NULL},
+	    {NS2, "192.0.2.12", true, NULL},
 	};
 	struct drdns_rewrite_input in = std_input();
 	in.probes = probes;
@@ -518,8 +518,8 @@ static void test_self_added_without_glue_stays_loadable(void **state)
 	(void)state;
 	struct drdns_zone *z = load_fixture("zone-rewrite-noself-noglue");
 	struct drdns_ns_probe probes[] = {
-		{NS1, "192.0.2.11", true, NULL},
-		{NS2, "192.0.2.12", true, NULL},
+	    {NS1, "192.0.2.11", true, NULL},
+	    {NS2, "192.0.2.12", true, NULL},
 	};
 	struct drdns_rewrite_input in = std_input();
 	in.probes = probes;
@@ -559,7 +559,8 @@ static void test_self_added_without_glue_stays_loadable(void **state)
 	drdns_zone_free(out);
 	assert_int_equal(wrc, 0);
 	if (lrc != 0)
-		fail_msg("the rewrite succeeded but its output does not pass zone validation (%d)", lrc);
+		fail_msg("the rewrite succeeded but its output does not pass zone validation (%d)",
+		         lrc);
 }
 
 static void test_min_ns_restores(void **state)
@@ -619,9 +620,9 @@ static void test_min_ns_file_order(void **state)
 	 * put back, and "in file order" means ns3 (canonical order would pick ns0). */
 	struct drdns_zone *z = load_fixture("zone-rewrite-order");
 	struct drdns_ns_probe probes[] = {
-		{NS0, "198.51.100.10", false, "timeout"},
-		{NS1, "192.0.2.11", true, NULL},
-		{NS3, "192.0.2.13", false, "REFUSED"},
+	    {NS0, "198.51.100.10", false, "timeout"},
+	    {NS1, "192.0.2.11", true, NULL},
+	    {NS3, "192.0.2.13", false, "REFUSED"},
 	};
 	struct drdns_rewrite_input in = std_input();
 	in.probes = probes;
@@ -659,8 +660,8 @@ static void test_no_probe_entry(void **state)
 	(void)state;
 	struct drdns_zone *z = load_fixture("zone-rewrite");
 	struct drdns_ns_probe probes[] = {
-		{NS1, "192.0.2.11", true, NULL},
-		{NS2, "192.0.2.12", true, NULL},
+	    {NS1, "192.0.2.11", true, NULL},
+	    {NS2, "192.0.2.12", true, NULL},
 	};
 	struct drdns_rewrite_input in = std_input();
 	in.probes = probes;
@@ -680,9 +681,9 @@ static void test_no_probe_entry(void **state)
 
 	/* a probe entry without an address means the same */
 	struct drdns_ns_probe probes2[] = {
-		{NS0, NULL, false, NULL},
-		{NS1, "192.0.2.11", true, NULL},
-		{NS2, "192.0.2.12", true, NULL},
+	    {NS0, NULL, false, NULL},
+	    {NS1, "192.0.2.11", true, NULL},
+	    {NS2, "192.0.2.12", true, NULL},
 	};
 	in.probes = probes2;
 	in.n_probes = 3;
@@ -808,10 +809,10 @@ static void test_verdict_strings(void **state)
 {
 	(void)state;
 	const char *s[4] = {
-		drdns_ns_verdict_str(DRDNS_NS_KEEP_SELF),
-		drdns_ns_verdict_str(DRDNS_NS_KEEP_ANSWERED),
-		drdns_ns_verdict_str(DRDNS_NS_KEEP_MIN_NS),
-		drdns_ns_verdict_str(DRDNS_NS_DROP),
+	    drdns_ns_verdict_str(DRDNS_NS_KEEP_SELF),
+	    drdns_ns_verdict_str(DRDNS_NS_KEEP_ANSWERED),
+	    drdns_ns_verdict_str(DRDNS_NS_KEEP_MIN_NS),
+	    drdns_ns_verdict_str(DRDNS_NS_DROP),
 	};
 	for (int i = 0; i < 4; i++) {
 		assert_non_null(s[i]);
@@ -886,23 +887,23 @@ static void test_plan_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_drop_dead_ns_and_glue),
-		cmocka_unit_test(test_dropped_glue_format),
-		cmocka_unit_test(test_soa_and_serial),
-		cmocka_unit_test(test_ttl_clamp_and_untouched),
-		cmocka_unit_test(test_no_clamp_when_dr_ttl_large),
-		cmocka_unit_test(test_input_unchanged_and_output_valid),
-		cmocka_unit_test(test_self_added),
-		cmocka_unit_test(test_self_added_without_glue_stays_loadable),
-		cmocka_unit_test(test_min_ns_restores),
-		cmocka_unit_test(test_min_ns_file_order),
-		cmocka_unit_test(test_no_probe_entry),
-		cmocka_unit_test(test_serial_no_observed),
-		cmocka_unit_test(test_serial_floor_from_file),
-		cmocka_unit_test(test_serial_undefined_refused),
-		cmocka_unit_test(test_signed_zone_refused),
-		cmocka_unit_test(test_verdict_strings),
-		cmocka_unit_test(test_plan_json),
+	    cmocka_unit_test(test_drop_dead_ns_and_glue),
+	    cmocka_unit_test(test_dropped_glue_format),
+	    cmocka_unit_test(test_soa_and_serial),
+	    cmocka_unit_test(test_ttl_clamp_and_untouched),
+	    cmocka_unit_test(test_no_clamp_when_dr_ttl_large),
+	    cmocka_unit_test(test_input_unchanged_and_output_valid),
+	    cmocka_unit_test(test_self_added),
+	    cmocka_unit_test(test_self_added_without_glue_stays_loadable),
+	    cmocka_unit_test(test_min_ns_restores),
+	    cmocka_unit_test(test_min_ns_file_order),
+	    cmocka_unit_test(test_no_probe_entry),
+	    cmocka_unit_test(test_serial_no_observed),
+	    cmocka_unit_test(test_serial_floor_from_file),
+	    cmocka_unit_test(test_serial_undefined_refused),
+	    cmocka_unit_test(test_signed_zone_refused),
+	    cmocka_unit_test(test_verdict_strings),
+	    cmocka_unit_test(test_plan_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -309,7 +309,8 @@ static void test_next_property(void **state)
 		int rc = drdns_serial_next(obs, n, floor, &got, &why);
 		if (orc < 0) {
 			if (rc != DRDNS_ESERIAL)
-				fail_msg("iter %d: expected refusal, got rc=%d out=%u", iter, rc, got);
+				fail_msg("iter %d: expected refusal, got rc=%d out=%u", iter, rc,
+				         got);
 			assert_non_null(why);
 			refused_count++;
 			continue;
@@ -324,7 +325,8 @@ static void test_next_property(void **state)
 				fail_msg("iter %d: step %u -> %u is >= 2^31", iter, obs[i], got);
 		}
 		if (got != want)
-			fail_msg("iter %d: n=%zu floor=%u: got %u want %u", iter, n, floor, got, want);
+			fail_msg("iter %d: n=%zu floor=%u: got %u want %u", iter, n, floor, got,
+			         want);
 		ok_count++;
 	}
 	/* the generator must exercise both outcomes */
@@ -402,24 +404,24 @@ static void test_failback_two_step(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cmp_basic),
-		cmocka_unit_test(test_cmp_wrap),
-		cmocka_unit_test(test_cmp_undefined),
-		cmocka_unit_test(test_gt),
-		cmocka_unit_test(test_add),
-		cmocka_unit_test(test_next_simple),
-		cmocka_unit_test(test_next_wrap),
-		cmocka_unit_test(test_next_mixed_wrap),
-		cmocka_unit_test(test_next_floor_higher),
-		cmocka_unit_test(test_next_floor_lower_ignored),
-		cmocka_unit_test(test_next_floor_too_far_ignored),
-		cmocka_unit_test(test_next_undefined_pair),
-		cmocka_unit_test(test_next_span_too_wide),
-		cmocka_unit_test(test_next_empty),
-		cmocka_unit_test(test_next_property),
-		cmocka_unit_test(test_failback_master_ahead),
-		cmocka_unit_test(test_failback_master_behind_small),
-		cmocka_unit_test(test_failback_two_step),
+	    cmocka_unit_test(test_cmp_basic),
+	    cmocka_unit_test(test_cmp_wrap),
+	    cmocka_unit_test(test_cmp_undefined),
+	    cmocka_unit_test(test_gt),
+	    cmocka_unit_test(test_add),
+	    cmocka_unit_test(test_next_simple),
+	    cmocka_unit_test(test_next_wrap),
+	    cmocka_unit_test(test_next_mixed_wrap),
+	    cmocka_unit_test(test_next_floor_higher),
+	    cmocka_unit_test(test_next_floor_lower_ignored),
+	    cmocka_unit_test(test_next_floor_too_far_ignored),
+	    cmocka_unit_test(test_next_undefined_pair),
+	    cmocka_unit_test(test_next_span_too_wide),
+	    cmocka_unit_test(test_next_empty),
+	    cmocka_unit_test(test_next_property),
+	    cmocka_unit_test(test_failback_master_ahead),
+	    cmocka_unit_test(test_failback_master_behind_small),
+	    cmocka_unit_test(test_failback_two_step),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,15 +38,21 @@
 #include "drdns/tsig.h"
 #include "drdns/zone.h"
 
-#define BIG_HOSTS 20000
+#define BIG_HOSTS      20000
 #define EXAMPLE_SERIAL 2024010101u
-#define BIG_SERIAL 7u
-#define STALL_SERIAL 9u
-#define POOL_THREADS 4 /* UV_THREADPOOL_SIZE, set in main() */
+#define BIG_SERIAL     7u
+#define STALL_SERIAL   9u
+#define POOL_THREADS   4 /* UV_THREADPOOL_SIZE, set in main() */
 
 /* ------------------------------------------------------------ harness */
 
-enum cmd { CMD_NONE, CMD_SET_ZONES, CMD_STATS, CMD_SET_CONF, CMD_CLOSE };
+enum cmd {
+	CMD_NONE,
+	CMD_SET_ZONES,
+	CMD_STATS,
+	CMD_SET_CONF,
+	CMD_CLOSE
+};
 
 struct harness {
 	uv_loop_t loop;
@@ -64,12 +70,12 @@ struct harness {
 	struct drdns_conf strict; /* no allow_transfer */
 	struct drdns_secondary secs[2];
 	char *allow[1];
-	struct drdns_tsig_key *key;  /* the keyed secondary's key (tsig-good.key) */
-	struct drdns_tsig_key wrong; /* same name, other secret */
+	struct drdns_tsig_key *key;     /* the keyed secondary's key (tsig-good.key) */
+	struct drdns_tsig_key wrong;    /* same name, other secret */
 	struct drdns_tsig_key stranger; /* a key the server does not know */
 	uint16_t port;
 
-	struct drdns_zone *big_ref; /* reference copy of big.test. for comparisons */
+	struct drdns_zone *big_ref;   /* reference copy of big.test. for comparisons */
 	struct drdns_zone *stall_ref; /* stall.test. */
 	size_t stall_records;
 };
@@ -96,21 +102,14 @@ static void on_async(uv_async_t *a)
 {
 	struct harness *h = a->data;
 	switch (h->cmd) {
-	case CMD_SET_ZONES:
-		drdns_server_set_zones(h->srv, h->arg);
-		break;
-	case CMD_STATS:
-		drdns_server_stats(h->srv, &h->stats);
-		break;
-	case CMD_SET_CONF:
-		drdns_server_set_conf(h->srv, h->arg);
-		break;
+	case CMD_SET_ZONES: drdns_server_set_zones(h->srv, h->arg); break;
+	case CMD_STATS: drdns_server_stats(h->srv, &h->stats); break;
+	case CMD_SET_CONF: drdns_server_set_conf(h->srv, h->arg); break;
 	case CMD_CLOSE:
 		h->cmd = CMD_NONE;
 		drdns_server_close(h->srv, on_server_closed, h);
 		return; /* posted from on_server_closed */
-	case CMD_NONE:
-		break;
+	case CMD_NONE: break;
 	}
 	h->cmd = CMD_NONE;
 	uv_sem_post(&h->done);
@@ -150,10 +149,10 @@ static struct drdns_zone *make_big_zone(void)
 	assert_int_equal(ldns_rr_new_frm_str(&z->soa, buf, 0, NULL, NULL), LDNS_STATUS_OK);
 	z->rrs = ldns_rr_list_new();
 	const char *fixed[] = {
-		"big.test. 3600 IN NS ns1.big.test.",
-		"big.test. 3600 IN NS ns2.big.test.",
-		"ns1.big.test. 3600 IN A 192.0.2.1",
-		"ns2.big.test. 3600 IN A 192.0.2.2",
+	    "big.test. 3600 IN NS ns1.big.test.",
+	    "big.test. 3600 IN NS ns2.big.test.",
+	    "ns1.big.test. 3600 IN A 192.0.2.1",
+	    "ns2.big.test. 3600 IN A 192.0.2.2",
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(*fixed); i++) {
 		ldns_rr *rr = NULL;
@@ -168,7 +167,7 @@ static struct drdns_zone *make_big_zone(void)
 		ldns_rr_set_owner(rr, ldns_dname_new_frm_str(buf));
 		ldns_rr_set_ttl(rr, 600);
 		ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
-		uint8_t a[4] = { 10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i };
+		uint8_t a[4] = {10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
 		ldns_rr_set_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, a), 0);
 		ldns_rr_list_push_rr(z->rrs, rr);
 	}
@@ -205,13 +204,14 @@ static struct drdns_zone *make_stall_zone(size_t n)
 	z->name = strdup("stall.test.");
 	assert_int_equal(ldns_str2rdf_dname(&z->origin, "stall.test."), LDNS_STATUS_OK);
 	char buf[256];
-	snprintf(buf, sizeof(buf),
-	         "stall.test. 3600 IN SOA ns1.stall.test. hostmaster.stall.test. %u 3600 600 604800 300",
-	         STALL_SERIAL);
+	snprintf(
+	    buf, sizeof(buf),
+	    "stall.test. 3600 IN SOA ns1.stall.test. hostmaster.stall.test. %u 3600 600 604800 300",
+	    STALL_SERIAL);
 	assert_int_equal(ldns_rr_new_frm_str(&z->soa, buf, 0, NULL, NULL), LDNS_STATUS_OK);
 	z->rrs = ldns_rr_list_new();
-	const char *fixed[] = { "stall.test. 3600 IN NS ns1.stall.test.",
-		                "ns1.stall.test. 3600 IN A 192.0.2.9" };
+	const char *fixed[] = {"stall.test. 3600 IN NS ns1.stall.test.",
+	                       "ns1.stall.test. 3600 IN A 192.0.2.9"};
 	for (size_t i = 0; i < 2; i++) {
 		ldns_rr *rr = NULL;
 		assert_int_equal(ldns_rr_new_frm_str(&rr, fixed[i], 0, NULL, NULL), LDNS_STATUS_OK);
@@ -229,7 +229,8 @@ static struct drdns_zone *make_stall_zone(size_t n)
 		for (int k = 0; k < 8; k++) {
 			str[0] = sizeof(str) - 1;
 			memset(str + 1, 'a' + (int)((i + (size_t)k) % 26), sizeof(str) - 1);
-			ldns_rr_push_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, sizeof(str), str));
+			ldns_rr_push_rdf(
+			    rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, sizeof(str), str));
 		}
 		ldns_rr_list_push_rr(z->rrs, rr);
 	}
@@ -241,7 +242,7 @@ static struct drdns_zone *make_stall_zone(size_t n)
 static struct drdns_zoneset *make_set(void)
 {
 	char *dir = data_path("server-set");
-	struct drdns_diag diag = { 0 };
+	struct drdns_diag diag = {0};
 	struct drdns_zoneset *set = NULL;
 	int rc = drdns_zoneset_load_dir(dir, &set, &diag);
 	if (rc != 0) {
@@ -267,22 +268,21 @@ static int group_setup(void **state)
 	(void)state;
 	memset(&H, 0, sizeof(H));
 	char *kpath = data_path("tsig-good.key");
-	struct drdns_diag diag = { 0 };
+	struct drdns_diag diag = {0};
 	if (drdns_tsig_key_load(kpath, &H.key, &diag) != 0)
 		return -1;
 	free(kpath);
-	H.wrong = (struct drdns_tsig_key){ H.key->name, H.key->algorithm,
-		                           "c2VjcmV0LWtleS1mb3ItZHJkbnMtdW5pdC10ZXN0cw==" };
-	H.stranger = (struct drdns_tsig_key){ "stranger.", "hmac-sha256.", H.key->secret };
+	H.wrong = (struct drdns_tsig_key){H.key->name, H.key->algorithm,
+	                                  "c2VjcmV0LWtleS1mb3ItZHJkbnMtdW5pdC10ZXN0cw=="};
+	H.stranger = (struct drdns_tsig_key){"stranger.", "hmac-sha256.", H.key->secret};
 
-	H.secs[0] = (struct drdns_secondary){ .name = "ns-keyed.example.edu.",
-		                              .address = "192.0.2.99",
-		                              .port = 53,
-		                              .tsig_key_file = "tsig-good.key",
-		                              .key = H.key };
-	H.secs[1] = (struct drdns_secondary){ .name = "ns-plain.example.edu.",
-		                              .address = "127.0.0.2",
-		                              .port = 53 };
+	H.secs[0] = (struct drdns_secondary){.name = "ns-keyed.example.edu.",
+	                                     .address = "192.0.2.99",
+	                                     .port = 53,
+	                                     .tsig_key_file = "tsig-good.key",
+	                                     .key = H.key};
+	H.secs[1] = (struct drdns_secondary){
+	    .name = "ns-plain.example.edu.", .address = "127.0.0.2", .port = 53};
 	H.allow[0] = "::ffff:127.0.0.1"; /* mapped form on purpose: compared as 127.0.0.1 */
 	H.conf.controller.address = "127.0.0.1";
 	H.conf.controller.ns_name = "ns-dr.example.edu.";
@@ -358,7 +358,7 @@ static int client_socket(int type, const char *src)
 {
 	int fd = socket(AF_INET, type, 0);
 	assert_true(fd >= 0);
-	struct timeval tv = { 5, 0 };
+	struct timeval tv = {5, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (src) {
 		struct sockaddr_in sa;
@@ -375,8 +375,9 @@ static ldns_pkt *udp_raw(const uint8_t *wire, size_t len, const char *src, int t
 	int fd = client_socket(SOCK_DGRAM, src);
 	struct sockaddr_in to;
 	fill_addr(&to, "127.0.0.1", H.port);
-	assert_int_equal(sendto(fd, wire, len, 0, (struct sockaddr *)&to, sizeof(to)), (ssize_t)len);
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	assert_int_equal(sendto(fd, wire, len, 0, (struct sockaddr *)&to, sizeof(to)),
+	                 (ssize_t)len);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	ldns_pkt *r = NULL;
 	if (poll(&p, 1, timeout_ms) == 1) {
 		uint8_t buf[65536];
@@ -512,8 +513,8 @@ struct xfr_result {
 	size_t max_len;
 	bool later_have_question;
 	bool all_signed;
-	bool end;          /* the closing SOA arrived */
-	uint8_t **wires;   /* every message as received */
+	bool end;        /* the closing SOA arrived */
+	uint8_t **wires; /* every message as received */
 	size_t *lens;
 	/* reading state */
 	int fd;
@@ -538,8 +539,12 @@ static void xfr_result_free(struct xfr_result *x)
 static struct xfr_result xfr_reader(int fd, uint16_t id, const struct drdns_tsig_key *key,
                                     const ldns_rdf *req_mac)
 {
-	struct xfr_result x = { .rrs = ldns_rr_list_new(), .all_signed = true, .fd = fd, .id = id,
-		                .key = key, .mac = req_mac ? ldns_rdf_clone(req_mac) : NULL };
+	struct xfr_result x = {.rrs = ldns_rr_list_new(),
+	                       .all_signed = true,
+	                       .fd = fd,
+	                       .id = id,
+	                       .key = key,
+	                       .mac = req_mac ? ldns_rdf_clone(req_mac) : NULL};
 	return x;
 }
 
@@ -611,7 +616,8 @@ static void check_full_zone(const struct xfr_result *x, const struct drdns_zone 
 	assert_int_equal(ldns_rr_compare(ldns_rr_list_rr(x->rrs, 0), z->soa), 0);
 	assert_int_equal(ldns_rr_compare(ldns_rr_list_rr(x->rrs, n + 1), z->soa), 0);
 	for (size_t i = 0; i < n; i++)
-		if (ldns_rr_compare(ldns_rr_list_rr(x->rrs, i + 1), ldns_rr_list_rr(z->rrs, i)) != 0)
+		if (ldns_rr_compare(ldns_rr_list_rr(x->rrs, i + 1), ldns_rr_list_rr(z->rrs, i)) !=
+		    0)
 			fail_msg("record %zu differs", i);
 }
 
@@ -631,7 +637,6 @@ static void install_set(void)
 {
 	run_cmd(CMD_SET_ZONES, make_set());
 }
-
 
 /* ------------------------------------------------------------ thread pool */
 
@@ -788,7 +793,7 @@ static void test_ipv6(void **state)
 {
 	(void)state;
 	int probe = socket(AF_INET6, SOCK_DGRAM, 0);
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	if (probe < 0 || bind(probe, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (probe >= 0)
 			close(probe);
@@ -815,12 +820,13 @@ static void test_ipv6(void **state)
 	uint8_t *wire;
 	size_t len;
 	assert_int_equal(ldns_pkt2wire(&wire, q, &len), LDNS_STATUS_OK);
-	assert_int_equal(sendto(fd, wire, len, 0, (struct sockaddr *)&sa, sizeof(sa)), (ssize_t)len);
+	assert_int_equal(sendto(fd, wire, len, 0, (struct sockaddr *)&sa, sizeof(sa)),
+	                 (ssize_t)len);
 	free(wire);
 	ldns_pkt *r = NULL;
 	for (int i = 0; i < 200 && !r; i++) {
 		uv_run(&l, UV_RUN_NOWAIT);
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, 10) == 1) {
 			uint8_t buf[4096];
 			ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -911,7 +917,8 @@ static void test_lookups(void **state)
 
 	r = udp_ask(mkquery("alias.example.edu.", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN), NULL);
 	assert_int_equal(ldns_pkt_ancount(r), 1);
-	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 0)), LDNS_RR_TYPE_CNAME);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 0)),
+	                 LDNS_RR_TYPE_CNAME);
 	ldns_pkt_free(r);
 
 	/* NXDOMAIN with the SOA (negative TTL = MINIMUM 120) */
@@ -985,7 +992,8 @@ static void test_udp_truncation(void **state)
 {
 	(void)state;
 	/* many.example.edu. has 12 TXT records, well over 512 bytes */
-	ldns_pkt *r = udp_ask(mkquery("many.example.edu.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN), NULL);
+	ldns_pkt *r =
+	    udp_ask(mkquery("many.example.edu.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN), NULL);
 	assert_true(ldns_pkt_tc(r));
 	assert_int_equal(ldns_pkt_ancount(r), 0);
 	ldns_pkt_free(r);
@@ -1113,7 +1121,8 @@ static void test_notify(void **state)
 	assert_int_equal(ldns_pkt_get_opcode(r), LDNS_PACKET_NOTIFY);
 	assert_true(ldns_pkt_aa(r));
 	assert_int_equal(ldns_pkt_qdcount(r), 1);
-	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_question(r), 0)), LDNS_RR_TYPE_SOA);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_question(r), 0)),
+	                 LDNS_RR_TYPE_SOA);
 	ldns_pkt_free(r);
 	assert_int_equal(stats().notify_received - before.notify_received, 1);
 }
@@ -1123,7 +1132,8 @@ static void test_transfer_acl(void **state)
 	(void)state;
 	struct drdns_server_stats before = stats();
 	/* unsigned from an address that is neither a keyless secondary nor allowed */
-	ldns_pkt *r = tcp_ask(mkquery("example.edu.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN), "127.0.0.3");
+	ldns_pkt *r =
+	    tcp_ask(mkquery("example.edu.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN), "127.0.0.3");
 	assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
 	ldns_pkt_free(r);
 	r = tcp_ask(mkixfr("example.edu.", 1), "127.0.0.3");
@@ -1241,7 +1251,7 @@ static void test_garbage(void **state)
 
 	/* TCP garbage: the connection is closed */
 	int fd = tcp_connect(NULL);
-	uint8_t framed[2 + sizeof(junk)] = { 0, sizeof(junk) };
+	uint8_t framed[2 + sizeof(junk)] = {0, sizeof(junk)};
 	memcpy(framed + 2, junk, sizeof(junk));
 	write_all(fd, framed, sizeof(framed));
 	uint8_t b;
@@ -1291,7 +1301,9 @@ static void test_double_tsig(void **state)
 static void test_tcp_connection_limit(void **state)
 {
 	(void)state;
-	enum { N = 256 };
+	enum {
+		N = 256
+	};
 	int fds[N];
 	for (int i = 0; i < N; i++) {
 		fds[i] = tcp_connect(NULL);
@@ -1322,7 +1334,7 @@ static void test_tcp_pipelining(void **state)
 	(void)state;
 	int fd = tcp_connect(NULL);
 	/* three queries in one write */
-	const char *names[3] = { "example.edu.", "www.example.edu.", "nope.example.edu." };
+	const char *names[3] = {"example.edu.", "www.example.edu.", "nope.example.edu."};
 	ldns_pkt *qs[3];
 	uint8_t buf[2048];
 	size_t off = 0;
@@ -1339,7 +1351,7 @@ static void test_tcp_pipelining(void **state)
 		free(w);
 	}
 	write_all(fd, buf, off);
-	ldns_pkt_rcode want[3] = { LDNS_RCODE_NOERROR, LDNS_RCODE_NOERROR, LDNS_RCODE_NXDOMAIN };
+	ldns_pkt_rcode want[3] = {LDNS_RCODE_NOERROR, LDNS_RCODE_NOERROR, LDNS_RCODE_NXDOMAIN};
 	for (int i = 0; i < 3; i++) {
 		ldns_pkt *r = tcp_read(fd, NULL, NULL);
 		assert_non_null(r);
@@ -1353,7 +1365,7 @@ static void test_tcp_pipelining(void **state)
 	uint8_t *w;
 	size_t l;
 	assert_int_equal(ldns_pkt2wire(&w, q, &l), LDNS_STATUS_OK);
-	uint8_t hdr[2] = { (uint8_t)(l >> 8), (uint8_t)l };
+	uint8_t hdr[2] = {(uint8_t)(l >> 8), (uint8_t)l};
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	write_all(fd, hdr, 1);
@@ -1457,12 +1469,14 @@ static void test_xfr_cache_identical(void **state)
 		uint16_t id;
 		const struct drdns_zone *ref;
 	} cases[] = {
-		{ "big.test.", false, 0x1234, H.big_ref },
-		{ "BiG.TEST.", false, 0x2345, H.big_ref }, /* other case: patched question */
-		{ "Big.Test.", true, 0x3456, H.big_ref },  /* IXFR (AXFR-style): type patched */
-		{ "example.edu.", false, 0x4567, NULL },   /* one message */
+	    {"big.test.", false, 0x1234, H.big_ref},
+	    {"BiG.TEST.", false, 0x2345, H.big_ref}, /* other case: patched question */
+	    {"Big.Test.", true, 0x3456, H.big_ref},  /* IXFR (AXFR-style): type patched */
+	    {"example.edu.", false, 0x4567, NULL},   /* one message */
 	};
-	enum { N = sizeof(cases) / sizeof(*cases) };
+	enum {
+		N = sizeof(cases) / sizeof(*cases)
+	};
 	struct xfr_result slow[N], fast[N];
 
 	struct pool_block b;
@@ -1491,12 +1505,14 @@ static void test_xfr_cache_identical(void **state)
 		}
 		/* the question as asked */
 		ldns_pkt *m0 = NULL;
-		assert_int_equal(ldns_wire2pkt(&m0, fast[i].wires[0], fast[i].lens[0]), LDNS_STATUS_OK);
+		assert_int_equal(ldns_wire2pkt(&m0, fast[i].wires[0], fast[i].lens[0]),
+		                 LDNS_STATUS_OK);
 		const ldns_rr *qr = ldns_rr_list_rr(ldns_pkt_question(m0), 0);
 		char *qn = ldns_rdf2str(ldns_rr_owner(qr));
 		assert_string_equal(qn, cases[i].qname);
 		free(qn);
-		assert_int_equal(ldns_rr_get_type(qr), cases[i].ixfr ? LDNS_RR_TYPE_IXFR : LDNS_RR_TYPE_AXFR);
+		assert_int_equal(ldns_rr_get_type(qr),
+		                 cases[i].ixfr ? LDNS_RR_TYPE_IXFR : LDNS_RR_TYPE_AXFR);
 		ldns_pkt_free(m0);
 	}
 	/* and the two paths were really taken */
@@ -1536,7 +1552,8 @@ static void test_xfr_racing_cache(void **state)
 	tcp_send(fa, qa);
 	tcp_send(fb, qb);
 	struct xfr_result xa = xfr_reader(fa, ldns_pkt_id(qa), NULL, NULL);
-	struct xfr_result xb = xfr_reader(fb, ldns_pkt_id(qb), H.key, ldns_rr_rdf(ldns_pkt_tsig(qb), 3));
+	struct xfr_result xb =
+	    xfr_reader(fb, ldns_pkt_id(qb), H.key, ldns_rr_rdf(ldns_pkt_tsig(qb), 3));
 	assert_true(xfr_read_one(&xa));
 	assert_true(xfr_read_one(&xb));
 	assert_int_equal(stats().active_transfers, 2); /* both stalled mid-way */
@@ -1686,29 +1703,29 @@ int main(void)
 	setenv("UV_THREADPOOL_SIZE", "4", 1); /* POOL_THREADS, before the pool starts */
 	drdns_log_init("test_server", false, LOG_NOTICE);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bind_errors),
-		cmocka_unit_test(test_ipv6),
-		cmocka_unit_test(test_refused_unpromoted),
-		cmocka_unit_test(test_soa_after_install),
-		cmocka_unit_test(test_lookups),
-		cmocka_unit_test(test_udp_truncation),
-		cmocka_unit_test(test_axfr_big),
-		cmocka_unit_test(test_axfr_concurrent),
-		cmocka_unit_test(test_ixfr),
-		cmocka_unit_test(test_notify),
-		cmocka_unit_test(test_transfer_acl),
-		cmocka_unit_test(test_tsig_transfer),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_double_tsig),
-		cmocka_unit_test(test_tcp_connection_limit),
-		cmocka_unit_test(test_tcp_pipelining),
-		cmocka_unit_test(test_switch_during_transfer),
-		cmocka_unit_test(test_xfr_cache_identical),
-		cmocka_unit_test(test_xfr_racing_cache),
-		cmocka_unit_test(test_xfr_cache_tsig),
-		cmocka_unit_test(test_replace_set_during_render),
-		cmocka_unit_test(test_close_during_render),
-		cmocka_unit_test(test_close_with_transfer),
+	    cmocka_unit_test(test_bind_errors),
+	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_refused_unpromoted),
+	    cmocka_unit_test(test_soa_after_install),
+	    cmocka_unit_test(test_lookups),
+	    cmocka_unit_test(test_udp_truncation),
+	    cmocka_unit_test(test_axfr_big),
+	    cmocka_unit_test(test_axfr_concurrent),
+	    cmocka_unit_test(test_ixfr),
+	    cmocka_unit_test(test_notify),
+	    cmocka_unit_test(test_transfer_acl),
+	    cmocka_unit_test(test_tsig_transfer),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_double_tsig),
+	    cmocka_unit_test(test_tcp_connection_limit),
+	    cmocka_unit_test(test_tcp_pipelining),
+	    cmocka_unit_test(test_switch_during_transfer),
+	    cmocka_unit_test(test_xfr_cache_identical),
+	    cmocka_unit_test(test_xfr_racing_cache),
+	    cmocka_unit_test(test_xfr_cache_tsig),
+	    cmocka_unit_test(test_replace_set_during_render),
+	    cmocka_unit_test(test_close_during_render),
+	    cmocka_unit_test(test_close_with_transfer),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

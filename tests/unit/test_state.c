@@ -291,7 +291,8 @@ static void test_write_and_load_generation(void **state)
 	assert_int_equal(back->n, set->n);
 	for (size_t i = 0; i < set->n; i++) {
 		assert_string_equal(back->zones[i]->name, set->zones[i]->name);
-		assert_int_equal(drdns_zone_serial(back->zones[i]), drdns_zone_serial(set->zones[i]));
+		assert_int_equal(drdns_zone_serial(back->zones[i]),
+		                 drdns_zone_serial(set->zones[i]));
 		assert_int_equal(drdns_zone_rr_count(back->zones[i]),
 		                 drdns_zone_rr_count(set->zones[i]));
 		char *a = drdns_zone_to_text(back->zones[i]);
@@ -497,18 +498,17 @@ static void test_note_seen(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_fresh_dir, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_save_load_round_trip, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_save_load_null_strings, setup_dir,
-		                                teardown_dir),
-		cmocka_unit_test_setup_teardown(test_corrupt, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_write_and_load_generation, setup_dir,
-		                                teardown_dir),
-		cmocka_unit_test_setup_teardown(test_generation_numbering, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_gc, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_crash_points, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_gc_symlink, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_note_seen, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_fresh_dir, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_save_load_round_trip, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_save_load_null_strings, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_corrupt, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_write_and_load_generation, setup_dir,
+	                                    teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_generation_numbering, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_gc, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_crash_points, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_gc_symlink, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_note_seen, setup_dir, teardown_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,7 @@ static char *data_path(const char *name)
 static struct drdns_tsig_key *load_ok(const char *name)
 {
 	char *path = data_path(name);
-	struct drdns_diag diag = { 0 };
+	struct drdns_diag diag = {0};
 	struct drdns_tsig_key *key = NULL;
 	int rc = drdns_tsig_key_load(path, &key, &diag);
 	if (rc != 0) {
@@ -64,7 +64,7 @@ static void test_comments_and_whitespace(void **state)
 static void expect_bad(const char *name, int line, const char *needle)
 {
 	char *path = data_path(name);
-	struct drdns_diag diag = { 0 };
+	struct drdns_diag diag = {0};
 	struct drdns_tsig_key *key = (struct drdns_tsig_key *)0x1;
 	int rc = drdns_tsig_key_load(path, &key, &diag);
 	assert_int_equal(rc, DRDNS_ETSIG);
@@ -74,7 +74,8 @@ static void expect_bad(const char *name, int line, const char *needle)
 	char *where = NULL;
 	assert_true(asprintf(&where, "%s:%d: ", path, line) > 0);
 	if (strncmp(diag.msgs[0], where, strlen(where)) != 0 || !strstr(diag.msgs[0], needle))
-		fail_msg("%s: got '%s', want prefix '%s' and '%s'", name, diag.msgs[0], where, needle);
+		fail_msg("%s: got '%s', want prefix '%s' and '%s'", name, diag.msgs[0], where,
+		         needle);
 	free(where);
 	free(path);
 	drdns_diag_clear(&diag);
@@ -109,9 +110,9 @@ static void test_diag_null(void **state)
 static ldns_pkt *query(void)
 {
 	ldns_pkt *q = NULL;
-	assert_int_equal(ldns_pkt_query_new_frm_str(&q, "example.edu.", LDNS_RR_TYPE_SOA,
-	                                            LDNS_RR_CLASS_IN, 0),
-	                 LDNS_STATUS_OK);
+	assert_int_equal(
+	    ldns_pkt_query_new_frm_str(&q, "example.edu.", LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, 0),
+	    LDNS_STATUS_OK);
 	ldns_pkt_set_id(q, 4242);
 	return q;
 }
@@ -145,8 +146,8 @@ static void test_sign_verify(void **state)
 	/* wrong key: different name */
 	assert_int_equal(drdns_tsig_verify(rq, wire, len, other, NULL), DRDNS_ETSIG);
 	/* wrong key: same name, other secret */
-	struct drdns_tsig_key forged = { key->name, key->algorithm,
-		                         "c2VjcmV0LWtleS1mb3ItZHJkbnMtdW5pdC10ZXN0cw==" };
+	struct drdns_tsig_key forged = {key->name, key->algorithm,
+	                                "c2VjcmV0LWtleS1mb3ItZHJkbnMtdW5pdC10ZXN0cw=="};
 	assert_int_equal(drdns_tsig_verify(rq, wire, len, &forged, NULL), DRDNS_ETSIG);
 	assert_non_null(ldns_pkt_tsig(rq));
 
@@ -241,7 +242,6 @@ static void test_time_window(void **state)
 	drdns_tsig_key_free(key);
 }
 
-
 /* ---------------------------------------------------------- wire signing */
 
 /* wire form of pkt in a buffer with room for a TSIG record */
@@ -295,7 +295,8 @@ static void test_sign_wire(void **state)
 	size_t len, cap, slen, mlen;
 	uint8_t *w = wire_with_room(q, &len, &cap);
 	uint8_t qmac[DRDNS_TSIG_MAC_MAX];
-	assert_int_equal(drdns_tsig_sign_wire(w, len, cap, &slen, key, NULL, 0, false, now, qmac, &mlen), 0);
+	assert_int_equal(
+	    drdns_tsig_sign_wire(w, len, cap, &slen, key, NULL, 0, false, now, qmac, &mlen), 0);
 	assert_int_equal(mlen, 32);
 	assert_true(slen > len);
 	ldns_pkt *bq = NULL;
@@ -319,8 +320,8 @@ static void test_sign_wire(void **state)
 	assert_true(ldns_pkt_tsig_verify(bq, w, slen, key->name, key->secret, NULL));
 	assert_int_equal(drdns_tsig_verify(bq, w, slen, key, NULL), 0);
 	assert_int_equal(drdns_tsig_verify(bq, w, slen, other, NULL), DRDNS_ETSIG);
-	struct drdns_tsig_key forged = { key->name, key->algorithm,
-		                         "c2VjcmV0LWtleS1mb3ItZHJkbnMtdW5pdC10ZXN0cw==" };
+	struct drdns_tsig_key forged = {key->name, key->algorithm,
+	                                "c2VjcmV0LWtleS1mb3ItZHJkbnMtdW5pdC10ZXN0cw=="};
 	assert_int_equal(drdns_tsig_verify(bq, w, slen, &forged, NULL), DRDNS_ETSIG);
 	/* tampered after signing */
 	w[len - 1] ^= 0x01;
@@ -342,9 +343,9 @@ static void test_sign_wire(void **state)
 		size_t rl, rc, rs, ml;
 		uint8_t *rw = wire_with_room(r, &rl, &rc);
 		uint8_t m[DRDNS_TSIG_MAC_MAX];
-		assert_int_equal(drdns_tsig_sign_wire(rw, rl, rc, &rs, key, prev, prev_len, i > 0, now,
-		                                      m, &ml),
-		                 0);
+		assert_int_equal(
+		    drdns_tsig_sign_wire(rw, rl, rc, &rs, key, prev, prev_len, i > 0, now, m, &ml),
+		    0);
 		ldns_pkt *b = NULL;
 		assert_int_equal(ldns_wire2pkt(&b, rw, rs), LDNS_STATUS_OK);
 		assert_int_equal(ldns_pkt_ancount(b), 10 * (i + 1));
@@ -355,8 +356,10 @@ static void test_sign_wire(void **state)
 			assert_int_equal(drdns_tsig_verify(b, rw, rs, key, NULL), DRDNS_ETSIG);
 		} else {
 			/* not with the request MAC, nor as a full (non-timers) signature */
-			assert_false(ldns_pkt_tsig_verify_next(b, rw, rs, key->name, key->secret, req_mac, 1));
-			assert_false(ldns_pkt_tsig_verify_next(b, rw, rs, key->name, key->secret, chain, 0));
+			assert_false(ldns_pkt_tsig_verify_next(b, rw, rs, key->name, key->secret,
+			                                       req_mac, 1));
+			assert_false(
+			    ldns_pkt_tsig_verify_next(b, rw, rs, key->name, key->secret, chain, 0));
 		}
 		ldns_rdf_deep_free(chain);
 		chain = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(b), 3));
@@ -371,28 +374,30 @@ static void test_sign_wire(void **state)
 	/* errors: no room (message unchanged), no key, timers-only without a MAC */
 	uint8_t *copy = malloc(len);
 	memcpy(copy, w, len);
-	assert_int_equal(drdns_tsig_sign_wire(w, len, len + 20, &slen, key, NULL, 0, false, now, qmac,
-	                                      &mlen),
-	                 DRDNS_EINVAL);
+	assert_int_equal(
+	    drdns_tsig_sign_wire(w, len, len + 20, &slen, key, NULL, 0, false, now, qmac, &mlen),
+	    DRDNS_EINVAL);
 	assert_memory_equal(w, copy, len);
-	assert_int_equal(drdns_tsig_sign_wire(w, len, cap, &slen, NULL, NULL, 0, false, now, qmac, &mlen),
-	                 DRDNS_ETSIG);
-	assert_int_equal(drdns_tsig_sign_wire(w, len, cap, &slen, key, NULL, 0, true, now, qmac, &mlen),
-	                 DRDNS_EINVAL);
-	struct drdns_tsig_key badsecret = { key->name, key->algorithm, "%%%%" };
-	assert_int_equal(drdns_tsig_sign_wire(w, len, cap, &slen, &badsecret, NULL, 0, false, now, qmac,
-	                                      &mlen),
-	                 DRDNS_ETSIG);
-	struct drdns_tsig_key badalg = { key->name, "hmac-md5.", key->secret };
-	assert_int_equal(drdns_tsig_sign_wire(w, len, cap, &slen, &badalg, NULL, 0, false, now, qmac,
-	                                      &mlen),
-	                 DRDNS_ETSIG);
+	assert_int_equal(
+	    drdns_tsig_sign_wire(w, len, cap, &slen, NULL, NULL, 0, false, now, qmac, &mlen),
+	    DRDNS_ETSIG);
+	assert_int_equal(
+	    drdns_tsig_sign_wire(w, len, cap, &slen, key, NULL, 0, true, now, qmac, &mlen),
+	    DRDNS_EINVAL);
+	struct drdns_tsig_key badsecret = {key->name, key->algorithm, "%%%%"};
+	assert_int_equal(
+	    drdns_tsig_sign_wire(w, len, cap, &slen, &badsecret, NULL, 0, false, now, qmac, &mlen),
+	    DRDNS_ETSIG);
+	struct drdns_tsig_key badalg = {key->name, "hmac-md5.", key->secret};
+	assert_int_equal(
+	    drdns_tsig_sign_wire(w, len, cap, &slen, &badalg, NULL, 0, false, now, qmac, &mlen),
+	    DRDNS_ETSIG);
 	assert_memory_equal(w, copy, len);
 	/* never more than 65535 bytes */
 	uint8_t *huge = calloc(1, 65535 + DRDNS_TSIG_RR_MAX);
 	memcpy(huge, w, 12);
-	assert_int_equal(drdns_tsig_sign_wire(huge, 65500, 65535 + DRDNS_TSIG_RR_MAX, &slen, key, NULL, 0,
-	                                      false, now, qmac, &mlen),
+	assert_int_equal(drdns_tsig_sign_wire(huge, 65500, 65535 + DRDNS_TSIG_RR_MAX, &slen, key,
+	                                      NULL, 0, false, now, qmac, &mlen),
 	                 DRDNS_EINVAL);
 	free(huge);
 	free(copy);
@@ -424,9 +429,9 @@ static void test_sign_wire_matches_ldns(void **state)
 			assert_int_equal(drdns_tsig_sign(r, key, req_mac), 0);
 		const ldns_rr *lt = ldns_pkt_tsig(r);
 		uint8_t mac[DRDNS_TSIG_MAC_MAX];
-		assert_int_equal(drdns_tsig_sign_wire(w, len, cap, &slen, key, ldns_rdf_data(req_mac) + 2,
-		                                      ldns_rdf_size(req_mac) - 2, next, tsig_time(lt), mac,
-		                                      &mlen),
+		assert_int_equal(drdns_tsig_sign_wire(
+		                     w, len, cap, &slen, key, ldns_rdf_data(req_mac) + 2,
+		                     ldns_rdf_size(req_mac) - 2, next, tsig_time(lt), mac, &mlen),
 		                 0);
 		const ldns_rdf *lmac = ldns_rr_rdf(lt, 3);
 		assert_int_equal(ldns_rdf_size(lmac), mlen + 2);
@@ -450,14 +455,10 @@ static void test_sign_wire_matches_ldns(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_key),
-		cmocka_unit_test(test_comments_and_whitespace),
-		cmocka_unit_test(test_bad_keys),
-		cmocka_unit_test(test_diag_null),
-		cmocka_unit_test(test_sign_verify),
-		cmocka_unit_test(test_time_window),
-		cmocka_unit_test(test_sign_wire),
-		cmocka_unit_test(test_sign_wire_matches_ldns),
+	    cmocka_unit_test(test_good_key),    cmocka_unit_test(test_comments_and_whitespace),
+	    cmocka_unit_test(test_bad_keys),    cmocka_unit_test(test_diag_null),
+	    cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_time_window),
+	    cmocka_unit_test(test_sign_wire),   cmocka_unit_test(test_sign_wire_matches_ldns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -229,17 +229,17 @@ static void test_load_valid(void **state)
 		ldns_rr_type type;
 		const char *rdata;
 	} want[] = {
-		{7, "example.edu.", LDNS_RR_TYPE_NS, "ns-dr.example.edu."},
-		{8, "example.edu.", LDNS_RR_TYPE_NS, "NS1.Example.EDU."},
-		{9, "ns-dr.example.edu.", LDNS_RR_TYPE_A, "192.0.2.53"},
-		{10, "ns1.example.edu.", LDNS_RR_TYPE_A, "192.0.2.11"},
-		{11, "ns1.example.edu.", LDNS_RR_TYPE_AAAA, "2001:db8::11"},
-		{12, "www.example.edu.", LDNS_RR_TYPE_A, "192.0.2.80"},
-		{14, "www.example.edu.", LDNS_RR_TYPE_AAAA, "2001:db8::80"},
-		{15, "portal.example.edu.", LDNS_RR_TYPE_CNAME, "www.example.edu."},
-		{16, "example.edu.", LDNS_RR_TYPE_MX, "mail.example.edu."},
-		{17, "mail.example.edu.", LDNS_RR_TYPE_A, "192.0.2.25"},
-		{18, "v6only.example.edu.", LDNS_RR_TYPE_AAAA, "2001:db8::66"},
+	    {7, "example.edu.", LDNS_RR_TYPE_NS, "ns-dr.example.edu."},
+	    {8, "example.edu.", LDNS_RR_TYPE_NS, "NS1.Example.EDU."},
+	    {9, "ns-dr.example.edu.", LDNS_RR_TYPE_A, "192.0.2.53"},
+	    {10, "ns1.example.edu.", LDNS_RR_TYPE_A, "192.0.2.11"},
+	    {11, "ns1.example.edu.", LDNS_RR_TYPE_AAAA, "2001:db8::11"},
+	    {12, "www.example.edu.", LDNS_RR_TYPE_A, "192.0.2.80"},
+	    {14, "www.example.edu.", LDNS_RR_TYPE_AAAA, "2001:db8::80"},
+	    {15, "portal.example.edu.", LDNS_RR_TYPE_CNAME, "www.example.edu."},
+	    {16, "example.edu.", LDNS_RR_TYPE_MX, "mail.example.edu."},
+	    {17, "mail.example.edu.", LDNS_RR_TYPE_A, "192.0.2.25"},
+	    {18, "v6only.example.edu.", LDNS_RR_TYPE_AAAA, "2001:db8::66"},
 	};
 	assert_int_equal(ldns_rr_list_rr_count(z->rrs), sizeof(want) / sizeof(want[0]));
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -250,8 +250,8 @@ static void test_load_valid(void **state)
 		bool ok = !strcmp(own, want[i].owner) && ldns_rr_get_type(rr) == want[i].type &&
 		          !strcasecmp(rd, want[i].rdata);
 		if (!ok)
-			print_message("rrs[%zu]: got %s type %d %s, want line %d: %s type %d %s\n", i, own,
-			              ldns_rr_get_type(rr), rd, want[i].line, want[i].owner,
+			print_message("rrs[%zu]: got %s type %d %s, want line %d: %s type %d %s\n",
+			              i, own, ldns_rr_get_type(rr), rd, want[i].line, want[i].owner,
 			              want[i].type, want[i].rdata);
 		free(own);
 		free(rd);
@@ -643,8 +643,7 @@ static void test_zoneset_dir_named_zone(void **state)
 		struct drdns_diag diag = {0};
 		struct drdns_zoneset *set = NULL;
 		int rc = drdns_zoneset_load_dir(dir, &set, &diag);
-		int ok = (rc == 0 && set && set->n == 1) ||
-		         (rc < 0 && !set && diag.n_errors >= 1);
+		int ok = (rc == 0 && set && set->n == 1) || (rc < 0 && !set && diag.n_errors >= 1);
 		drdns_zoneset_free(set);
 		drdns_diag_clear(&diag);
 		free(text); /* the parent's copies: keep the child valgrind-clean too */
@@ -664,7 +663,8 @@ static void test_zoneset_dir_named_zone(void **state)
 	free(dir);
 	if (WIFSIGNALED(status))
 		fail_msg("zoneset_load_dir with a directory named *.zone: killed by signal %d "
-		         "(SIGALRM = hung for 10 s)", WTERMSIG(status));
+		         "(SIGALRM = hung for 10 s)",
+		         WTERMSIG(status));
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -891,34 +891,34 @@ static void test_ns_names_file_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_load_valid),
-		cmocka_unit_test(test_load_origin_text_forms),
-		cmocka_unit_test(test_load_no_origin_directive),
-		cmocka_unit_test(test_bad_rdata),
-		cmocka_unit_test(test_bad_rdata_last_line_without_newline),
-		cmocka_unit_test(test_out_of_zone),
-		cmocka_unit_test(test_out_of_zone_textual_suffix),
-		cmocka_unit_test(test_two_soa),
-		cmocka_unit_test(test_soa_not_apex),
-		cmocka_unit_test(test_no_soa),
-		cmocka_unit_test(test_no_apex_ns),
-		cmocka_unit_test(test_ns_without_glue),
-		cmocka_unit_test(test_cname_beside_data),
-		cmocka_unit_test(test_cname_at_apex),
-		cmocka_unit_test(test_origin_mismatch),
-		cmocka_unit_test(test_include_refused),
-		cmocka_unit_test(test_class_not_in),
-		cmocka_unit_test(test_multiple_problems_all_reported),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_zoneset_good),
-		cmocka_unit_test(test_zoneset_all_or_nothing),
-		cmocka_unit_test(test_zoneset_empty_dir),
-		cmocka_unit_test(test_zoneset_dir_named_zone),
-		cmocka_unit_test(test_zoneset_missing_dir),
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_clone),
-		cmocka_unit_test(test_ns_names_and_glue),
-		cmocka_unit_test(test_ns_names_file_order),
+	    cmocka_unit_test(test_load_valid),
+	    cmocka_unit_test(test_load_origin_text_forms),
+	    cmocka_unit_test(test_load_no_origin_directive),
+	    cmocka_unit_test(test_bad_rdata),
+	    cmocka_unit_test(test_bad_rdata_last_line_without_newline),
+	    cmocka_unit_test(test_out_of_zone),
+	    cmocka_unit_test(test_out_of_zone_textual_suffix),
+	    cmocka_unit_test(test_two_soa),
+	    cmocka_unit_test(test_soa_not_apex),
+	    cmocka_unit_test(test_no_soa),
+	    cmocka_unit_test(test_no_apex_ns),
+	    cmocka_unit_test(test_ns_without_glue),
+	    cmocka_unit_test(test_cname_beside_data),
+	    cmocka_unit_test(test_cname_at_apex),
+	    cmocka_unit_test(test_origin_mismatch),
+	    cmocka_unit_test(test_include_refused),
+	    cmocka_unit_test(test_class_not_in),
+	    cmocka_unit_test(test_multiple_problems_all_reported),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_zoneset_good),
+	    cmocka_unit_test(test_zoneset_all_or_nothing),
+	    cmocka_unit_test(test_zoneset_empty_dir),
+	    cmocka_unit_test(test_zoneset_dir_named_zone),
+	    cmocka_unit_test(test_zoneset_missing_dir),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_clone),
+	    cmocka_unit_test(test_ns_names_and_glue),
+	    cmocka_unit_test(test_ns_names_file_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
