@@ -41,6 +41,11 @@
 #                           the five standard secondaries)
 #   SANDBOX_START_TIMEOUT   seconds sandbox_start_all waits for the
 #                           secondaries to load the campus zones (default 30)
+#   SANDBOX_BLACKHOLE_SILENT 1 (default): sandbox_blackhole drops in the
+#                           input hook only, so senders get no EPERM and
+#                           time out as with a real dead host; 0 also drops
+#                           in the output hook (senders fail at once; see
+#                           sandbox_blackhole)
 #
 # Global state set by the library (read-only for callers):
 #   SANDBOX_ZONES           (example.edu 2.0.192.in-addr.arpa)
@@ -793,9 +798,15 @@ sandbox_start_all() {
     _sandbox_log "all secondaries loaded the campus zones in $(( $(_sandbox_now_ms) - t0 )) ms"
 }
 
-# _sandbox_nft_setup -- create the blackhole table once.
+# _sandbox_nft_setup -- create the blackhole table once.  With
+# SANDBOX_BLACKHOLE_SILENT=1 the output chain drops nothing (see
+# sandbox_blackhole).
 _sandbox_nft_setup() {
     nft list table inet drdns_sandbox >/dev/null 2>&1 && return 0
+    local outdrop="ip daddr @blackholed drop
+        ip saddr @blackholed drop"
+    [[ "${SANDBOX_BLACKHOLE_SILENT:-1}" == 1 ]] &&
+        outdrop="# SANDBOX_BLACKHOLE_SILENT=1: drop in the input hook only"
     nft -f - <<EOF
 table inet drdns_sandbox {
     set blackholed {
@@ -806,8 +817,7 @@ table inet drdns_sandbox {
         # keep the campus rndc control channel usable while blackholed
         ip daddr @blackholed tcp dport $_SANDBOX_RNDC_PORT accept
         ip saddr @blackholed tcp sport $_SANDBOX_RNDC_PORT accept
-        ip daddr @blackholed drop
-        ip saddr @blackholed drop
+        $outdrop
     }
     chain input {
         type filter hook input priority 0; policy accept;
@@ -826,6 +836,20 @@ EOF
 #   table `inet drdns_sandbox` (output + input hooks).  UDP queries time
 #   out and TCP connects hang.  Exception: TCP port 953 (the campus rndc
 #   control channel) stays open so tests can still manage the primary.
+#   By default (SANDBOX_BLACKHOLE_SILENT=1) packets are dropped only in the
+#   input hook, as a dead host across a network behaves.  With
+#   SANDBOX_BLACKHOLE_SILENT=0 they are dropped in the output hook too.
+#   A drop in the output hook makes a local sendto() to ADDR fail at once
+#   with EPERM, so a daemon that checks send errors sees the failure
+#   immediately instead of waiting for a timeout: BIND 9.18 logs "refresh:
+#   failure trying primary ...: operation canceled" and moves to its next
+#   primary in well under a second.  A dead host across a real network
+#   gives no such error, which is why input-only is the default: nothing is
+#   reported to the sender and packets just vanish
+#   (a campus-first BIND secondary then needs ~61 s after a NOTIFY from
+#   the DR primary: 30 s of SOA retries plus a 30 s TCP transfer timeout
+#   to the dead campus).  The mode is fixed when the nft table is created,
+#   i.e. by the first sandbox_blackhole after sandbox_init.
 # ---------------------------------------------------------------------------
 sandbox_blackhole() {
     (( $# )) || { _sandbox_die "usage: sandbox_blackhole ADDR..."; return 1; }

@@ -12,13 +12,16 @@
 #     a DR zone file with a syntax error (promote exit 1, file:line, secondaries
 #     keep the campus serial, drdns keeps answering REFUSED), an unknown zone;
 #   - --dry-run shows the plan and changes nothing;
-#   - promote: exit 3, because ns5 (an off-campus BIND secondary that was never
-#     configured to list drdns) answers but REFUSES the NOTIFY and never converges;
-#     it is reported honestly; every other live secondary serves the DR serial;
+#   - promote --wait 20: exit 3.  ns4 (BIND listing the campus first) is still
+#     walking its primaries (~61 s: SOA retries and a TCP timeout against the
+#     silent campus) and ns5 (an off-campus BIND never configured to list drdns)
+#     REFUSES the NOTIFY and never converges; both are reported honestly, and the
+#     drdns-first BIND, NSD and Knot serve the DR serial;
 #   - each secondary's AXFR equals the hand-written expected zone (dead NS and its
 #     glue dropped, TTLs <= dr_ttl, serial = campus + 1);
 #   - TSIG: NSD transfers with the key; an unsigned AXFR from its address is refused;
-#   - promote again (ns5 now down, so skipped): no second serial bump, exit 0;
+#   - promote again --wait 150 (ns5 now down, so skipped): no second serial bump,
+#     exit 0 once ns4 has converged;
 #   - the audit log records who, why and the result; a restart keeps serving.
 set -euo pipefail
 
@@ -172,6 +175,7 @@ set -e
 echo "$out" >"$WORK/promote1.json"
 check "promote: exit 3 (ns5 never converges)" test "$rc" = 3
 check "  ns5 reported not converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns5.example.edu."][0]')" = "false"
+check "  ns4 (BIND, campus first, walking the dead campus) not yet converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "false"
 check "  ns5's NOTIFY reported not acknowledged" test "$(json_get "$out" '[s["notify"]["acked"] for s in d["secondaries"] if s["name"]=="ns5.example.edu."][0]')" = "false"
 check "  ns0 (dead) skipped, not waited for" test "$(json_get "$out" '[s["skipped"] for s in d["secondaries"] if s["name"]=="ns0.example.edu."][0]')" = "true"
 for s in ns1 ns2 ns3; do
@@ -214,6 +218,7 @@ set +e
 out=$(drdnsctl --json promote --reason "test: again" --yes --wait 150); rc=$?
 set -e
 echo "$out" >"$WORK/promote2.json"
+echo "ns4 (campus first) convergence, second promote: $(json_get "$out" '[s.get("seconds") for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]') s"
 check "second promote (ns5 gone): exit 0, every live secondary converged" test "$rc" = 0
 check "  already_promoted, serial not bumped again" test "$(json_get "$out" 'str(d["already_promoted"])+" "+str(d["zones"][0]["new_serial"])')" = "True $DR_SERIAL"
 check "  ns4 (BIND, campus first) converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "true"
