@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <jansson.h>
 #include <ldns/ldns.h>
 
@@ -34,16 +36,6 @@
 #define NS3   "ns3.example.edu."
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static char *data_path(const char *rel)
-{
-	const char *base = getenv("DRDNS_TEST_DATA");
-	if (!base || !*base)
-		base = "tests/unit/data";
-	char *p = NULL;
-	assert_true(asprintf(&p, "%s/%s", base, rel) > 0);
-	return p;
-}
 
 static struct drdns_zone *load_fixture(const char *casedir)
 {

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -81,14 +83,6 @@ struct harness {
 };
 
 static struct harness H;
-
-static char *data_path(const char *name)
-{
-	const char *dir = getenv("DRDNS_TEST_DATA");
-	char *p = NULL;
-	assert_true(asprintf(&p, "%s/%s", dir ? dir : "tests/unit/data", name) > 0);
-	return p;
-}
 
 static void on_server_closed(void *arg)
 {

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "drdns/diag.h"
 #include "drdns/error.h"
 #include "drdns/fsutil.h"
@@ -22,16 +24,6 @@
 #include "drdns/zone.h"
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static char *data_path(const char *rel)
-{
-	const char *base = getenv("DRDNS_TEST_DATA");
-	if (!base || !*base)
-		base = "tests/unit/data";
-	char *p = NULL;
-	assert_true(asprintf(&p, "%s/%s", base, rel) > 0);
-	return p;
-}
 
 static int setup_dir(void **state)
 {
@@ -66,19 +58,6 @@ static bool exists(const char *dir, const char *name)
 	bool ok = stat(p, &st) == 0;
 	free(p);
 	return ok;
-}
-
-static size_t dir_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
 }
 
 static void write_file(const char *dir, const char *name, const char *text)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +15,6 @@
 #include "drdns/diag.h"
 #include "drdns/error.h"
 #include "drdns/tsig.h"
-
-static char *data_path(const char *name)
-{
-	const char *dir = getenv("DRDNS_TEST_DATA");
-	char *p = NULL;
-	assert_true(asprintf(&p, "%s/%s", dir ? dir : "tests/unit/data", name) > 0);
-	return p;
-}
 
 static struct drdns_tsig_key *load_ok(const char *name)
 {

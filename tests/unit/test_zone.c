@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <ldns/ldns.h>
 
 #include "drdns/diag.h"
@@ -29,16 +31,6 @@
 #include "drdns/zone.h"
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static char *data_path(const char *rel)
-{
-	const char *base = getenv("DRDNS_TEST_DATA");
-	if (!base || !*base)
-		base = "tests/unit/data";
-	char *p = NULL;
-	assert_true(asprintf(&p, "%s/%s", base, rel) > 0);
-	return p;
-}
 
 /* The fixture's line `line` (1-based) contains `needle`. */
 static void fixture_line_has(const char *path, int line, const char *needle)
@@ -157,19 +149,6 @@ static char *make_tmpdir(void)
 	assert_non_null(t);
 	assert_non_null(mkdtemp(t));
 	return t;
-}
-
-static size_t dir_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
 }
 
 /* ---- valid zones -------------------------------------------------------- */
