@@ -4,10 +4,10 @@
  * Promotion, step by step (each step repeatable; see DESIGN.md):
  *   1. load and validate the whole DR zone set (all or nothing);
  *   2. probe the master and every nameserver for every zone's SOA;
- *      refuse (exit 4) if the master still answers, unless --force;
+ *      refuse (exit 4) if the master gives any DNS answer, unless --force;
  *   3. rewrite every zone (NS, MNAME, serial, TTLs);  --dry-run stops here;
- *   4. write the set as a new generation, then commit state.json (the commit
- *      point), then swap it into the server;
+ *   4. write the set as a new generation and read it back, then commit
+ *      state.json (the commit point), then swap it into the server;
  *   5. NOTIFY every live secondary and poll until each serves the new serials
  *      or --wait runs out.
  * A promote while promoted publishes nothing new: it re-sends NOTIFY and
