@@ -1,8 +1,8 @@
 /*
  * The control command table, shared by drdnsd (which dispatches on it) and
  * drdnsctl (which builds requests and its --help from it).  A new command is a
- * new enum drdns_ctl_cmd value and a new row here; the order of the rows is
- * the order in --help.
+ * new enum drdns_ctl_cmd value and a new row here; --help lists the commands
+ * in enum order.
  */
 #include "drdns/ctl.h"
 

@@ -210,10 +210,10 @@ static void on_timer(uv_timer_t *t)
 /* A printable, shortened copy of untrusted input for messages. */
 static void sanitize(char *out, size_t outlen, const char *in, size_t inlen)
 {
-	size_t j = 0;
-	for (size_t i = 0; i < inlen && j + 4 < outlen; i++)
+	size_t i = 0, j = 0;
+	for (; i < inlen && j + 4 < outlen; i++)
 		out[j++] = isprint((unsigned char)in[i]) ? in[i] : '?';
-	if (inlen > 0 && j + 4 >= outlen) {
+	if (i < inlen) { /* cut short */
 		memcpy(out + j, "...", 3);
 		j += 3;
 	}
@@ -273,11 +273,12 @@ static void handle_request(struct ctl_conn *c, const char *line, size_t n)
 
 	struct drdns_ctl_request *req = calloc(1, sizeof(*req));
 	char *cmd = strdup(command);
-	if (!req || !cmd || !c->srv) {
+	if (!req || !cmd) {
 		free(req);
 		free(cmd);
-		json_decref(body);
+		/* reply first: command points into body */
 		conn_error(c, DRDNS_EXIT_ERROR, command, "out of memory");
+		json_decref(body);
 		return;
 	}
 	req->conn = c;
