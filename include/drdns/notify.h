@@ -3,8 +3,9 @@
  *
  * drdns_notify_batch() sends a NOTIFY (opcode 4, SOA question, AA set) for every
  * (secondary, zone) pair from the DR address, TSIG-signed when the secondary has
- * a key, retrying with exponential backoff until a NOERROR response arrives or
- * the attempts run out.
+ * a key, retrying with exponential backoff until a response arrives (any
+ * rcode: REFUSED or NOTAUTH will not change by resending) or the attempts run
+ * out.  acked means the response was NOERROR.
  *
  * drdns_converge_watch() then polls each secondary's SOA for every zone until it
  * serves the expected serial (or newer, RFC 1982) or the deadline passes, and

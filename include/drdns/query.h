@@ -35,7 +35,7 @@ struct drdns_query_opts {
 
 /*
  * status: 0 when an answer arrived (any rcode); DRDNS_ETIMEOUT after the last
- * attempt; DRDNS_ETSIG when the answer's TSIG did not verify; a negative errno
+ * attempt; DRDNS_ETSIG when answers arrived but none had a valid TSIG; a negative errno
  * or DRDNS_ENET on socket errors.  answer is owned by the engine and valid only
  * during the call (NULL unless status == 0).  rtt is seconds from the first send.
  * attempts is the number of sends made.

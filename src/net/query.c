@@ -52,7 +52,9 @@
  * TSIG.  With opts.key the request is signed with drdns_tsig_sign() after the
  * id is set; the answer (including an unsigned error answer from a server that
  * does not know the key) must pass drdns_tsig_verify() against the request
- * MAC, or the result is DRDNS_ETSIG.  Truncated UDP answers are not verified:
+ * MAC.  One that does not is ignored (it may be spoofed) and the request keeps
+ * waiting; if no valid answer comes before the attempts run out, the result is
+ * DRDNS_ETSIG rather than DRDNS_ETIMEOUT.  Truncated UDP answers are not verified:
  * they only trigger the TCP retry, whose answer is.
  */
 #include "drdns/query.h"
@@ -114,6 +116,7 @@ struct qreq {
 	int max_attempts;
 	int sent;
 	bool tcp_mode;
+	bool tsig_failed; /* a matching answer failed TSIG: report it if nothing better comes */
 
 	uint64_t t_first;    /* hrtime of the first send, 0 before */
 	uint64_t t_deadline; /* hrtime at which the current attempt times out */
@@ -345,7 +348,7 @@ static void release(struct qreq *q)
 static void attempt_over(struct qreq *q, int err)
 {
 	if (q->sent >= q->max_attempts) {
-		finish(q, err, NULL);
+		finish(q, q->tsig_failed ? DRDNS_ETSIG : err, NULL);
 		return;
 	}
 	if (err == DRDNS_ETIMEOUT) {
@@ -433,10 +436,14 @@ static bool handle_answer(struct qreq *q, const uint8_t *data, size_t len, bool 
 		start_tcp(q);
 		return true;
 	}
-	int status = 0;
-	if (q->key && drdns_tsig_verify(a, data, len, q->key, q->mac) != 0)
-		status = DRDNS_ETSIG;
-	finish(q, status, a);
+	if (q->key && drdns_tsig_verify(a, data, len, q->key, q->mac) != 0) {
+		/* Ignore it like any other non-matching packet: one spoofed datagram with
+		 * a guessed id must not end a signed request.  Reported at the end. */
+		q->tsig_failed = true;
+		ldns_pkt_free(a);
+		return false;
+	}
+	finish(q, 0, a);
 	ldns_pkt_free(a);
 	return true;
 }

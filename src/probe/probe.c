@@ -51,8 +51,8 @@ static void batch_free(struct probe_batch *b)
 	free(b);
 }
 
-/* Hand the results over and free the batch (except when the defer timer still
- * has to close: then its close callback frees it). */
+/* Hand the results over to the caller's callback.  The batch itself is freed
+ * by the caller of deliver() (or by the defer timer's close callback). */
 static void deliver(struct probe_batch *b)
 {
 	struct drdns_soa_result *results = b->results;

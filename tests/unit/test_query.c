@@ -73,6 +73,7 @@ struct resp {
 	int switch_after;          /* 0 = never */
 	const char *sign_secret;   /* sign answers with TEST_KEY_NAME and this secret */
 	const char *verify_secret; /* check TSIG on requests with this secret */
+	int bad_sign_first;        /* sign the first N answers with OTHER_SECRET (forged) */
 
 	/* observations */
 	int udp_queries, tcp_queries, notifies;
@@ -170,8 +171,13 @@ static uint8_t *build_answer(struct resp *r, ldns_pkt *q, bool udp, uint32_t ser
 	}
 	if (r->sign_secret) {
 		const ldns_rdf *mac = ldns_pkt_tsig(q) ? ldns_rr_rdf(ldns_pkt_tsig(q), 3) : NULL;
+		const char *secret = r->sign_secret;
+		if (r->bad_sign_first > 0) {
+			r->bad_sign_first--;
+			secret = OTHER_SECRET;
+		}
 		assert_int_equal(
-		    ldns_pkt_tsig_sign(a, TEST_KEY_NAME, r->sign_secret, 300, "hmac-sha256.", mac),
+		    ldns_pkt_tsig_sign(a, TEST_KEY_NAME, secret, 300, "hmac-sha256.", mac),
 		    LDNS_STATUS_OK);
 	}
 	uint8_t *wire = NULL;
@@ -826,6 +832,18 @@ static void test_tsig(void **state)
 	run_until(&loop, &o2.done);
 	assert_int_equal(o2.status, DRDNS_ETSIG);
 	assert_false(o2.has_answer);
+
+	/* a forged answer (bad MAC, right id) is ignored: the retry's valid answer wins */
+	r.sign_secret = TEST_KEY_SECRET;
+	r.bad_sign_first = 1;
+	struct outcome o4 = {0};
+	struct drdns_query_opts opts2 = opts_for(&r, 0.3, 2);
+	opts2.key = &key;
+	start_soa(&loop, &opts2, &o4);
+	run_until(&loop, &o4.done);
+	assert_int_equal(o4.status, 0);
+	assert_int_equal(o4.serial, 2026112301);
+	assert_int_equal(r.bad_sign_first, 0);
 
 	/* unsigned answer to a signed request */
 	r.sign_secret = NULL;
