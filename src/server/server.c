@@ -619,10 +619,7 @@ static size_t answer_from_zone(struct zref *zr, size_t zi, const ldns_rdf *name,
 	const ldns_rr *cname = NULL;
 	for (size_t i = lo; i < hi; i++) {
 		const ldns_rr *rr = ldns_rr_list_rr(l, i);
-		int cmp = ldns_dname_compare(ldns_rr_owner(rr), name);
-		if (cmp != 0) {
-			if (ldns_dname_is_subdomain(ldns_rr_owner(rr), name))
-				*exists = true;
+		if (ldns_dname_compare(ldns_rr_owner(rr), name) != 0) {
 			if (sorted)
 				break;
 			continue;
@@ -639,6 +636,13 @@ static size_t answer_from_zone(struct zref *zr, size_t zi, const ldns_rdf *name,
 			cname = rr;
 		}
 	}
+	/* A name that owns nothing still exists (NODATA, not NXDOMAIN) when it has
+	 * descendants: an empty non-terminal.  Only then is the (allocating)
+	 * subdomain test needed; in canonical order the first descendant sits at lo. */
+	size_t from = sorted ? lo : 0, to = sorted && lo < n ? lo + 1 : n;
+	for (size_t i = from; !*exists && i < to; i++)
+		if (ldns_dname_is_subdomain(ldns_rr_owner(ldns_rr_list_rr(l, i)), name))
+			*exists = true;
 	if (!added && cname) {
 		ldns_rr *c = ldns_rr_clone(cname);
 		if (c && ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, c))
