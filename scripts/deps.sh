@@ -10,6 +10,7 @@ PACKAGES=(
   # build
   meson ninja-build pkg-config gcc
   libldns-dev libuv1-dev libconfig-dev libjansson-dev libssl-dev libcmocka-dev
+  libmicrohttpd-dev libsystemd-dev
   # quality gates
   valgrind clang-format
   # real peers for integration tests and the demo

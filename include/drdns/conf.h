@@ -47,10 +47,12 @@ struct drdns_conf {
 
 	struct {
 		char *address;
-		uint16_t port;   /* default 53 */
-		double interval; /* seconds between probe rounds, default 1.0 */
-		double timeout;  /* seconds per probe, default 0.5 */
-		int fail_after;  /* consecutive failed rounds, default 3 */
+		uint16_t port;     /* default 53 */
+		double interval;   /* seconds between probe rounds, default 1.0 */
+		double timeout;    /* seconds per probe, default 0.5 */
+		int fail_after;    /* consecutive silent rounds before it is down, default 3 */
+		int recover_after; /* consecutive answering rounds before it counts as back,
+		                    * default 3 */
 	} master;
 
 	struct drdns_secondary *secondaries; /* n_secondaries entries, owned */
@@ -70,7 +72,32 @@ struct drdns_conf {
 		int notify_attempts;   /* NOTIFY attempts per secondary, default 5 (backoff x2) */
 		double poll_interval;  /* convergence poll interval, default 0.2 */
 		double default_wait;   /* convergence wait when --wait is not given, default 120 */
+		/* the watchdog (see detector.h) */
+		double promote_after;        /* seconds of continuous outage first, default 60 */
+		double expire_margin;        /* promote this long before a zone could expire,
+		                              * default 3600 */
+		double block_after_failover; /* no second automatic failover this long after
+		                              * one, default 3600 */
+		bool auto_demote;            /* step down as soon as the master is ahead, without
+		                              * waiting for the secondaries to follow it; default
+		                              * false */
 	} policy;
+
+	/* Programs run at events (absolute paths, or NULL); see hooks.h. */
+	struct {
+		char *pre_promote; /* non-zero exit vetoes an automatic promotion */
+		char *post_promote;
+		char *post_demote;
+		char *on_alert;
+		double timeout; /* seconds before a hook is killed, default 30 */
+	} hooks;
+
+	/* Prometheus text endpoint (http://address:port/metrics); off when address is
+	 * NULL. */
+	struct {
+		char *address;
+		uint16_t port; /* default 9353 */
+	} metrics;
 };
 
 /* Load and validate path.  Returns 0 and *out on success; DRDNS_ECONF with every

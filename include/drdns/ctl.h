@@ -38,6 +38,9 @@ enum drdns_exit {
 enum drdns_ctl_cmd {
 	DRDNS_CMD_STATUS,
 	DRDNS_CMD_PROMOTE,
+	DRDNS_CMD_PAUSE,
+	DRDNS_CMD_RESUME,
+	DRDNS_CMD_RELOAD,
 	DRDNS_CMD_UNKNOWN,
 };
 const char *drdns_ctl_cmd_name(enum drdns_ctl_cmd cmd);
@@ -51,6 +54,7 @@ struct drdns_ctl_cmd_info {
 	const char *args;    /* argument synopsis for usage, "" if none */
 	const char *summary; /* one line for --help */
 	bool changes_state;  /* needs --reason, confirmation (--yes), is audited */
+	bool takes_reason;   /* accepts --reason (pause, resume; required for changes_state) */
 };
 /* The row for cmd, or NULL for DRDNS_CMD_UNKNOWN. */
 const struct drdns_ctl_cmd_info *drdns_ctl_cmd_info(enum drdns_ctl_cmd cmd);

@@ -21,10 +21,13 @@
 #include <uv.h>
 
 #include "drdns/ctl.h"
+#include "drdns/notify.h"
 
 struct drdns_conf;
 struct drdns_state;
 struct drdns_server;
+struct drdns_watchdog;
+struct drdns_soa_result;
 
 /* Everything the daemon's operations share.  Owned by the daemon's main. */
 struct drdns_ctx {
@@ -32,7 +35,8 @@ struct drdns_ctx {
 	struct drdns_conf *conf;
 	struct drdns_state *state;
 	struct drdns_server *server;
-	bool busy; /* a promotion is running */
+	bool busy;                       /* a promotion or step-down is running */
+	struct drdns_watchdog *watchdog; /* or NULL (tests) */
 };
 
 /* Called once with the reply for the control client (reference stolen) and the
@@ -45,6 +49,12 @@ struct drdns_promote_opts {
 	bool force;        /* planned switchover: promote although the master answers */
 	double wait;       /* seconds to wait for convergence; < 0: policy.default_wait */
 	const json_t *who; /* who asked (borrowed, copied into the audit record) */
+	/* Probe results to use instead of probing again (the watchdog's round, taken
+	 * just now): what drdns_probe_soa returns for drdns_nameservers_targets()
+	 * over the DR set on disk.  Copied.  When they do not match the targets
+	 * (zones-dr/ changed meanwhile), promote probes afresh.  May be NULL. */
+	const struct drdns_soa_result *probes;
+	size_t n_probes;
 };
 
 /* Start a promotion.  Returns 0 and calls done later, or returns an error (then
@@ -58,6 +68,21 @@ int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
 /* At start-up when state says promoted: NOTIFY the secondaries again (the
  * promotion may have been interrupted after its commit point). Fire and forget. */
 void drdns_promote_resume_notify(struct drdns_ctx *ctx);
+
+/*
+ * Step down: stop serving the DR set and return to standby.  The watchdog
+ * does this once the master is back and ahead of the DR serial on every zone
+ * (the secondaries fail back by themselves then).  Commits state.json
+ * (promoted = false; the published serials are remembered as seen, so a later
+ * promotion goes above them), installs nothing in the server (REFUSED again,
+ * so BIND secondaries that list drdns first move on to the campus primary),
+ * audit-logs, and NOTIFYs every secondary with the master's serials so each
+ * re-checks its primaries now.  master_serials: per zone (copied; may be
+ * empty).  done gets the reply; returns DRDNS_EBUSY when an operation runs.
+ */
+int drdns_stepdown_start(struct drdns_ctx *ctx, const char *reason, const json_t *who,
+                         const struct drdns_zone_serial *master_serials, size_t n,
+                         drdns_op_done_cb done, void *arg);
 
 /* A reply object {"exit":code, "command":command, "error":message}. */
 json_t *drdns_error_reply(const char *command, int exit_code, const char *fmt, ...)

@@ -27,6 +27,15 @@ struct drdns_state_zone {
 	uint32_t serial; /* serial published by the DR primary */
 };
 
+/* What the watchdog knows about the master's last contact per zone (so the
+ * expiry guard survives a restart during an outage). */
+struct drdns_state_contact {
+	char *zone;      /* owned */
+	double last_ok;  /* unix time the master last answered it */
+	uint32_t expire; /* its SOA EXPIRE and REFRESH then */
+	uint32_t refresh;
+};
+
 struct drdns_state {
 	bool promoted;
 	unsigned long generation;       /* gen-<generation> when promoted, else 0 */
@@ -39,6 +48,14 @@ struct drdns_state {
 	 * promotion never goes below what was once seen (owned) */
 	struct drdns_state_zone *seen;
 	size_t n_seen;
+	int64_t last_promotion_at; /* unix time of the last committed promotion, 0: never */
+	/* drdnsctl pause: automatic actions off until resume (strings owned) */
+	bool paused;
+	int64_t paused_at;
+	char *paused_by;
+	char *paused_reason;
+	struct drdns_state_contact *contact; /* n_contact, owned */
+	size_t n_contact;
 };
 
 /* Read state_dir/state.json; a missing file gives a fresh (not promoted) state.
@@ -59,6 +76,10 @@ void drdns_state_gc(const char *state_dir, unsigned long keep);
 
 /* Record a seen serial for zone (keeps the RFC 1982 greatest). */
 void drdns_state_note_seen(struct drdns_state *st, const char *zone, uint32_t serial);
+/* Record the master's last contact with zone (replaces the zone's entry).
+ * Returns 0 or DRDNS_ENOMEM. */
+int drdns_state_note_contact(struct drdns_state *st, const char *zone, double last_ok,
+                             uint32_t expire, uint32_t refresh);
 /* Published serial of zone, or false. */
 bool drdns_state_published(const struct drdns_state *st, const char *zone, uint32_t *serial);
 

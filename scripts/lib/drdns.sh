@@ -13,6 +13,11 @@
 #
 # DRDNS_BUILD must name the meson build directory holding drdnsd and drdnsctl.
 # DRDNS_POLL_INTERVAL (default 0.2) sets policy.poll_interval in the written config.
+# For watchdog tests:
+#   DRDNS_MASTER_TIMING   the master's probe settings (default
+#                         "interval = 1.0; timeout = 0.5; fail_after = 3;")
+#   DRDNS_POLICY_EXTRA    more policy settings, e.g. "auto_promote = true; promote_after = 0;"
+#   DRDNS_CONF_EXTRA      more top-level groups (hooks, metrics)
 
 DRDNS_ADDR=${SANDBOX_DR_ADDR:-127.0.0.20}
 
@@ -34,7 +39,7 @@ controller = {
     state_dir = "$dir/state";
     allow_transfer = [ "127.0.0.1" ];
 };
-master = { address = "${SANDBOX_CAMPUS_ADDR:-127.0.0.10}"; port = 53; interval = 1.0; timeout = 0.5; fail_after = 3; };
+master = { address = "${SANDBOX_CAMPUS_ADDR:-127.0.0.10}"; port = 53; ${DRDNS_MASTER_TIMING:-interval = 1.0; timeout = 0.5; fail_after = 3;} };
 secondaries = (
     { name = "ns0.example.edu."; address = "127.0.0.15"; },
     { name = "ns1.example.edu."; address = "127.0.0.11"; },
@@ -43,7 +48,8 @@ secondaries = (
     { name = "ns4.example.edu."; address = "127.0.0.14"; }$extra
 );
 zones = { directory = "$zonedir"; dr_ttl = 600; min_ns = 2; };
-policy = { auto_promote = false; poll_interval = ${DRDNS_POLL_INTERVAL:-0.2}; };
+policy = { poll_interval = ${DRDNS_POLL_INTERVAL:-0.2}; ${DRDNS_POLICY_EXTRA:-auto_promote = false;} };
+${DRDNS_CONF_EXTRA:-}
 CONF
 }
 

@@ -111,6 +111,9 @@ static void print_usage(FILE *f)
 	    "  -h, --help           this help\n"
 	    "      --version        print the version\n"
 	    "\n"
+	    "pause and resume options:\n"
+	    "  -r, --reason TEXT    why (required for pause; recorded in the audit log)\n"
+	    "\n"
 	    "promote options:\n"
 	    "  -r, --reason TEXT    why (required; recorded in the audit log with who and when)\n"
 	    "  -n, --dry-run        show the plan, change nothing\n"
@@ -141,6 +144,12 @@ static const struct option global_long[] = {
     {"socket", required_argument, NULL, 's'},    {"json", no_argument, NULL, 'j'},
     {"timeout", required_argument, NULL, 't'},   {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+};
+
+static const struct option reason_long[] = {
+    {"socket", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+    {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+    {"reason", required_argument, NULL, 'r'},  {NULL, 0, NULL, 0},
 };
 
 static const struct option change_long[] = {
@@ -199,8 +208,12 @@ static void bad_option(const struct cli *c, int opt, char **argv)
 static void parse_command_options(struct cli *c, const struct drdns_ctl_cmd_info *info, int argc,
                                   char **argv)
 {
-	const struct option *longopts = info->changes_state ? change_long : global_long;
-	const char *shortopts = info->changes_state ? ":s:jt:hr:nyw:" : ":s:jt:h";
+	const struct option *longopts = info->changes_state  ? change_long
+	                                : info->takes_reason ? reason_long
+	                                                     : global_long;
+	const char *shortopts = info->changes_state  ? ":s:jt:hr:nyw:"
+	                        : info->takes_reason ? ":s:jt:hr:"
+	                                             : ":s:jt:h";
 	int opt;
 
 	optind = 0; /* full re-initialisation of GNU getopt */
@@ -621,8 +634,9 @@ static void fmt_since(char *buf, size_t len, long long since)
 static void print_status(FILE *f, const json_t *r)
 {
 	static const char *const known[] = {
-	    "exit",   "command",     "role",  "state",  "since",  "reason",  "who",   "controller",
-	    "master", "secondaries", "zones", "alerts", "server", "message", "error", NULL};
+	    "exit",   "command",    "role",   "state",       "since", "reason",
+	    "who",    "controller", "master", "secondaries", "zones", "alerts",
+	    "server", "message",    "error",  "watchdog",    NULL};
 	const json_t *ctl = json_object_get(r, "controller");
 	const json_t *m = json_object_get(r, "master");
 	size_t i, j;
@@ -656,6 +670,34 @@ static void print_status(FILE *f, const json_t *r)
 		fputs("by: ", f);
 		print_value(f, who);
 		fputc('\n', f);
+	}
+
+	const json_t *wd = json_object_get(r, "watchdog");
+	if (json_is_object(wd)) {
+		long long silent = 0;
+		fprintf(f, "watchdog: %s%s", jstr(wd, "state") ? jstr(wd, "state") : "?",
+		        jbool(wd, "paused") == 1 ? ", PAUSED" : "");
+		if (jint(wd, "master_silent_rounds", &silent) && silent > 0)
+			fprintf(f, ", master silent for %lld round%s", silent,
+			        silent == 1 ? "" : "s");
+		fputc('\n', f);
+		const json_t *pb = json_object_get(wd, "paused_by");
+		if (json_is_object(pb))
+			fprintf(f, "paused by %s: %s\n", jstr(pb, "who") ? jstr(pb, "who") : "?",
+			        jstr(pb, "reason") ? jstr(pb, "reason") : "");
+		const json_t *wz;
+		size_t k;
+		json_array_foreach(json_object_get(wd, "zones"), k, wz)
+		{
+			long long left;
+			if (!jint(wz, "seconds_left", &left))
+				continue;
+			fprintf(f,
+			        "  %s: a secondary may drop it in %lldd %02lldh%02lldm if nothing "
+			        "changes\n",
+			        jstr(wz, "zone") ? jstr(wz, "zone") : "?", left / 86400,
+			        left % 86400 / 3600, left % 3600 / 60);
+		}
 	}
 
 	if (json_is_object(m)) {
@@ -791,7 +833,7 @@ static int output(const struct cli *c, const json_t *reply, enum drdns_ctl_cmd c
 	}
 	if (cmd == DRDNS_CMD_PROMOTE)
 		print_promote(stdout, reply);
-	else
+	else if (cmd == DRDNS_CMD_STATUS)
 		print_status(stdout, reply);
 	print_message_and_error(reply);
 	return reply_exit(reply);
@@ -820,6 +862,28 @@ static bool blank(const char *s)
 		if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
 			return false;
 	return true;
+}
+
+/* pause, resume, reload: one request, one reply. */
+static int cmd_simple(struct cli *c, enum drdns_ctl_cmd cmd)
+{
+	const char *name = drdns_ctl_cmd_name(cmd);
+	if (cmd == DRDNS_CMD_PAUSE && (!c->reason || blank(c->reason)))
+		usage_error(c, "pause needs --reason TEXT (it is recorded in the audit log)");
+	if (!c->timeout_set)
+		c->timeout = STATUS_TIMEOUT;
+	json_t *client = client_identity();
+	json_t *req =
+	    json_pack("{s:s, s:o}", "command", name, "client", client ? client : json_object());
+	if (req && c->reason)
+		json_object_set_new(req, "reason", json_string(c->reason));
+	if (!req)
+		fail(c, DRDNS_EXIT_ERROR, "out of memory");
+	json_t *reply = call(c, req, true);
+	json_decref(req);
+	int rc = output(c, reply, cmd);
+	json_decref(reply);
+	return rc;
 }
 
 /* Ask on the terminal; true only for "yes". */
@@ -941,6 +1005,9 @@ int main(int argc, char **argv)
 	switch (cmd) {
 	case DRDNS_CMD_STATUS: return cmd_status(&c);
 	case DRDNS_CMD_PROMOTE: return cmd_change(&c, cmd);
+	case DRDNS_CMD_PAUSE:
+	case DRDNS_CMD_RESUME:
+	case DRDNS_CMD_RELOAD: return cmd_simple(&c, cmd);
 	default: usage_error(&c, "command '%s' is not supported by this drdnsctl", c.command);
 	}
 }

@@ -51,20 +51,26 @@
 #define ATTEMPTS_MIN   1
 #define ATTEMPTS_MAX   20
 #define WAIT_MAX       86400.0
+#define LONG_WAIT_MAX  (90 * 86400.0) /* watchdog delays: up to 90 days */
+#define HOOK_TIMEOUT_MAX 3600.0
 
 /* Every key drdns knows, per group.  Anything else is an error naming it. */
-static const char *const root_keys[] = {"controller", "master", "secondaries",
-                                        "zones",      "policy", NULL};
+static const char *const root_keys[] = {"controller", "master", "secondaries", "zones",
+                                        "policy",     "hooks",  "metrics",     NULL};
 static const char *const controller_keys[] = {
     "id",        "address",   "port",     "ns_name",        "control_socket",
     "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
-static const char *const master_keys[] = {"address", "port",       "interval",
-                                          "timeout", "fail_after", NULL};
+static const char *const master_keys[] = {"address",    "port",          "interval", "timeout",
+                                          "fail_after", "recover_after", NULL};
 static const char *const secondary_keys[] = {"name", "address", "port", "tsig_key", NULL};
 static const char *const zones_keys[] = {"directory", "dr_ttl", "min_ns", NULL};
 static const char *const policy_keys[] = {
     "auto_promote",    "probe_timeout", "probe_attempts", "notify_timeout",
-    "notify_attempts", "poll_interval", "default_wait",   NULL};
+    "notify_attempts", "poll_interval", "default_wait",   "promote_after",
+    "expire_margin",   "block_after_failover", "auto_demote", NULL};
+static const char *const hooks_keys[] = {"pre_promote", "post_promote", "post_demote",
+                                         "on_alert",    "timeout",      NULL};
+static const char *const metrics_keys[] = {"address", "port", NULL};
 
 /* Messages are collected, then handed to the diagnostics collector sorted by
  * file and line, so the output reads like a compiler's whatever order the
@@ -701,6 +707,8 @@ static void load_master(struct loader *l, const config_setting_t *root, struct d
 	}
 	if (get_int(l, g, "master", "fail_after", FAIL_AFTER_MIN, FAIL_AFTER_MAX, &n))
 		c->master.fail_after = (int)n;
+	if (get_int(l, g, "master", "recover_after", FAIL_AFTER_MIN, FAIL_AFTER_MAX, &n))
+		c->master.recover_after = (int)n;
 }
 
 static void load_secondary(struct loader *l, const config_setting_t *e, int i,
@@ -836,6 +844,60 @@ static void load_policy(struct loader *l, const config_setting_t *root, struct d
 	get_num(l, g, "policy", "poll_interval", 0, EXCL, TIMEOUT_MAX, &c->policy.poll_interval,
 	        NULL);
 	get_num(l, g, "policy", "default_wait", 0, INCL, WAIT_MAX, &c->policy.default_wait, NULL);
+	get_num(l, g, "policy", "promote_after", 0, INCL, LONG_WAIT_MAX, &c->policy.promote_after,
+	        NULL);
+	get_num(l, g, "policy", "expire_margin", 0, INCL, LONG_WAIT_MAX, &c->policy.expire_margin,
+	        NULL);
+	get_num(l, g, "policy", "block_after_failover", 0, INCL, LONG_WAIT_MAX,
+	        &c->policy.block_after_failover, NULL);
+	get_bool(l, g, "policy", "auto_demote", &c->policy.auto_demote);
+}
+
+/* A hook: an absolute (or config-relative) path to an executable file. */
+static void load_hook(struct loader *l, const config_setting_t *g, const char *key, char **out)
+{
+	const config_setting_t *s;
+	char what[64];
+	const char *v = get_string(l, g, "hooks", key, false, &s);
+	if (!v)
+		return;
+	snprintf(what, sizeof(what), "hooks.%s", key);
+	*out = resolve(l, v);
+	if (!*out)
+		return;
+	struct stat st;
+	if (stat(*out, &st) != 0)
+		report(l, s, "%s: '%s': %s", what, *out, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		report(l, s, "%s: '%s' is not a regular file", what, *out);
+	else if (access(*out, X_OK) != 0)
+		report(l, s, "%s: '%s' is not executable: %s", what, *out, strerror(errno));
+}
+
+static void load_hooks(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "hooks", false);
+	if (!g)
+		return;
+	check_keys(l, g, "hooks", hooks_keys);
+	load_hook(l, g, "pre_promote", &c->hooks.pre_promote);
+	load_hook(l, g, "post_promote", &c->hooks.post_promote);
+	load_hook(l, g, "post_demote", &c->hooks.post_demote);
+	load_hook(l, g, "on_alert", &c->hooks.on_alert);
+	get_num(l, g, "hooks", "timeout", 0, EXCL, HOOK_TIMEOUT_MAX, &c->hooks.timeout, NULL);
+}
+
+static void load_metrics(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "metrics", false);
+	const config_setting_t *s;
+	const char *v;
+	if (!g)
+		return;
+	check_keys(l, g, "metrics", metrics_keys);
+	if ((v = get_string(l, g, "metrics", "address", true, &s)))
+		c->metrics.address = check_address(l, s, "metrics.address", v);
+	get_port(l, g, "metrics", &c->metrics.port);
 }
 
 /* Checks across settings: duplicates and collisions between addresses. */
@@ -926,6 +988,7 @@ static void set_defaults(struct drdns_conf *c)
 	c->master.interval = 1.0;
 	c->master.timeout = 0.5;
 	c->master.fail_after = 3;
+	c->master.recover_after = 3;
 	c->zones.dr_ttl = 600;
 	c->zones.min_ns = 2;
 	c->policy.auto_promote = false;
@@ -935,6 +998,12 @@ static void set_defaults(struct drdns_conf *c)
 	c->policy.notify_attempts = 5;
 	c->policy.poll_interval = 0.2;
 	c->policy.default_wait = 120.0;
+	c->policy.promote_after = 60.0;
+	c->policy.expire_margin = 3600.0;
+	c->policy.block_after_failover = 3600.0;
+	c->policy.auto_demote = false;
+	c->hooks.timeout = 30.0;
+	c->metrics.port = 9353;
 }
 
 int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag *diag)
@@ -1009,6 +1078,8 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 	load_secondaries(&l, root, c);
 	load_zones(&l, root, c);
 	load_policy(&l, root, c);
+	load_hooks(&l, root, c);
+	load_metrics(&l, root, c);
 	check_cross(&l, root, c);
 	flush_messages(&l);
 
@@ -1057,6 +1128,11 @@ void drdns_conf_free(struct drdns_conf *conf)
 	}
 	free(conf->secondaries);
 	free(conf->zones.directory);
+	free(conf->hooks.pre_promote);
+	free(conf->hooks.post_promote);
+	free(conf->hooks.post_demote);
+	free(conf->hooks.on_alert);
+	free(conf->metrics.address);
 	free(conf);
 }
 

@@ -11,9 +11,16 @@
 
 static const struct drdns_ctl_cmd_info commands[] = {
     {DRDNS_CMD_STATUS, "status", "",
-     "role, state, master health, secondaries' serials and lag, alerts", false},
+     "role, state, master health, secondaries' serials and lag, time left, alerts", false, false},
     {DRDNS_CMD_PROMOTE, "promote", "--reason TEXT [--dry-run] [--yes] [--force] [--wait SECONDS]",
-     "make this controller the primary for the DR zone set", true},
+     "make this controller the primary for the DR zone set", true, true},
+    {DRDNS_CMD_PAUSE, "pause", "--reason TEXT",
+     "switch the watchdog's automatic actions off (kept across restarts)", false, true},
+    {DRDNS_CMD_RESUME, "resume", "[--reason TEXT]", "switch the watchdog's automatic actions on",
+     false, true},
+    {DRDNS_CMD_RELOAD, "reload", "",
+     "re-read the configuration and the DR zone set (as SIGHUP); keep the old ones on error", false,
+     false},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

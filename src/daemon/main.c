@@ -10,11 +10,16 @@
 #include "drdns/error.h"
 #include "drdns/failover.h"
 #include "drdns/log.h"
+#include "drdns/metrics.h"
 #include "drdns/rewrite.h"
 #include "drdns/server.h"
+#include "drdns/audit.h"
 #include "drdns/state.h"
+#include "drdns/watchdog.h"
 #include "drdns/zone.h"
 #include "drdns_config.h"
+
+#include <systemd/sd-daemon.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,9 +37,15 @@
 struct daemon {
 	struct drdns_ctx ctx;
 	struct drdns_ctl_server *ctl;
+	struct drdns_metrics *metrics;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t stop_timer;
+	uv_timer_t sd_timer; /* systemd watchdog keep-alive (when WatchdogSec= is set) */
 	bool stopping;
+	/* Configurations replaced by a reload: operations in flight may still point
+	 * into them (peer names, keys), so they live until exit. */
+	struct drdns_conf **retired;
+	size_t n_retired;
 };
 
 static void usage(FILE *out)
@@ -149,6 +160,178 @@ static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, cons
 		    req, drdns_error_reply("promote", DRDNS_EXIT_ERROR, "%s", drdns_strerror(ret)));
 }
 
+/* Who is asking, as one line for state.json and logs. */
+static void who_line(const json_t *who, char *buf, size_t len)
+{
+	const char *user = json_string_value(json_object_get(who, "user"));
+	const char *sudo = json_string_value(json_object_get(who, "sudo_user"));
+	const char *ssh = json_string_value(json_object_get(who, "ssh_client"));
+	snprintf(buf, len, "uid=%lld%s%s%s%s%s%s",
+	         (long long)json_integer_value(json_object_get(who, "uid")), user ? " user=" : "",
+	         user ? user : "", sudo ? " sudo_user=" : "", sudo ? sudo : "",
+	         ssh ? " ssh_client=" : "", ssh ? ssh : "");
+}
+
+static bool one_line(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static void handle_pause(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
+                         const struct drdns_ctl_peer *peer, bool pause)
+{
+	const char *command = pause ? "pause" : "resume";
+	const json_t *jreason = json_object_get(body, "reason");
+	const char *reason = json_string_value(jreason);
+	if ((jreason && !json_is_string(jreason)) || !one_line(reason) ||
+	    (pause && (!reason || !*reason))) {
+		drdns_ctl_reply(req, drdns_error_reply(command, DRDNS_EXIT_USAGE,
+		                                       "%s needs --reason TEXT: one line of text",
+		                                       command));
+		return;
+	}
+	if (!d->ctx.watchdog) {
+		drdns_ctl_reply(req,
+		                drdns_error_reply(command, DRDNS_EXIT_ERROR,
+		                                  "the watchdog is not running; nothing changed"));
+		return;
+	}
+	json_t *who = who_from(body, peer);
+	char who_text[256], err[512];
+	who_line(who, who_text, sizeof(who_text));
+	bool was = d->ctx.state->paused;
+	int ret = was == pause ? 0
+	                       : drdns_watchdog_set_paused(d->ctx.watchdog, pause, reason, who_text,
+	                                                   err, sizeof(err));
+	if (ret < 0) {
+		drdns_ctl_reply(req, drdns_error_reply(command, DRDNS_EXIT_ERROR, "%s", err));
+		json_decref(who);
+		return;
+	}
+	if (was != pause) {
+		json_t *rec = json_pack("{s:s, s:s, s:s?, s:O, s:s}", "controller",
+		                        d->ctx.conf->controller.id, "action", command, "reason",
+		                        reason, "who", who, "result", "done");
+		if (!rec || drdns_audit_append(d->ctx.conf->controller.audit_log, rec) < 0)
+			drdns_log(DRDNS_LOG_ERR, "daemon", "audit log write failed path=%s",
+			          d->ctx.conf->controller.audit_log);
+		json_decref(rec);
+	}
+	json_decref(who);
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s%s",
+	         was == pause ? (pause ? "already paused" : "not paused")
+	         : pause      ? "paused: the watchdog keeps watching but takes no automatic action"
+	                      : "resumed: the watchdog may act on its own again",
+	         was == pause ? "; nothing changed" : "");
+	drdns_ctl_reply(req, json_pack("{s:i, s:s, s:s, s:b}", "exit", DRDNS_EXIT_OK, "command",
+	                               command, "message", msg, "paused", pause));
+}
+
+static bool streq_null(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Re-read the configuration and the DR zone set.  On any error the running
+ * configuration stays and err says why.  Returns 0 or an error. */
+static int reload(struct daemon *d, char *err, size_t errlen)
+{
+	struct drdns_conf *old = d->ctx.conf, *conf = NULL;
+	struct drdns_diag diag = {0};
+	struct drdns_zoneset *dr = NULL;
+	if (d->ctx.busy) {
+		snprintf(err, errlen,
+		         "a promotion or step-down is running; reload when it is done");
+		return DRDNS_EBUSY;
+	}
+	sd_notify(0, "RELOADING=1");
+	int ret = drdns_conf_load(old->path, &conf, &diag);
+	if (ret == 0)
+		ret = drdns_zoneset_load_dir(conf->zones.directory, &dr, &diag);
+	for (size_t i = 0; ret == 0 && i < dr->n; i++)
+		if (drdns_rewrite_check(dr->zones[i], conf->controller.ns_name, &diag) < 0)
+			ret = DRDNS_EZONE;
+	drdns_zoneset_free(dr);
+	const char *needs_restart = NULL;
+	if (ret == 0) {
+		if (strcmp(conf->controller.address, old->controller.address) ||
+		    conf->controller.port != old->controller.port)
+			needs_restart = "controller.address or controller.port";
+		else if (strcmp(conf->controller.control_socket, old->controller.control_socket))
+			needs_restart = "controller.control_socket";
+		else if (strcmp(conf->controller.state_dir, old->controller.state_dir))
+			needs_restart = "controller.state_dir";
+		else if (!streq_null(conf->controller.pid_file, old->controller.pid_file))
+			needs_restart = "controller.pid_file";
+	}
+	if (ret < 0 || needs_restart) {
+		char *text = drdns_diag_join(&diag);
+		if (needs_restart)
+			snprintf(err, errlen,
+			         "%s changed: that takes a restart of drdnsd; the running "
+			         "configuration is unchanged",
+			         needs_restart);
+		else
+			snprintf(err, errlen,
+			         "%s is invalid; the running configuration is unchanged:\n%s",
+			         old->path, text ? text : drdns_strerror(ret));
+		free(text);
+		drdns_diag_clear(&diag);
+		drdns_conf_free(conf);
+		sd_notify(0, "READY=1");
+		return ret < 0 ? ret : DRDNS_ECONF;
+	}
+	drdns_diag_clear(&diag);
+	struct drdns_conf **grown = realloc(d->retired, (d->n_retired + 1) * sizeof(*grown));
+	if (!grown) {
+		drdns_conf_free(conf);
+		snprintf(err, errlen, "out of memory; the running configuration is unchanged");
+		sd_notify(0, "READY=1");
+		return DRDNS_ENOMEM;
+	}
+	d->retired = grown;
+	d->retired[d->n_retired++] = old;
+	d->ctx.conf = conf;
+	if (d->ctx.server)
+		drdns_server_set_conf(d->ctx.server, conf);
+	if (d->ctx.watchdog)
+		drdns_watchdog_reconf(d->ctx.watchdog);
+	bool metrics_moved =
+	    (conf->metrics.address == NULL) != (old->metrics.address == NULL) ||
+	    (conf->metrics.address && (strcmp(conf->metrics.address, old->metrics.address) ||
+	                               conf->metrics.port != old->metrics.port));
+	if (metrics_moved) {
+		drdns_metrics_stop(d->metrics);
+		d->metrics = NULL;
+		if (conf->metrics.address &&
+		    drdns_metrics_start(conf->metrics.address, conf->metrics.port, &d->metrics) < 0)
+			drdns_log(DRDNS_LOG_ERR, "daemon",
+			          "metrics endpoint not available address=%s port=%u",
+			          conf->metrics.address, conf->metrics.port);
+	}
+	drdns_log(DRDNS_LOG_NOTICE, "daemon", "configuration reloaded path=%s", conf->path);
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+static void handle_reload(struct daemon *d, struct drdns_ctl_request *req)
+{
+	char err[8192];
+	int ret = reload(d, err, sizeof(err));
+	if (ret < 0) {
+		drdns_log(DRDNS_LOG_WARNING, "daemon", "reload refused error=\"%s\"", err);
+		drdns_ctl_reply(req, drdns_error_reply("reload", DRDNS_EXIT_ERROR, "%s", err));
+		return;
+	}
+	drdns_ctl_reply(req,
+	                json_pack("{s:i, s:s, s:s}", "exit", DRDNS_EXIT_OK, "command", "reload",
+	                          "message", "configuration and DR zone set reloaded"));
+}
+
 static void on_request(struct drdns_ctl_request *req, const json_t *body,
                        const struct drdns_ctl_peer *peer, void *arg)
 {
@@ -169,6 +352,9 @@ static void on_request(struct drdns_ctl_request *req, const json_t *body,
 		break;
 	}
 	case DRDNS_CMD_PROMOTE: handle_promote(d, req, body, peer); break;
+	case DRDNS_CMD_PAUSE: handle_pause(d, req, body, peer, true); break;
+	case DRDNS_CMD_RESUME: handle_pause(d, req, body, peer, false); break;
+	case DRDNS_CMD_RELOAD: handle_reload(d, req); break;
 	default:
 		drdns_ctl_reply(req, drdns_error_reply(name ? name : "?", DRDNS_EXIT_USAGE,
 		                                       "unknown command \"%s\"", name ? name : ""));
@@ -203,13 +389,20 @@ static void on_signal(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
 	if (signum == SIGHUP) {
-		drdns_log(DRDNS_LOG_WARNING, "daemon",
-		          "SIGHUP ignored: restart drdnsd to re-read the configuration");
+		char err[8192];
+		if (!d->stopping && reload(d, err, sizeof(err)) < 0)
+			drdns_log(DRDNS_LOG_WARNING, "daemon", "reload refused error=\"%s\"", err);
 		return;
 	}
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	drdns_watchdog_stop(d->ctx.watchdog);
+	drdns_metrics_stop(d->metrics);
+	d->metrics = NULL;
+	if (uv_is_active((uv_handle_t *)&d->sd_timer))
+		uv_timer_stop(&d->sd_timer);
 	drdns_log(DRDNS_LOG_NOTICE, "daemon", "stopping signal=%d", signum);
 	/* In-flight requests cannot be cancelled (src/net has no cancel): wait for them a
 	 * little, not for a whole NOTIFY backoff or --wait.  Unref'd: it does not keep
@@ -228,6 +421,24 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+static void on_round(const char *summary, void *arg)
+{
+	struct daemon *d = arg;
+	sd_notifyf(0, "STATUS=%s", summary);
+	if (d->metrics && d->ctx.watchdog) {
+		char *text = drdns_watchdog_metrics(d->ctx.watchdog);
+		if (text)
+			drdns_metrics_publish(d->metrics, text);
+		free(text);
+	}
+}
+
+static void on_sd_timer(uv_timer_t *t)
+{
+	(void)t;
+	sd_notify(0, "WATCHDOG=1");
 }
 
 static int write_pid_file(const char *path)
@@ -395,6 +606,23 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sighup, on_signal, SIGHUP);
 	signal(SIGPIPE, SIG_IGN);
+	ret = drdns_watchdog_start(&d.ctx, on_round, &d, &d.ctx.watchdog);
+	if (ret < 0)
+		drdns_log(DRDNS_LOG_ERR, "daemon", "watchdog not started error=\"%s\"",
+		          drdns_strerror(ret));
+	if (conf->metrics.address &&
+	    drdns_metrics_start(conf->metrics.address, conf->metrics.port, &d.metrics) < 0)
+		drdns_log(DRDNS_LOG_ERR, "daemon",
+		          "metrics endpoint not available address=%s port=%u",
+		          conf->metrics.address, conf->metrics.port);
+	uv_timer_init(&loop, &d.sd_timer);
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		uint64_t ms = wd_usec / 2000 ? wd_usec / 2000 : 1;
+		uv_timer_start(&d.sd_timer, on_sd_timer, ms, ms);
+	}
+	uv_unref((uv_handle_t *)&d.sd_timer);
+	sd_notify(0, "READY=1");
 	drdns_log(DRDNS_LOG_NOTICE, "daemon", "started version=%s id=%s address=%s port=%u role=%s",
 	          DRDNS_VERSION, conf->controller.id, conf->controller.address,
 	          conf->controller.port, d.ctx.state->promoted ? "primary" : "standby");
@@ -406,7 +634,11 @@ out:
 	uv_loop_close(&loop);
 	if (conf->controller.pid_file)
 		unlink(conf->controller.pid_file);
+	drdns_metrics_stop(d.metrics);
 	drdns_state_free(d.ctx.state);
-	drdns_conf_free(conf);
+	drdns_conf_free(d.ctx.conf);
+	for (size_t i = 0; i < d.n_retired; i++)
+		drdns_conf_free(d.retired[i]);
+	free(d.retired);
 	return exit_code;
 }

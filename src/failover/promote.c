@@ -355,6 +355,9 @@ static void notify_and_watch(struct promote_op *op)
 static char *who_text(const json_t *who)
 {
 	char *text = NULL;
+	const char *watchdog = json_string_value(json_object_get(who, "watchdog"));
+	if (watchdog)
+		return asprintf(&text, "watchdog controller=%s", watchdog) < 0 ? NULL : text;
 	const char *user = json_string_value(json_object_get(who, "user"));
 	const char *sudo = json_string_value(json_object_get(who, "sudo_user"));
 	const char *ssh = json_string_value(json_object_get(who, "ssh_client"));
@@ -386,7 +389,8 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 	struct drdns_zoneset *written = NULL;
 	struct drdns_diag diag = {0};
 	unsigned long gen = 0;
-	/* seen is shared with ctx->state (not owned here); the rest is owned */
+	/* seen, contact and the pause strings are shared with ctx->state (not owned
+	 * here); reason, who and zones are owned */
 	struct drdns_state next = *ctx->state;
 	next.reason = next.who = NULL;
 	next.zones = NULL;
@@ -417,6 +421,7 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 	next.promoted = true;
 	next.generation = gen;
 	next.changed_at = time(NULL);
+	next.last_promotion_at = next.changed_at; /* the watchdog's anti-flap block */
 	next.reason = strdup(op->reason);
 	next.who = who_text(op->who);
 	next.zones = calloc(op->n_serials ? op->n_serials : 1, sizeof(*next.zones));
@@ -453,6 +458,7 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 	ctx->state->promoted = true;
 	ctx->state->generation = gen;
 	ctx->state->changed_at = next.changed_at;
+	ctx->state->last_promotion_at = next.last_promotion_at;
 	ctx->state->reason = next.reason;
 	ctx->state->who = next.who;
 	ctx->state->zones = next.zones;
@@ -661,10 +667,7 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 	char seen[1024] = "";
 	for (size_t z = 0; z < op->dr->n; z++) {
 		const struct drdns_soa_result *r = probe_of(op, 0, z);
-		bool silent = !r->answered && (!strcmp(r->detail, "timeout") ||
-		                               !strncmp(r->detail, "network: ", 9) ||
-		                               !strncmp(r->detail, "error: ", 7));
-		if (silent)
+		if (drdns_soa_result_silent(r))
 			continue;
 		master_up++;
 		size_t len = strlen(seen);
@@ -685,6 +688,42 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 		return;
 	}
 	rewrite_all(op);
+}
+
+/* The watchdog's round answers exactly these targets, in this order. */
+static bool probes_match(const struct drdns_promote_opts *opts,
+                         const struct drdns_soa_target *targets, size_t n)
+{
+	if (!opts->probes || opts->n_probes != n || n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const struct drdns_soa_result *r = &opts->probes[i];
+		if (!r->label || !r->address || !r->zone || strcmp(r->label, targets[i].label) ||
+		    strcmp(r->address, targets[i].address) || r->port != targets[i].port ||
+		    strcmp(r->zone, targets[i].zone))
+			return false;
+	}
+	return true;
+}
+
+/* Hands given probe results to on_probed from the loop, as a probe would. */
+struct deferred_probes {
+	uv_timer_t timer;
+	struct promote_op *op;
+	struct drdns_soa_result *results;
+	size_t n;
+};
+
+static void on_deferred_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_deferred_probes(uv_timer_t *t)
+{
+	struct deferred_probes *df = t->data;
+	on_probed(df->results, df->n, df->op); /* hands the results over */
+	uv_close((uv_handle_t *)t, on_deferred_closed);
 }
 
 /* A copy of the set being served, else the committed generation from disk. */
@@ -769,12 +808,27 @@ int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *
 	}
 	drdns_diag_clear(&diag);
 
-	/* Step 2: ask everyone. */
+	/* Step 2: ask everyone, unless the watchdog just did. */
 	struct drdns_soa_target *targets = NULL;
 	size_t n_targets = 0;
 	int ret = drdns_nameservers_build(ctx->conf, op->dr, &op->ns);
 	if (ret == 0)
 		ret = drdns_nameservers_targets(&op->ns, op->dr, &targets, &n_targets);
+	if (ret == 0 && !op->repeat && probes_match(opts, targets, n_targets)) {
+		struct deferred_probes *df = calloc(1, sizeof(*df));
+		if (df && (df->results = drdns_soa_results_copy(opts->probes, opts->n_probes))) {
+			df->n = opts->n_probes;
+			df->op = op;
+			uv_timer_init(ctx->loop, &df->timer);
+			df->timer.data = df;
+			uv_timer_start(&df->timer, on_deferred_probes, 0, 0);
+			drdns_log(DRDNS_LOG_INFO, "failover",
+			          "promote uses the watchdog's probe round targets=%zu", n_targets);
+			free(targets);
+			return 0;
+		}
+		free(df); /* out of memory: probe afresh */
+	}
 	if (ret == 0)
 		ret = drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n_targets,
 		                      ctx->conf->policy.probe_timeout,

@@ -11,6 +11,7 @@
 #include "drdns/serial.h"
 #include "drdns/server.h"
 #include "drdns/state.h"
+#include "drdns/watchdog.h"
 #include "drdns/zone.h"
 #include "nameservers.h"
 
@@ -161,6 +162,13 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 	    "zones", zones, "alerts", op->alerts, "server", "queries", (json_int_t)stats.queries,
 	    "refused", (json_int_t)stats.refused, "axfr", (json_int_t)stats.axfr,
 	    "active_transfers", (json_int_t)stats.active_transfers);
+	/* The watchdog's view: its state replaces the one-shot guess, its alerts join. */
+	json_t *wd = reply && ctx->watchdog ? drdns_watchdog_status(ctx->watchdog) : NULL;
+	if (wd) {
+		json_object_set(reply, "state", json_object_get(wd, "state"));
+		json_array_extend(json_object_get(reply, "alerts"), json_object_get(wd, "alerts"));
+		json_object_set_new(reply, "watchdog", wd);
+	}
 	drdns_op_done_cb done = op->done;
 	void *done_arg = op->arg;
 	status_free(op);

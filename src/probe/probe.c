@@ -111,10 +111,13 @@ static void classify(struct drdns_soa_result *r, const ldns_rdf *zone, int statu
 		    ldns_dname_compare(ldns_rr_owner(rr), zone) != 0)
 			continue;
 		const ldns_rdf *serial = ldns_rr_rdf(rr, 2);
+		const ldns_rdf *refresh = ldns_rr_rdf(rr, 3);
 		const ldns_rdf *expire = ldns_rr_rdf(rr, 5);
-		if (!serial || !expire || ldns_rdf_size(serial) != 4 || ldns_rdf_size(expire) != 4)
+		if (!serial || !expire || !refresh || ldns_rdf_size(serial) != 4 ||
+		    ldns_rdf_size(expire) != 4 || ldns_rdf_size(refresh) != 4)
 			continue;
 		r->serial = ldns_rdf2native_int32(serial);
+		r->refresh = ldns_rdf2native_int32(refresh);
 		r->expire = ldns_rdf2native_int32(expire);
 		r->answered = true;
 		snprintf(r->detail, sizeof(r->detail), "ok");
@@ -230,4 +233,27 @@ nomem:
 	b->results = NULL;
 	batch_free(b);
 	return DRDNS_ENOMEM;
+}
+
+bool drdns_soa_result_silent(const struct drdns_soa_result *r)
+{
+	return !r->answered &&
+	       (!strcmp(r->detail, "timeout") || !strncmp(r->detail, "network: ", 9) ||
+	        !strncmp(r->detail, "error: ", 7));
+}
+
+struct drdns_soa_result *drdns_soa_results_copy(const struct drdns_soa_result *results, size_t n)
+{
+	struct drdns_soa_result *copy = calloc(n ? n : 1, sizeof(*copy));
+	for (size_t i = 0; copy && i < n; i++) {
+		copy[i] = results[i];
+		copy[i].label = strdup(results[i].label ? results[i].label : "");
+		copy[i].address = strdup(results[i].address ? results[i].address : "");
+		copy[i].zone = strdup(results[i].zone ? results[i].zone : "");
+		if (!copy[i].label || !copy[i].address || !copy[i].zone) {
+			drdns_soa_results_free(copy, i + 1);
+			return NULL;
+		}
+	}
+	return copy;
 }

@@ -30,7 +30,86 @@ void drdns_state_free(struct drdns_state *st)
 	free(st->who);
 	zones_free(st->zones, st->n_zones);
 	zones_free(st->seen, st->n_seen);
+	free(st->paused_by);
+	free(st->paused_reason);
+	for (size_t i = 0; i < st->n_contact; i++)
+		free(st->contact[i].zone);
+	free(st->contact);
 	free(st);
+}
+
+/* The optional "watchdog" object: pause switch and last promotion time. */
+static int watchdog_from_json(json_t *obj, struct drdns_state *st)
+{
+	if (!obj)
+		return 0;
+	int paused = 0;
+	json_int_t paused_at = 0, last = 0;
+	json_t *jby = NULL, *jreason = NULL;
+	if (json_unpack(obj, "{s?b, s?I, s?o, s?o, s?I}", "paused", &paused, "paused_at",
+	                &paused_at, "paused_by", &jby, "paused_reason", &jreason,
+	                "last_promotion_at", &last) < 0 ||
+	    (jby && !json_is_string(jby) && !json_is_null(jby)) ||
+	    (jreason && !json_is_string(jreason) && !json_is_null(jreason)))
+		return DRDNS_ESTATE;
+	const char *by = json_string_value(jby), *reason = json_string_value(jreason);
+	st->paused = paused;
+	st->paused_at = paused_at;
+	st->last_promotion_at = last;
+	if ((by && !(st->paused_by = strdup(by))) ||
+	    (reason && !(st->paused_reason = strdup(reason))))
+		return DRDNS_ENOMEM;
+	return 0;
+}
+
+static int contact_from_json(json_t *arr, struct drdns_state *st)
+{
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return DRDNS_ESTATE;
+	size_t i;
+	json_t *e;
+	json_array_foreach(arr, i, e)
+	{
+		const char *zone = NULL;
+		double last_ok = 0;
+		json_int_t expire = -1, refresh = -1;
+		if (json_unpack(e, "{s:s, s:F, s:I, s:I}", "zone", &zone, "last_ok", &last_ok,
+		                "expire", &expire, "refresh", &refresh) < 0 ||
+		    expire < 0 || expire > UINT32_MAX || refresh < 0 || refresh > UINT32_MAX)
+			return DRDNS_ESTATE;
+		int ret = drdns_state_note_contact(st, zone, last_ok, (uint32_t)expire,
+		                                   (uint32_t)refresh);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int drdns_state_note_contact(struct drdns_state *st, const char *zone, double last_ok,
+                             uint32_t expire, uint32_t refresh)
+{
+	struct drdns_state_contact *c = NULL;
+	for (size_t i = 0; i < st->n_contact && !c; i++)
+		if (!strcmp(st->contact[i].zone, zone))
+			c = &st->contact[i];
+	if (!c) {
+		char *copy = strdup(zone);
+		struct drdns_state_contact *grown =
+		    copy ? realloc(st->contact, (st->n_contact + 1) * sizeof(*grown)) : NULL;
+		if (!grown) {
+			free(copy);
+			return DRDNS_ENOMEM;
+		}
+		st->contact = grown;
+		c = &st->contact[st->n_contact++];
+		c->zone = copy;
+	}
+	c->last_ok = last_ok;
+	c->expire = expire;
+	c->refresh = refresh;
+	return 0;
 }
 
 static int zones_from_json(const json_t *arr, struct drdns_state_zone **out, size_t *n)
@@ -91,11 +170,11 @@ int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err,
 	int version = 0, promoted = 0;
 	json_int_t generation = 0, changed_at = 0;
 	json_t *reason = NULL, *who = NULL;
-	json_t *zones = NULL, *seen = NULL;
-	if (json_unpack_ex(root, &jerr, 0, "{s:i, s:b, s:I, s:I, s?o, s?o, s?o, s?o}", "version",
-	                   &version, "promoted", &promoted, "generation", &generation, "changed_at",
-	                   &changed_at, "reason", &reason, "who", &who, "zones", &zones, "seen",
-	                   &seen) < 0) {
+	json_t *zones = NULL, *seen = NULL, *watchdog = NULL, *contact = NULL;
+	if (json_unpack_ex(root, &jerr, 0, "{s:i, s:b, s:I, s:I, s?o, s?o, s?o, s?o, s?o, s?o}",
+	                   "version", &version, "promoted", &promoted, "generation", &generation,
+	                   "changed_at", &changed_at, "reason", &reason, "who", &who, "zones",
+	                   &zones, "seen", &seen, "watchdog", &watchdog, "contact", &contact) < 0) {
 		snprintf(err, errlen, "%s: %s", path, jerr.text);
 		ret = DRDNS_ESTATE;
 		goto cleanup;
@@ -120,6 +199,9 @@ int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err,
 	if (zones_from_json(zones, &st->zones, &st->n_zones) < 0 ||
 	    zones_from_json(seen, &st->seen, &st->n_seen) < 0) {
 		snprintf(err, errlen, "%s: malformed zone list", path);
+		ret = DRDNS_ESTATE;
+	} else if (watchdog_from_json(watchdog, st) < 0 || contact_from_json(contact, st) < 0) {
+		snprintf(err, errlen, "%s: malformed \"watchdog\" or \"contact\"", path);
 		ret = DRDNS_ESTATE;
 	}
 cleanup:
@@ -148,8 +230,29 @@ int drdns_state_save(const char *state_dir, const struct drdns_state *st)
 	    st->promoted, "generation", (json_int_t)st->generation, "changed_at",
 	    (json_int_t)st->changed_at, "reason", st->reason, "who", st->who, "zones",
 	    zones_to_json(st->zones, st->n_zones), "seen", zones_to_json(st->seen, st->n_seen));
-	if (!root)
+	json_t *contact = json_array();
+	for (size_t i = 0; root && contact && i < st->n_contact; i++)
+		json_array_append_new(contact,
+		                      json_pack("{s:s, s:f, s:I, s:I}", "zone", st->contact[i].zone,
+		                                "last_ok", st->contact[i].last_ok, "expire",
+		                                (json_int_t)st->contact[i].expire, "refresh",
+		                                (json_int_t)st->contact[i].refresh));
+	if (root && contact &&
+	    (json_object_set_new(root, "contact", contact) < 0 ||
+	     json_object_set_new(root, "watchdog",
+	                         json_pack("{s:b, s:I, s:s?, s:s?, s:I}", "paused", st->paused,
+	                                   "paused_at", (json_int_t)st->paused_at, "paused_by",
+	                                   st->paused_by, "paused_reason", st->paused_reason,
+	                                   "last_promotion_at",
+	                                   (json_int_t)st->last_promotion_at)) < 0)) {
+		json_decref(root);
 		return DRDNS_ENOMEM;
+	}
+	if (!root || !contact) {
+		json_decref(root);
+		json_decref(contact);
+		return DRDNS_ENOMEM;
+	}
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	char *path = NULL;

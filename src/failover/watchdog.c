@@ -1,0 +1,1064 @@
+/*
+ * The watchdog runtime (see watchdog.h): a probe round every master.interval,
+ * the detector's decision, and the actions, hooks and reports that follow.
+ *
+ * Lifetime: the watchdog is reference-counted.  Every round, hook or
+ * operation in flight holds a reference, so drdns_watchdog_stop() can return
+ * at once while they finish; the last one frees it.
+ */
+#include "drdns/watchdog.h"
+
+#include "drdns/conf.h"
+#include "drdns/detector.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/failover.h"
+#include "drdns/hooks.h"
+#include "drdns/log.h"
+#include "drdns/probe.h"
+#include "drdns/serial.h"
+#include "drdns/server.h"
+#include "drdns/state.h"
+#include "drdns/zone.h"
+#include "nameservers.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define RETRY_AFTER 60.0 /* first retry after a failed automatic promotion */
+
+/* Per (nameserver, zone): what the secondary served lately. */
+struct track {
+	struct drdns_soa_result last_good; /* last answered result (owned strings) */
+	double last_good_at;               /* 0: none */
+	double behind_since;               /* 0: not behind the reference serial */
+};
+
+struct drdns_watchdog {
+	struct drdns_ctx *ctx;
+	int refs;
+	bool stopped;
+	uv_timer_t timer;
+	drdns_watchdog_round_cb round_cb;
+	void *round_arg;
+	struct drdns_detector det;
+
+	/* targets: rebuilt at start, reload and role change */
+	struct drdns_zoneset *set; /* zone names (and glue) being watched (owned) */
+	struct drdns_nameservers ns;
+	struct drdns_soa_target *targets; /* ns.n * set->n, nameserver-major */
+	size_t n_targets;
+	bool built_promoted; /* the role the targets were built for */
+	unsigned build_gen;  /* bumped at each rebuild */
+	struct track *track; /* n_targets */
+	bool round_running;
+
+	/* the last complete round, for status and metrics */
+	struct drdns_soa_result *udp; /* n_targets (owned) */
+	struct drdns_soa_result *tcp; /* set->n, the master over TCP (owned) */
+	size_t n_udp, n_tcp;
+	double last_round_at;
+	unsigned long rounds, promotions, stepdowns, hook_vetoes;
+	bool last_promoted;
+};
+
+struct round {
+	struct drdns_watchdog *wd;
+	struct drdns_soa_result *udp, *tcp;
+	size_t n_udp, n_tcp;
+	int pending;
+	double started;
+	unsigned build_gen;
+};
+
+static double now_unix(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static void targets_clear(struct drdns_watchdog *wd)
+{
+	for (size_t i = 0; wd->track && i < wd->n_targets; i++) {
+		free(wd->track[i].last_good.label);
+		free(wd->track[i].last_good.address);
+		free(wd->track[i].last_good.zone);
+	}
+	free(wd->track);
+	wd->track = NULL;
+	free(wd->targets);
+	wd->targets = NULL;
+	drdns_soa_results_free(wd->udp, wd->n_udp);
+	drdns_soa_results_free(wd->tcp, wd->n_tcp);
+	wd->udp = wd->tcp = NULL;
+	wd->n_udp = wd->n_tcp = 0;
+	wd->n_targets = 0;
+	drdns_nameservers_clear(&wd->ns);
+	drdns_zoneset_free(wd->set);
+	wd->set = NULL;
+}
+
+static void wd_unref(struct drdns_watchdog *wd)
+{
+	if (--wd->refs > 0)
+		return;
+	targets_clear(wd);
+	drdns_detector_free(&wd->det);
+	free(wd);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	wd_unref(h->data);
+}
+
+/* The zones to watch: the served set when promoted, else the DR set on disk. */
+static int build_targets(struct drdns_watchdog *wd)
+{
+	struct drdns_ctx *ctx = wd->ctx;
+	struct drdns_zoneset *set = NULL;
+	struct drdns_diag diag = {0};
+	const struct drdns_zoneset *served = ctx->server ? drdns_server_zones(ctx->server) : NULL;
+	int ret = 0;
+	if (served) {
+		set = calloc(1, sizeof(*set));
+		if (set)
+			set->zones = calloc(served->n ? served->n : 1, sizeof(*set->zones));
+		for (size_t i = 0; set && set->zones && i < served->n; i++)
+			if ((set->zones[set->n] = drdns_zone_clone(served->zones[i])))
+				set->n++;
+		if (!set || !set->zones || set->n != served->n)
+			ret = DRDNS_ENOMEM;
+	} else {
+		ret = drdns_zoneset_load_dir(ctx->conf->zones.directory, &set, &diag);
+		if (ret < 0)
+			drdns_log(DRDNS_LOG_ERR, "watchdog",
+			          "cannot load the DR zone set dir=%s error=\"%s\": not probing",
+			          ctx->conf->zones.directory, diag.n ? diag.msgs[0] : "invalid");
+	}
+	drdns_diag_clear(&diag);
+	if (ret < 0) {
+		drdns_zoneset_free(set);
+		return ret;
+	}
+	targets_clear(wd);
+	wd->build_gen++;
+	wd->set = set;
+	wd->built_promoted = ctx->state->promoted;
+	ret = drdns_nameservers_build(ctx->conf, set, &wd->ns);
+	if (ret == 0)
+		ret = drdns_nameservers_targets(&wd->ns, set, &wd->targets, &wd->n_targets);
+	if (ret == 0 &&
+	    !(wd->track = calloc(wd->n_targets ? wd->n_targets : 1, sizeof(*wd->track))))
+		ret = DRDNS_ENOMEM;
+	if (ret < 0)
+		targets_clear(wd);
+	return ret;
+}
+
+/* ---- hooks ---- */
+
+struct hook_run {
+	struct drdns_watchdog *wd;
+	char *name;
+	void (*then)(struct drdns_watchdog *wd, const struct drdns_hook_result *r, void *arg);
+	void *arg;
+};
+
+static void on_hook_done(const struct drdns_hook_result *r, void *arg)
+{
+	struct hook_run *h = arg;
+	drdns_log(r->ok ? DRDNS_LOG_INFO : DRDNS_LOG_WARNING, "hook",
+	          "finished name=%s result=\"%s\" seconds=%.2f", h->name, r->detail, r->seconds);
+	if (h->then) /* always: it frees what it owns, and checks wd->stopped */
+		h->then(h->wd, r, h->arg);
+	wd_unref(h->wd);
+	free(h->name);
+	free(h);
+}
+
+/* "zone=serial ..." of what is published, or of the master's last answers. */
+static void serials_text(const struct drdns_watchdog *wd, char *buf, size_t len)
+{
+	const struct drdns_state *st = wd->ctx->state;
+	size_t used = 0;
+	buf[0] = 0;
+	for (size_t z = 0; wd->set && z < wd->set->n; z++) {
+		uint32_t serial = 0;
+		bool have = st->promoted
+		                ? drdns_state_published(st, wd->set->zones[z]->name, &serial)
+		                : (wd->udp && wd->udp[z].answered);
+		if (!st->promoted && have)
+			serial = wd->udp[z].serial;
+		if (have && used < len)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s=%u", used ? " " : "",
+			                         wd->set->zones[z]->name, serial);
+	}
+}
+
+/* Run hook `name` (path may be NULL: then `then` runs at once with ok). */
+static void
+run_hook(struct drdns_watchdog *wd, const char *name, const char *path, const char *reason,
+         const char *alert, const char *alert_msg,
+         void (*then)(struct drdns_watchdog *, const struct drdns_hook_result *, void *), void *arg)
+{
+	const struct drdns_conf *conf = wd->ctx->conf;
+	if (!path) {
+		struct drdns_hook_result ok = {.ok = true, .detail = "no hook"};
+		if (then)
+			then(wd, &ok, arg);
+		return;
+	}
+	char zones[2048] = "", serials[4096];
+	size_t used = 0;
+	for (size_t z = 0; wd->set && z < wd->set->n && used < sizeof(zones); z++)
+		used += (size_t)snprintf(zones + used, sizeof(zones) - used, "%s%s",
+		                         used ? " " : "", wd->set->zones[z]->name);
+	serials_text(wd, serials, sizeof(serials));
+	char *env[9] = {0};
+	int n = 0;
+	if (asprintf(&env[n], "DRDNS_STATE=%s", drdns_wd_state_name(wd->det.state)) >= 0)
+		n++;
+	if (asprintf(&env[n], "DRDNS_ZONES=%s", zones) >= 0)
+		n++;
+	if (asprintf(&env[n], "DRDNS_SERIALS=%s", serials) >= 0)
+		n++;
+	if (asprintf(&env[n], "DRDNS_CONTROLLER=%s", conf->controller.id) >= 0)
+		n++;
+	if (asprintf(&env[n], "DRDNS_MASTER=%s", conf->master.address) >= 0)
+		n++;
+	if (asprintf(&env[n], "DRDNS_ROLE=%s", wd->ctx->state->promoted ? "primary" : "standby") >=
+	    0)
+		n++;
+	if (reason && asprintf(&env[n], "DRDNS_REASON=%s", reason) >= 0)
+		n++;
+	if (alert && asprintf(&env[n], "DRDNS_ALERT=%s", alert) >= 0)
+		n++;
+	if (alert_msg && asprintf(&env[n], "DRDNS_ALERT_MESSAGE=%s", alert_msg) >= 0)
+		n++;
+	env[n] = NULL;
+	struct hook_run *h = calloc(1, sizeof(*h));
+	int ret = DRDNS_ENOMEM;
+	if (h && (h->name = strdup(name))) {
+		h->wd = wd;
+		h->then = then;
+		h->arg = arg;
+		wd->refs++;
+		ret = drdns_hook_run(wd->ctx->loop, name, path, (const char *const *)env,
+		                     conf->hooks.timeout, on_hook_done, h);
+		if (ret < 0) {
+			wd->refs--;
+			free(h->name);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(env[i]);
+	if (ret < 0) {
+		free(h);
+		drdns_log(DRDNS_LOG_WARNING, "hook", "not run name=%s path=%s error=\"%s\"", name,
+		          path, drdns_strerror(ret));
+		struct drdns_hook_result fail = {.ok = false};
+		snprintf(fail.detail, sizeof(fail.detail), "cannot run: %s", drdns_strerror(ret));
+		if (then)
+			then(wd, &fail, arg);
+	}
+}
+
+/* ---- actions ---- */
+
+struct promote_job {
+	char reason[DRDNS_DETECTOR_MSG];
+	struct drdns_soa_result *probes; /* the round's view, or NULL */
+	size_t n_probes;
+	double taken_at;
+};
+
+static void job_free(struct promote_job *job)
+{
+	drdns_soa_results_free(job->probes, job->n_probes);
+	free(job);
+}
+
+static void after_post_hook(struct drdns_watchdog *wd, const struct drdns_hook_result *r, void *arg)
+{
+	(void)wd;
+	(void)r;
+	(void)arg;
+}
+
+static void on_auto_promoted(json_t *reply, void *arg)
+{
+	struct drdns_watchdog *wd = arg;
+	int code = (int)json_integer_value(json_object_get(reply, "exit"));
+	const char *msg = json_string_value(json_object_get(reply, "message"));
+	const char *err = json_string_value(json_object_get(reply, "error"));
+	bool committed = wd->ctx->state->promoted;
+	drdns_log(committed ? DRDNS_LOG_NOTICE : DRDNS_LOG_ERR, "watchdog",
+	          "automatic promotion finished exit=%d committed=%s detail=\"%s\"", code,
+	          committed ? "yes" : "no",
+	          err   ? err
+	          : msg ? msg
+	                : "");
+	if (!wd->stopped) {
+		drdns_detector_promotion_done(&wd->det, now_unix(), committed);
+		if (committed) {
+			wd->promotions++;
+			wd->last_promoted = true;
+			run_hook(wd, "post_promote", wd->ctx->conf->hooks.post_promote,
+			         err ? err : msg, NULL, NULL, after_post_hook, NULL);
+		}
+	}
+	json_decref(reply);
+	wd_unref(wd);
+}
+
+static void start_promotion(struct drdns_watchdog *wd, struct promote_job *job)
+{
+	struct drdns_ctx *ctx = wd->ctx;
+	json_t *who = json_pack("{s:s}", "watchdog", ctx->conf->controller.id);
+	/* A round older than two intervals (a slow pre_promote hook) is stale: let
+	 * promote probe afresh. */
+	bool fresh = now_unix() - job->taken_at <= 2 * ctx->conf->master.interval;
+	struct drdns_promote_opts opts = {
+	    .reason = job->reason,
+	    .wait = -1,
+	    .who = who,
+	    .probes = fresh ? job->probes : NULL,
+	    .n_probes = fresh ? job->n_probes : 0,
+	};
+	wd->refs++;
+	int ret = who ? drdns_promote_start(ctx, &opts, on_auto_promoted, wd) : DRDNS_ENOMEM;
+	json_decref(who);
+	if (ret < 0) {
+		wd->refs--;
+		drdns_log(DRDNS_LOG_ERR, "watchdog",
+		          "automatic promotion could not start error=\"%s\"", drdns_strerror(ret));
+		drdns_detector_promotion_done(&wd->det, now_unix(), false);
+	}
+	job_free(job);
+}
+
+static void after_pre_promote(struct drdns_watchdog *wd, const struct drdns_hook_result *r,
+                              void *arg)
+{
+	struct promote_job *job = arg;
+	if (wd->stopped) {
+		job_free(job);
+		return;
+	}
+	if (!r->ok) {
+		wd->hook_vetoes++;
+		drdns_log(DRDNS_LOG_WARNING, "watchdog",
+		          "automatic promotion vetoed by pre_promote hook result=\"%s\"",
+		          r->detail);
+		drdns_detector_promotion_done(&wd->det, now_unix(), false);
+		job_free(job);
+		return;
+	}
+	if (wd->ctx->state->promoted || wd->ctx->busy) { /* an operator was quicker */
+		drdns_detector_promotion_done(&wd->det, now_unix(), wd->ctx->state->promoted);
+		job_free(job);
+		return;
+	}
+	start_promotion(wd, job);
+}
+
+/* The probe results promote would gather, from this round: a secondary that
+ * missed this round but answered in an earlier round of the same outage keeps
+ * that answer (one lost datagram does not drop it from the NS set). */
+static struct drdns_soa_result *promote_view(struct drdns_watchdog *wd, const struct round *r)
+{
+	struct drdns_soa_result *view = drdns_soa_results_copy(r->udp, r->n_udp);
+	if (!view)
+		return NULL;
+	size_t nz = wd->set->n;
+	/* only answers taken during this outage: a nameserver that went dark with the
+	 * master must be dropped, not remembered */
+	double since = wd->det.down_since;
+	for (size_t i = nz; i < r->n_udp; i++) { /* rows after the master's */
+		struct track *t = &wd->track[i];
+		if (view[i].answered || t->last_good_at <= 0 || t->last_good_at < since)
+			continue;
+		free(view[i].label);
+		free(view[i].address);
+		free(view[i].zone);
+		struct drdns_soa_result *one = drdns_soa_results_copy(&t->last_good, 1);
+		if (one) {
+			view[i] = one[0];
+			free(one);
+		} else {
+			view[i].label = view[i].address = view[i].zone = NULL;
+			drdns_soa_results_free(view, r->n_udp);
+			return NULL;
+		}
+	}
+	return view;
+}
+
+static void act_promote(struct drdns_watchdog *wd, const struct round *r, const char *reason)
+{
+	struct promote_job *job = calloc(1, sizeof(*job));
+	if (!job) {
+		drdns_detector_promotion_done(&wd->det, now_unix(), false);
+		return;
+	}
+	snprintf(job->reason, sizeof(job->reason), "%s", reason);
+	job->probes = promote_view(wd, r);
+	job->n_probes = job->probes ? r->n_udp : 0;
+	job->taken_at = r->started;
+	drdns_log(DRDNS_LOG_NOTICE, "watchdog", "automatic promotion reason=\"%s\"", reason);
+	run_hook(wd, "pre_promote", wd->ctx->conf->hooks.pre_promote, reason, NULL, NULL,
+	         after_pre_promote, job);
+}
+
+struct stepdown_job {
+	struct drdns_watchdog *wd;
+	char reason[DRDNS_DETECTOR_MSG];
+};
+
+static void on_stepped_down(json_t *reply, void *arg)
+{
+	struct stepdown_job *job = arg;
+	struct drdns_watchdog *wd = job->wd;
+	bool done = !wd->ctx->state->promoted;
+	drdns_log(done ? DRDNS_LOG_NOTICE : DRDNS_LOG_ERR, "watchdog", "step-down finished exit=%d",
+	          (int)json_integer_value(json_object_get(reply, "exit")));
+	if (!wd->stopped) {
+		drdns_detector_stepdown_done(&wd->det, now_unix(), done);
+		if (done) {
+			wd->stepdowns++;
+			run_hook(wd, "post_demote", wd->ctx->conf->hooks.post_demote, job->reason,
+			         NULL, NULL, after_post_hook, NULL);
+		}
+	}
+	json_decref(reply);
+	free(job);
+	wd_unref(wd);
+}
+
+static void act_stepdown(struct drdns_watchdog *wd, const struct round *r, const char *reason)
+{
+	size_t nz = wd->set->n;
+	struct drdns_zone_serial *serials = calloc(nz ? nz : 1, sizeof(*serials));
+	struct stepdown_job *job = calloc(1, sizeof(*job));
+	json_t *who = json_pack("{s:s}", "watchdog", wd->ctx->conf->controller.id);
+	size_t n = 0;
+	for (size_t z = 0; serials && z < nz; z++)
+		if (r->udp[z].answered) {
+			serials[n].zone = wd->set->zones[z]->name;
+			serials[n++].serial = r->udp[z].serial;
+		}
+	int ret = DRDNS_ENOMEM;
+	if (serials && job && who) {
+		job->wd = wd;
+		snprintf(job->reason, sizeof(job->reason), "%s", reason);
+		drdns_log(DRDNS_LOG_NOTICE, "watchdog", "stepping down reason=\"%s\"", reason);
+		wd->refs++;
+		ret = drdns_stepdown_start(wd->ctx, reason, who, serials, n, on_stepped_down, job);
+		if (ret < 0)
+			wd->refs--;
+		else
+			job = NULL; /* owned by the callback now (it may already have run) */
+	}
+	if (ret < 0) {
+		drdns_log(DRDNS_LOG_ERR, "watchdog", "step-down failed error=\"%s\"",
+		          drdns_strerror(ret));
+		drdns_detector_stepdown_done(&wd->det, now_unix(), false);
+	}
+	free(job);
+	free(serials);
+	json_decref(who);
+}
+
+static void raise_alerts(struct drdns_watchdog *wd, unsigned raised)
+{
+	for (int k = 0; k < DRDNS_ALERT_N; k++) {
+		if (!(raised & (1u << k)))
+			continue;
+		const char *kind = drdns_alert_kind_name((enum drdns_alert_kind)k);
+		drdns_log(DRDNS_LOG_WARNING, "alert", "raised kind=%s state=%s message=\"%s\"",
+		          kind, drdns_wd_state_name(wd->det.state), wd->det.alert_msg[k]);
+		run_hook(wd, "on_alert", wd->ctx->conf->hooks.on_alert, NULL, kind,
+		         wd->det.alert_msg[k], NULL, NULL);
+	}
+}
+
+/* ---- rounds ---- */
+
+static bool is_secondary_row(const struct drdns_watchdog *wd, size_t ns_index)
+{
+	return ns_index > 0 && wd->ns.list[ns_index].secondary != NULL;
+}
+
+static void persist_contact(struct drdns_watchdog *wd)
+{
+	struct drdns_ctx *ctx = wd->ctx;
+	for (size_t i = 0; i < wd->det.n_zones; i++) {
+		const struct drdns_detector_zone *z = &wd->det.zones[i];
+		if (z->last_ok > 0)
+			drdns_state_note_contact(ctx->state, z->zone, z->last_ok, z->expire,
+			                         z->refresh);
+	}
+	int ret = drdns_state_save(ctx->conf->controller.state_dir, ctx->state);
+	if (ret < 0)
+		drdns_log(DRDNS_LOG_WARNING, "watchdog", "cannot save state dir=%s error=\"%s\"",
+		          ctx->conf->controller.state_dir, drdns_strerror(ret));
+}
+
+static void round_finished(struct round *r)
+{
+	struct drdns_watchdog *wd = r->wd;
+	struct drdns_ctx *ctx = wd->ctx;
+	size_t nz = wd->set ? wd->set->n : 0;
+	wd->round_running = false;
+	if (wd->stopped || r->build_gen != wd->build_gen || r->n_udp != wd->n_targets || nz == 0 ||
+	    !r->udp) { /* rebuilt meanwhile, or a batch could not start */
+		drdns_soa_results_free(r->udp, r->n_udp);
+		drdns_soa_results_free(r->tcp, r->n_tcp);
+		return;
+	}
+
+	struct drdns_round_zone *zones = calloc(nz, sizeof(*zones));
+	if (!zones) {
+		drdns_soa_results_free(r->udp, r->n_udp);
+		drdns_soa_results_free(r->tcp, r->n_tcp);
+		return;
+	}
+	size_t total = ctx->conf->n_secondaries, answered = 0;
+	for (size_t i = 1; i < wd->ns.n; i++) {
+		if (!is_secondary_row(wd, i))
+			continue;
+		bool any = false;
+		for (size_t z = 0; z < nz; z++)
+			any = any || !drdns_soa_result_silent(&r->udp[i * nz + z]);
+		answered += any;
+	}
+	for (size_t z = 0; z < nz; z++) {
+		const struct drdns_soa_result *u = &r->udp[z];
+		const struct drdns_soa_result *t = z < r->n_tcp ? &r->tcp[z] : NULL;
+		struct drdns_round_zone *rz = &zones[z];
+		rz->zone = wd->set->zones[z]->name;
+		bool u_silent = drdns_soa_result_silent(u);
+		bool t_silent = !t || drdns_soa_result_silent(t);
+		rz->master = u->answered && t && t->answered ? DRDNS_MASTER_OK
+		             : u_silent && t_silent          ? DRDNS_MASTER_SILENT
+		                                             : DRDNS_MASTER_DEGRADED;
+		rz->master_serial = u->serial;
+		rz->expire = u->expire;
+		rz->refresh = u->refresh;
+		rz->has_published =
+		    drdns_state_published(ctx->state, rz->zone, &rz->published_serial);
+		/* every answering secondary at (or past) the master's serial */
+		rz->secondaries_at_master = u->answered;
+		for (size_t i = 1; i < wd->ns.n && u->answered; i++) {
+			const struct drdns_soa_result *s = &r->udp[i * nz + z];
+			if (is_secondary_row(wd, i) && s->answered &&
+			    drdns_serial_gt(u->serial, s->serial))
+				rz->secondaries_at_master = false;
+		}
+		/* lag per secondary: behind the published serial when promoted, else the
+		 * master's */
+		uint32_t ref = rz->has_published ? rz->published_serial : u->serial;
+		bool have_ref = ctx->state->promoted ? rz->has_published : u->answered;
+		for (size_t i = 1; i < wd->ns.n; i++) {
+			struct track *tr = &wd->track[i * nz + z];
+			const struct drdns_soa_result *s = &r->udp[i * nz + z];
+			if (s->answered) {
+				struct drdns_soa_result *one = drdns_soa_results_copy(s, 1);
+				if (one) {
+					free(tr->last_good.label);
+					free(tr->last_good.address);
+					free(tr->last_good.zone);
+					tr->last_good = one[0];
+					tr->last_good_at = r->started;
+					free(one);
+				}
+			}
+			bool behind = s->answered && have_ref && drdns_serial_gt(ref, s->serial);
+			if (!behind && s->answered)
+				tr->behind_since = 0;
+			else if (behind && tr->behind_since <= 0)
+				tr->behind_since = r->started;
+		}
+	}
+	struct drdns_round in = {
+	    .now = r->started,
+	    .zones = zones,
+	    .n_zones = nz,
+	    .secondaries_total = total,
+	    .secondaries_answered = answered,
+	    .promoted = ctx->state->promoted,
+	    .busy = ctx->busy,
+	    .last_promotion_at = (double)ctx->state->last_promotion_at,
+	};
+	enum drdns_wd_state before = wd->det.state;
+	struct drdns_decision dec;
+	drdns_detector_round(&wd->det, &in, &dec);
+	free(zones);
+
+	drdns_soa_results_free(wd->udp, wd->n_udp);
+	drdns_soa_results_free(wd->tcp, wd->n_tcp);
+	wd->rounds++;
+	wd->last_round_at = r->started;
+
+	if (dec.state_changed)
+		drdns_log(
+		    DRDNS_LOG_NOTICE, "watchdog",
+		    "state from=%s to=%s master_silent_rounds=%d secondaries_answering=%zu/%zu",
+		    drdns_wd_state_name(before), drdns_wd_state_name(wd->det.state),
+		    wd->det.fail_streak, answered, total);
+	if (ctx->state->promoted && !wd->last_promoted)
+		wd->promotions++; /* an operator's promotion */
+	wd->last_promoted = ctx->state->promoted;
+	if (dec.contact_changed)
+		persist_contact(wd);
+	raise_alerts(wd, dec.raised);
+	if (dec.action == DRDNS_WD_PROMOTE)
+		act_promote(wd, r, dec.reason);
+	else if (dec.action == DRDNS_WD_STEPDOWN)
+		act_stepdown(wd, r, dec.reason);
+
+	/* keep this round for status and metrics (after acting: promote copied it) */
+	wd->udp = r->udp;
+	wd->n_udp = r->n_udp;
+	wd->tcp = r->tcp;
+	wd->n_tcp = r->n_tcp;
+	if (wd->round_cb) {
+		char summary[256];
+		snprintf(summary, sizeof(summary), "%s%s, master %s, %zu/%zu secondaries answer",
+		         drdns_wd_state_name(wd->det.state), wd->det.paused ? " (paused)" : "",
+		         wd->det.fail_streak ? "silent" : "answers", answered, total);
+		wd->round_cb(summary, wd->round_arg);
+	}
+}
+
+static void round_step_done(struct round *r)
+{
+	if (--r->pending > 0)
+		return;
+	struct drdns_watchdog *wd = r->wd;
+	round_finished(r);
+	free(r);
+	wd_unref(wd);
+}
+
+static void on_udp(struct drdns_soa_result *results, size_t n, void *arg)
+{
+	struct round *r = arg;
+	r->udp = results;
+	r->n_udp = n;
+	round_step_done(r);
+}
+
+static void on_tcp(struct drdns_soa_result *results, size_t n, void *arg)
+{
+	struct round *r = arg;
+	r->tcp = results;
+	r->n_tcp = n;
+	round_step_done(r);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct drdns_watchdog *wd = t->data;
+	struct drdns_ctx *ctx = wd->ctx;
+	if (wd->round_running || wd->stopped)
+		return; /* the previous round is still out: skip this tick */
+	/* The served set is swapped in at a promotion's commit, together with the role:
+	 * rebuild then, even while the promotion still waits for convergence. */
+	if (!wd->set || wd->built_promoted != ctx->state->promoted) {
+		if (build_targets(wd) < 0)
+			return;
+	}
+	size_t nz = wd->set->n;
+	if (nz == 0)
+		return;
+	struct round *r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	r->wd = wd;
+	r->started = now_unix();
+	r->build_gen = wd->build_gen;
+	r->pending = 2;
+	wd->refs++;
+	wd->round_running = true;
+	const struct drdns_conf *conf = ctx->conf;
+	int a = drdns_probe_soa(ctx->loop, conf->controller.address, wd->targets, wd->n_targets,
+	                        conf->master.timeout, 1, false, on_udp, r);
+	int b = drdns_probe_soa(ctx->loop, conf->controller.address, wd->targets, nz,
+	                        conf->master.timeout, 1, true, on_tcp, r);
+	if (a < 0 || b < 0) {
+		drdns_log(DRDNS_LOG_ERR, "watchdog", "cannot start probes error=\"%s\"",
+		          drdns_strerror(a < 0 ? a : b));
+		r->pending -= (a < 0) + (b < 0);
+		if (r->pending == 0) {
+			wd->round_running = false;
+			free(r);
+			wd_unref(wd);
+		}
+		/* else the started batch completes the round; the missing one reads as
+		 * silent (empty), and round_finished discards a short round */
+	}
+}
+
+/* ---- public ---- */
+
+static void detector_conf(const struct drdns_conf *conf, struct drdns_detector_conf *out)
+{
+	*out = (struct drdns_detector_conf){
+	    .fail_after = conf->master.fail_after,
+	    .recover_after = conf->master.recover_after,
+	    .auto_promote = conf->policy.auto_promote,
+	    .auto_demote = conf->policy.auto_demote,
+	    .promote_after = conf->policy.promote_after,
+	    .expire_margin = conf->policy.expire_margin,
+	    .block_after_failover = conf->policy.block_after_failover,
+	    .retry_after = RETRY_AFTER,
+	};
+}
+
+int drdns_watchdog_start(struct drdns_ctx *ctx, drdns_watchdog_round_cb round_cb, void *arg,
+                         struct drdns_watchdog **out)
+{
+	struct drdns_watchdog *wd = calloc(1, sizeof(*wd));
+	if (!wd)
+		return DRDNS_ENOMEM;
+	wd->ctx = ctx;
+	wd->refs = 1;
+	wd->round_cb = round_cb;
+	wd->round_arg = arg;
+	wd->last_promoted = ctx->state->promoted;
+	struct drdns_detector_conf dc;
+	detector_conf(ctx->conf, &dc);
+	drdns_detector_init(&wd->det, &dc);
+	drdns_detector_set_paused(&wd->det, ctx->state->paused);
+	for (size_t i = 0; i < ctx->state->n_contact; i++)
+		drdns_detector_restore_zone(
+		    &wd->det, ctx->state->contact[i].zone, ctx->state->contact[i].last_ok,
+		    ctx->state->contact[i].expire, ctx->state->contact[i].refresh);
+	if (ctx->state->promoted)
+		wd->det.state = DRDNS_WD_PROMOTED;
+	build_targets(wd); /* a failure is retried at every tick */
+	uv_timer_init(ctx->loop, &wd->timer);
+	wd->timer.data = wd;
+	uint64_t ms = (uint64_t)(ctx->conf->master.interval * 1000 + 0.5);
+	uv_timer_start(&wd->timer, on_tick, 0, ms ? ms : 1);
+	drdns_log(DRDNS_LOG_NOTICE, "watchdog",
+	          "started interval=%g timeout=%g fail_after=%d auto_promote=%s paused=%s",
+	          ctx->conf->master.interval, ctx->conf->master.timeout,
+	          ctx->conf->master.fail_after, ctx->conf->policy.auto_promote ? "yes" : "no",
+	          ctx->state->paused ? "yes" : "no");
+	*out = wd;
+	return 0;
+}
+
+void drdns_watchdog_stop(struct drdns_watchdog *wd)
+{
+	if (!wd || wd->stopped)
+		return;
+	wd->stopped = true;
+	wd->ctx->watchdog = NULL;
+	uv_timer_stop(&wd->timer);
+	uv_close((uv_handle_t *)&wd->timer, on_timer_closed); /* drops the first ref */
+}
+
+int drdns_watchdog_reconf(struct drdns_watchdog *wd)
+{
+	struct drdns_detector_conf dc;
+	detector_conf(wd->ctx->conf, &dc);
+	drdns_detector_set_conf(&wd->det, &dc);
+	uint64_t ms = (uint64_t)(wd->ctx->conf->master.interval * 1000 + 0.5);
+	uv_timer_set_repeat(&wd->timer, ms ? ms : 1);
+	if (wd->round_running) { /* the next tick rebuilds: forget the targets now */
+		wd->built_promoted = !wd->ctx->state->promoted;
+		return 0;
+	}
+	return build_targets(wd);
+}
+
+int drdns_watchdog_set_paused(struct drdns_watchdog *wd, bool paused, const char *reason,
+                              const char *who, char *err, size_t errlen)
+{
+	struct drdns_state *st = wd->ctx->state;
+	bool was = st->paused;
+	int64_t was_at = st->paused_at;
+	char *was_by = st->paused_by, *was_reason = st->paused_reason;
+	st->paused = paused;
+	st->paused_at = paused ? (int64_t)now_unix() : 0;
+	st->paused_by = paused && who ? strdup(who) : NULL;
+	st->paused_reason = paused && reason ? strdup(reason) : NULL;
+	int ret = drdns_state_save(wd->ctx->conf->controller.state_dir, st);
+	if (ret < 0) {
+		free(st->paused_by);
+		free(st->paused_reason);
+		st->paused = was;
+		st->paused_at = was_at;
+		st->paused_by = was_by;
+		st->paused_reason = was_reason;
+		snprintf(err, errlen, "cannot save %s/state.json: %s; nothing changed",
+		         wd->ctx->conf->controller.state_dir, drdns_strerror(ret));
+		return ret;
+	}
+	free(was_by);
+	free(was_reason);
+	drdns_detector_set_paused(&wd->det, paused);
+	drdns_log(DRDNS_LOG_NOTICE, "watchdog", "%s who=\"%s\" reason=\"%s\"",
+	          paused ? "paused" : "resumed", who ? who : "", reason ? reason : "");
+	return 0;
+}
+
+json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
+{
+	const struct drdns_detector *d = &wd->det;
+	const struct drdns_state *st = wd->ctx->state;
+	double now = now_unix();
+	json_t *alerts = json_array();
+	for (int k = 0; k < DRDNS_ALERT_N; k++)
+		if (d->active & (1u << k))
+			json_array_append_new(
+			    alerts, json_pack("{s:s, s:s}", "id",
+			                      drdns_alert_kind_name((enum drdns_alert_kind)k),
+			                      "message", d->alert_msg[k]));
+	json_t *zones = json_array();
+	size_t nz = wd->set ? wd->set->n : 0;
+	for (size_t z = 0; z < nz; z++) {
+		const char *name = wd->set->zones[z]->name;
+		double dl = drdns_detector_zone_deadline(d, name);
+		json_t *row = json_pack("{s:s}", "zone", name);
+		json_object_set_new(row, "deadline",
+		                    dl > 0 ? json_integer((json_int_t)dl) : json_null());
+		/* promoted: the secondaries refresh from drdns, nothing is about to expire */
+		json_object_set_new(row, "seconds_left",
+		                    dl > 0 && !st->promoted ? json_integer((json_int_t)(dl - now))
+		                                            : json_null());
+		if (wd->udp && z < wd->n_udp) {
+			json_object_set_new(row, "master_udp", json_string(wd->udp[z].detail));
+			json_object_set_new(row, "master_serial",
+			                    wd->udp[z].answered ? json_integer(wd->udp[z].serial)
+			                                        : json_null());
+			json_object_set_new(row, "master_rtt", json_real(wd->udp[z].rtt));
+		}
+		if (wd->tcp && z < wd->n_tcp)
+			json_object_set_new(row, "master_tcp", json_string(wd->tcp[z].detail));
+		json_array_append_new(zones, row);
+	}
+	json_t *secs = json_array();
+	for (size_t i = 1; wd->udp && i < wd->ns.n; i++) {
+		json_t *zs = json_array();
+		bool any = false;
+		for (size_t z = 0; z < nz; z++) {
+			const struct drdns_soa_result *s = &wd->udp[i * nz + z];
+			const struct track *t = &wd->track[i * nz + z];
+			any = any || !drdns_soa_result_silent(s);
+			json_t *row = json_pack("{s:s, s:s}", "zone", s->zone, "detail", s->detail);
+			json_object_set_new(row, "serial",
+			                    s->answered ? json_integer(s->serial) : json_null());
+			json_object_set_new(row, "behind_seconds",
+			                    t->behind_since > 0
+			                        ? json_real(wd->last_round_at - t->behind_since)
+			                        : json_integer(0));
+			json_array_append_new(zs, row);
+		}
+		json_array_append_new(
+		    secs, json_pack("{s:s, s:s, s:b, s:b, s:o}", "name", wd->ns.list[i].name,
+		                    "address", wd->ns.list[i].address, "configured",
+		                    wd->ns.list[i].secondary != NULL, "answers", any, "zones", zs));
+	}
+	json_t *o = json_pack("{s:s, s:b, s:i, s:i, s:I, s:I, s:o, s:o, s:o}", "state",
+	                      drdns_wd_state_name(d->state), "paused", d->paused,
+	                      "master_silent_rounds", d->fail_streak, "master_answering_rounds",
+	                      d->ok_streak, "rounds", (json_int_t)wd->rounds, "last_promotion_at",
+	                      (json_int_t)st->last_promotion_at, "alerts", alerts, "zones", zones,
+	                      "secondaries", secs);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "last_round",
+	                    wd->last_round_at > 0 ? json_real(wd->last_round_at) : json_null());
+	json_object_set_new(o, "down_since",
+	                    d->fail_streak > 0 ? json_integer((json_int_t)d->down_since)
+	                                       : json_null());
+	if (st->paused)
+		json_object_set_new(o, "paused_by",
+		                    json_pack("{s:s?, s:s?, s:I}", "who", st->paused_by, "reason",
+		                              st->paused_reason, "at", (json_int_t)st->paused_at));
+	const char *dz = NULL;
+	double dl = drdns_detector_deadline(d, &dz);
+	json_object_set_new(o, "earliest_deadline",
+	                    dl > 0 ? json_pack("{s:s, s:I}", "zone", dz, "at", (json_int_t)dl)
+	                           : json_null());
+	return o;
+}
+
+/* ---- metrics ---- */
+
+struct text {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+	if (t->oom)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0,
+		                  fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->oom = true;
+			return;
+		}
+		if (t->buf && t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = (t->cap ? t->cap * 2 : 4096) + (size_t)n;
+		char *grown = realloc(t->buf, cap);
+		if (!grown) {
+			t->oom = true;
+			return;
+		}
+		t->buf = grown;
+		t->cap = cap;
+	}
+}
+
+/* A label value with \, " and newline escaped (exposition format). */
+static const char *esc(const char *s, char *buf, size_t len)
+{
+	size_t j = 0;
+	for (; s && *s && j + 3 < len; s++) {
+		if (*s == '\\' || *s == '"') {
+			buf[j++] = '\\';
+			buf[j++] = *s;
+		} else if (*s == '\n') {
+			buf[j++] = '\\';
+			buf[j++] = 'n';
+		} else {
+			buf[j++] = *s;
+		}
+	}
+	buf[j] = 0;
+	return buf;
+}
+
+static void help(struct text *t, const char *name, const char *type, const char *text)
+{
+	put(t, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+char *drdns_watchdog_metrics(const struct drdns_watchdog *wd)
+{
+	const struct drdns_detector *d = &wd->det;
+	struct text t = {0};
+	char e1[512], e2[512];
+	size_t nz = wd->set ? wd->set->n : 0;
+	double now = now_unix();
+
+	bool master_up = wd->udp && nz > 0;
+	for (size_t z = 0; master_up && z < nz; z++)
+		master_up = wd->udp[z].answered && wd->tcp && z < wd->n_tcp && wd->tcp[z].answered;
+	help(&t, "drdns_master_up", "gauge",
+	     "1 when the master answered every zone over UDP and TCP in the last round");
+	put(&t, "drdns_master_up %d\n", master_up);
+	help(&t, "drdns_master_silent_rounds", "gauge", "consecutive rounds without any answer");
+	put(&t, "drdns_master_silent_rounds %d\n", d->fail_streak);
+	help(&t, "drdns_state", "gauge", "1 for the watchdog's current state");
+	for (int s = DRDNS_WD_NORMAL; s <= DRDNS_WD_DEMOTING; s++)
+		put(&t, "drdns_state{state=\"%s\"} %d\n",
+		    drdns_wd_state_name((enum drdns_wd_state)s),
+		    d->state == (enum drdns_wd_state)s);
+	help(&t, "drdns_paused", "gauge", "1 when automatic actions are paused");
+	put(&t, "drdns_paused %d\n", d->paused);
+	help(&t, "drdns_promoted", "gauge", "1 when this controller is the primary");
+	put(&t, "drdns_promoted %d\n", wd->ctx->state->promoted);
+	help(&t, "drdns_promotions_total", "counter", "promotions seen since drdnsd started");
+	put(&t, "drdns_promotions_total %lu\n", wd->promotions);
+	help(&t, "drdns_stepdowns_total", "counter", "automatic step-downs since drdnsd started");
+	put(&t, "drdns_stepdowns_total %lu\n", wd->stepdowns);
+	help(&t, "drdns_pre_promote_vetoes_total", "counter",
+	     "automatic promotions vetoed by the pre_promote hook");
+	put(&t, "drdns_pre_promote_vetoes_total %lu\n", wd->hook_vetoes);
+	help(&t, "drdns_probe_rounds_total", "counter", "probe rounds completed");
+	put(&t, "drdns_probe_rounds_total %lu\n", wd->rounds);
+	help(&t, "drdns_last_round_timestamp_seconds", "gauge", "unix time of the last round");
+	put(&t, "drdns_last_round_timestamp_seconds %.3f\n", wd->last_round_at);
+	help(&t, "drdns_alert_active", "gauge", "1 while an alert's condition holds");
+	for (int k = 0; k < DRDNS_ALERT_N; k++)
+		put(&t, "drdns_alert_active{alert=\"%s\"} %d\n",
+		    drdns_alert_kind_name((enum drdns_alert_kind)k), (d->active >> k) & 1);
+
+	help(&t, "drdns_master_probe_rtt_seconds", "gauge",
+	     "round-trip time of the master's SOA answer, last round");
+	for (size_t z = 0; z < nz; z++) {
+		esc(wd->set->zones[z]->name, e1, sizeof(e1));
+		if (wd->udp && wd->udp[z].answered)
+			put(&t,
+			    "drdns_master_probe_rtt_seconds{zone=\"%s\",transport=\"udp\"} %.6f\n",
+			    e1, wd->udp[z].rtt);
+		if (wd->tcp && z < wd->n_tcp && wd->tcp[z].answered)
+			put(&t,
+			    "drdns_master_probe_rtt_seconds{zone=\"%s\",transport=\"tcp\"} %.6f\n",
+			    e1, wd->tcp[z].rtt);
+	}
+	help(&t, "drdns_zone_expiry_seconds", "gauge",
+	     "seconds until a secondary may drop the zone (last master contact - REFRESH + "
+	     "EXPIRE)");
+	for (size_t z = 0; z < nz; z++) {
+		double dl = drdns_detector_zone_deadline(d, wd->set->zones[z]->name);
+		if (dl > 0)
+			put(&t, "drdns_zone_expiry_seconds{zone=\"%s\"} %.0f\n",
+			    esc(wd->set->zones[z]->name, e1, sizeof(e1)), dl - now);
+	}
+	help(&t, "drdns_secondary_up", "gauge", "1 when the nameserver answered last round");
+	for (size_t i = 1; wd->udp && i < wd->ns.n; i++) {
+		bool any = false;
+		for (size_t z = 0; z < nz; z++)
+			any = any || !drdns_soa_result_silent(&wd->udp[i * nz + z]);
+		put(&t, "drdns_secondary_up{secondary=\"%s\",address=\"%s\"} %d\n",
+		    esc(wd->ns.list[i].name, e1, sizeof(e1)),
+		    esc(wd->ns.list[i].address, e2, sizeof(e2)), any);
+	}
+	help(&t, "drdns_secondary_serial", "gauge", "SOA serial the nameserver serves");
+	help(&t, "drdns_secondary_lag_serial", "gauge",
+	     "how far the serial is behind the reference (master, or the DR serial when "
+	     "promoted)");
+	help(&t, "drdns_secondary_lag_seconds", "gauge", "how long it has been behind");
+	for (size_t i = 1; wd->udp && i < wd->ns.n; i++)
+		for (size_t z = 0; z < nz; z++) {
+			const struct drdns_soa_result *s = &wd->udp[i * nz + z];
+			if (!s->answered)
+				continue;
+			esc(wd->ns.list[i].name, e1, sizeof(e1));
+			esc(s->zone, e2, sizeof(e2));
+			uint32_t ref = 0;
+			bool have = wd->ctx->state->promoted
+			                ? drdns_state_published(wd->ctx->state,
+			                                        wd->set->zones[z]->name, &ref)
+			                : wd->udp[z].answered;
+			if (!wd->ctx->state->promoted)
+				ref = wd->udp[z].serial;
+			put(&t, "drdns_secondary_serial{secondary=\"%s\",zone=\"%s\"} %u\n", e1, e2,
+			    s->serial);
+			if (have)
+				put(&t,
+				    "drdns_secondary_lag_serial{secondary=\"%s\",zone=\"%s\"} %u\n",
+				    e1, e2, drdns_serial_gt(ref, s->serial) ? ref - s->serial : 0);
+			const struct track *tr = &wd->track[i * nz + z];
+			put(&t, "drdns_secondary_lag_seconds{secondary=\"%s\",zone=\"%s\"} %.1f\n",
+			    e1, e2,
+			    tr->behind_since > 0 ? wd->last_round_at - tr->behind_since : 0.0);
+		}
+	if (t.oom) {
+		free(t.buf);
+		return NULL;
+	}
+	return t.buf;
+}
