@@ -105,8 +105,11 @@ enum drdns_wd_action {
 	DRDNS_WD_STEPDOWN, /* the master is ahead: stop serving the DR set */
 };
 
-/* Alerts are raised once when their condition starts (edge-triggered) and
- * listed in drdns_detector_alerts() while it lasts. */
+/* Alerts are raised once when their condition starts (edge-triggered: bit k of
+ * decision.raised) and stay in detector.active (bit k, text in alert_msg[k])
+ * while it lasts.  MANUAL_NEEDED, PAUSED_WHILE_DOWN and BLOCKED hold as soon as
+ * the state is MASTER_DOWN (the operator must know now, not after
+ * promote_after). */
 enum drdns_alert_kind {
 	DRDNS_ALERT_MASTER_DOWN,       /* the master is down (no automatic action yet) */
 	DRDNS_ALERT_ISOLATED,          /* this controller seems cut off */
@@ -130,12 +133,14 @@ struct drdns_decision {
 	unsigned raised;                 /* bit (1u << kind): alerts raised by this round */
 	bool state_changed;              /* state differs from before the round */
 	bool contact_changed;            /* a zone's last_ok/expire/refresh changed in a way
-	                                  * worth persisting (see drdns_detector_contact) */
+	                                  * worth persisting (first OK answer, changed timers,
+	                                  * first silent round after OK ones) */
 };
 
 struct drdns_detector_zone {
 	char *zone;      /* owned */
-	double last_ok;  /* last time the master answered it (unix), 0: never */
+	double last_ok;  /* last round the master answered it OK (unix), 0: never;
+	                  * a DEGRADED answer does not count (its timers are unknown) */
 	uint32_t expire; /* from the master's SOA, 0: unknown */
 	uint32_t refresh;
 	bool ok_last_round; /* the master answered it OK in the previous round */
@@ -157,7 +162,8 @@ struct drdns_detector {
 	struct drdns_detector_zone *zones;                 /* n_zones, owned */
 	size_t n_zones;
 	bool promote_in_flight;  /* PROMOTE returned, promotion_done not yet called */
-	bool stepdown_in_flight; /* STEPDOWN returned, stepdown_done not yet called */
+	bool stepdown_in_flight; /* STEPDOWN returned; cleared by stepdown_done or by a
+	                          * promoted round that is not busy */
 };
 
 /* Initialise d (zeroed by the caller or not).  Starts NORMAL, not paused. */
@@ -167,14 +173,19 @@ void drdns_detector_free(struct drdns_detector *d); /* frees what d owns, not d 
 /* Take a new configuration (SIGHUP); streaks and memory are kept. */
 void drdns_detector_set_conf(struct drdns_detector *d, const struct drdns_detector_conf *conf);
 
-/* Restore what was persisted about a zone's master contact (at start-up). */
+/* Restore what was persisted about a zone's master contact (at start-up).  A
+ * newer last_ok already known wins. */
 int drdns_detector_restore_zone(struct drdns_detector *d, const char *zone, double last_ok,
                                 uint32_t expire, uint32_t refresh);
 
 void drdns_detector_set_paused(struct drdns_detector *d, bool paused);
 
 /* Feed one round; fills *out.  The caller acts on out->action and reports the
- * alerts in out->raised. */
+ * alerts in out->raised.  A round with no zones carries no information and
+ * changes nothing.  While promoted the state is PROMOTED (also while busy with
+ * an operator's repeated promote), or DEMOTING after a STEPDOWN until a round
+ * that is not busy.  Automatic promotion is allowed again from
+ * last_promotion_at + block_after_failover on (inclusive). */
 void drdns_detector_round(struct drdns_detector *d, const struct drdns_round *r,
                           struct drdns_decision *out);
 

@@ -18,6 +18,7 @@
 #include "drdns/zone.h"
 #include "nameservers.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +379,18 @@ static void remove_generation(const char *state_dir, unsigned long gen)
 	free(dir);
 }
 
+/* Crash-safety tests (tests/integration/watchdog.sh): DRDNS_TEST_FAULT=<point>
+ * makes drdnsd kill itself with SIGKILL at that point of a promotion, exactly
+ * as a power cut would leave it.  Points: after-generation, after-commit. */
+static void test_fault(const char *point)
+{
+	const char *want = getenv("DRDNS_TEST_FAULT");
+	if (want && !strcmp(want, point)) {
+		drdns_log(DRDNS_LOG_ERR, "failover", "DRDNS_TEST_FAULT=%s: killing myself", point);
+		raise(SIGKILL);
+	}
+}
+
 /* Write the rewritten set as a new generation, commit state.json, swap it into
  * the server.  On failure nothing changed: not in memory, not on disk, not in
  * what is served (rewritten stays the caller's either way). */
@@ -433,6 +446,7 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 		next.n_zones++;
 	}
 	bool tried = ret == 0;
+	test_fault("after-generation"); /* written, not committed */
 	if (tried)
 		ret = drdns_state_save(state_dir, &next);
 	if (ret < 0) {
@@ -449,6 +463,7 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 		goto cleanup;
 	}
 	/* Committed: adopt the new state in memory, then serve what was committed. */
+	test_fault("after-commit"); /* committed, not yet served or notified */
 	op->committed = true;
 	free(ctx->state->reason);
 	free(ctx->state->who);
