@@ -185,6 +185,15 @@ static void test_defaults(void **state)
 	assert_int_equal(c->policy.notify_attempts, 5);
 	assert_true(c->policy.poll_interval == 0.2);
 	assert_true(c->policy.default_wait == 120.0);
+	assert_int_equal(c->master.recover_after, 3);
+	assert_true(c->policy.promote_after == 60.0);
+	assert_true(c->policy.expire_margin == 3600.0);
+	assert_true(c->policy.block_after_failover == 3600.0);
+	assert_false(c->policy.auto_demote);
+	assert_null(c->hooks.pre_promote);
+	assert_null(c->hooks.on_alert);
+	assert_true(c->hooks.timeout == 30.0);
+	assert_null(c->metrics.address);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
 }
@@ -422,6 +431,48 @@ static void test_include(void **state)
 	drdns_diag_clear(&d);
 }
 
+static void test_watchdog_settings(void **state)
+{
+	(void)state;
+	struct drdns_diag d = {0};
+	struct drdns_conf *c = NULL;
+	assert_int_equal(load("conf-watchdog.conf", &c, &d), 0);
+	assert_int_equal(c->master.recover_after, 5);
+	assert_true(c->policy.auto_promote);
+	assert_true(c->policy.promote_after == 300.0);
+	assert_true(c->policy.expire_margin == 86400.0);
+	assert_true(c->policy.block_after_failover == 7200.5);
+	assert_true(c->policy.auto_demote);
+	assert_non_null(strstr(c->hooks.pre_promote, "/conf-hooks/ok.sh"));
+	assert_true(c->hooks.pre_promote[0] == '/'); /* made absolute */
+	assert_non_null(c->hooks.on_alert);
+	assert_null(c->hooks.post_promote);
+	assert_true(c->hooks.timeout == 5.0);
+	assert_string_equal(c->metrics.address, "::1");
+	assert_int_equal(c->metrics.port, 9100);
+	drdns_conf_free(c);
+	drdns_diag_clear(&d);
+}
+
+static void test_watchdog_bad(void **state)
+{
+	(void)state;
+	const char *f = "conf-watchdog-bad.conf";
+	struct drdns_diag d = expect_invalid(f, 11);
+	expect_msg(&d, f, 3, "master.recover_after: 0 is out of range (1..100)");
+	expect_msg(&d, f, 6, "policy.promote_after: -1 is out of range");
+	expect_msg(&d, f, 6, "policy.expire_margin: 1e+09 is out of range");
+	expect_msg(&d, f, 6, "policy.auto_demote: expected true or false");
+	expect_msg(&d, f, 8, "hooks.pre_promote: '");
+	expect_msg(&d, f, 8, "No such file or directory");
+	expect_msg(&d, f, 9, "is not executable");
+	expect_msg(&d, f, 10, "is not a regular file");
+	expect_msg(&d, f, 11, "hooks.timeout: 0 is out of range");
+	expect_msg(&d, f, 12, "on_alarm");
+	expect_msg(&d, f, 14, "metrics.port: 0 is out of range");
+	drdns_diag_clear(&d);
+}
+
 static void test_null_diag(void **state)
 {
 	(void)state;
@@ -458,6 +509,8 @@ int main(void)
 	    cmocka_unit_test(test_many_errors),
 	    cmocka_unit_test(test_warnings_only),
 	    cmocka_unit_test(test_include),
+	    cmocka_unit_test(test_watchdog_settings),
+	    cmocka_unit_test(test_watchdog_bad),
 	    cmocka_unit_test(test_null_diag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
