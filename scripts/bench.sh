@@ -21,6 +21,13 @@
 #    as primary vs BIND as primary, same secondaries, same poll resolution.
 #    Medians are reported.
 #
+# 3. Automatic failover end to end.  drdnsd runs with the watchdog on
+#    (auto_promote, promote_after 0; master interval 1.0 s, timeout 0.5 s,
+#    fail_after 3: the shipped defaults for detection), WATCHDOG rounds (default
+#    5).  Clock starts when nftables black-holes the campus (and ns0); each of
+#    BIND (drdns first), NSD and Knot is done at the first 50 ms poll where it
+#    serves the DR serial for both zones.  Goal: interval x fail_after + 1 s.
+#
 # Prints a Markdown table for BENCHMARKS.md.  Installs what it needs and builds.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,15 +35,17 @@ export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
 RECORDS=${RECORDS:-100000}
 RUNS=${RUNS:-10}
 FAILOVERS=${FAILOVERS:-5}
+WATCHDOG=${WATCHDOG:-5}
 while [ $# -gt 0 ]; do
     case $1 in
         --records) RECORDS=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --failovers) FAILOVERS=$2; shift 2 ;;
-        *) echo "usage: $0 [--records N] [--runs N] [--failovers N]" >&2; exit 2 ;;
+        --watchdog) WATCHDOG=$2; shift 2 ;;
+        *) echo "usage: $0 [--records N] [--runs N] [--failovers N] [--watchdog N]" >&2; exit 2 ;;
     esac
 done
-export RECORDS RUNS FAILOVERS
+export RECORDS RUNS FAILOVERS WATCHDOG
 
 if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
     bash "$SRC/scripts/deps.sh"
@@ -210,6 +219,64 @@ for round in $(seq 1 "$FAILOVERS"); do
 done
 
 # ---------------------------------------------------------------------------
+# 3. Automatic failover: black hole -> every fast secondary serves the DR serial
+# ---------------------------------------------------------------------------
+log "watchdog failover, black hole to converged: $WATCHDOG rounds"
+WD_INTERVAL=1.0 WD_TIMEOUT=0.5 WD_FAIL_AFTER=3
+FAST=(127.0.0.11 127.0.0.12 127.0.0.13)
+# poll_both SERIAL T0_MS: print "ADDR SECONDS" when each FAST secondary serves
+# SERIAL for both zones (polled in parallel every 50 ms; 120 s cap).
+poll_both() {
+    local want=$1 t0=$2 a z now
+    declare -A done_at=()
+    local deadline=$(( t0 + 120000 ))
+    while [ ${#done_at[@]} -lt ${#FAST[@]} ] && [ "$(_sandbox_now_ms)" -lt "$deadline" ]; do
+        local pids=()
+        for a in "${FAST[@]}"; do
+            [ -n "${done_at[$a]:-}" ] && continue
+            for z in "${ZONES[@]}"; do
+                (dig +short +norec +time=1 +tries=1 @"$a" "$z" SOA 2>/dev/null | awk '{ print $3 }' >"$WORK/poll.$a.$z") &
+                pids+=($!)
+            done
+        done
+        wait "${pids[@]}"
+        now=$(_sandbox_now_ms)
+        for a in "${FAST[@]}"; do
+            [ -n "${done_at[$a]:-}" ] && continue
+            local all=1
+            for z in "${ZONES[@]}"; do [ "$(cat "$WORK/poll.$a.$z" 2>/dev/null)" = "$want" ] || all=0; done
+            [ "$all" = 1 ] && done_at[$a]=$now
+        done
+        sleep 0.05
+    done
+    for a in "${!done_at[@]}"; do
+        awk -v a="$a" -v now="${done_at[$a]}" -v t0="$t0" 'BEGIN { printf "%s %.3f\n", a, (now - t0) / 1000 }'
+    done
+}
+: >"$WORK/wd.tsv"
+mkdir -p "$WORK/wd"
+for round in $(seq 1 "$WATCHDOG"); do
+    rm -rf "$WORK/wd/state"
+    DRDNS_MASTER_TIMING="interval = $WD_INTERVAL; timeout = $WD_TIMEOUT; fail_after = $WD_FAIL_AFTER;" \
+    DRDNS_POLICY_EXTRA="auto_promote = true; promote_after = 0;" \
+        drdns_write_conf "$WORK/wd/drdns.conf" "$SRC/zones-dr"
+    drdns_start "$WORK/wd/drdns.conf"
+    for i in $(seq 1 50); do # a few rounds with the master up first
+        [ "$(json_get "$(drdnsctl --json status)" "d.get('watchdog', {}).get('rounds', 0)")" -ge 3 ] && break
+        sleep 0.2
+    done
+    t0=$(_sandbox_now_ms)
+    sandbox_blackhole 127.0.0.10 127.0.0.15
+    dr_serial=$((serial + 1))
+    poll_both "$dr_serial" "$t0" >>"$WORK/wd.tsv"
+    drdns_stop TERM
+    sandbox_unblackhole 127.0.0.10 127.0.0.15
+    serial=$((dr_serial + 1))
+    for z in "${ZONES[@]}"; do sandbox_campus_bump_serial "$z" "$serial" >/dev/null; done
+    for a in "${LIVE[@]}"; do for z in "${ZONES[@]}"; do sandbox_wait_serial "$a" "$z" "$serial" 120 || true; done; done
+done
+
+# ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
 python3 - "$WORK/axfr.json" "$RECORDS" "$RUNS" <<'PY'
@@ -236,3 +303,19 @@ for a in "${LIVE[@]}"; do
 done
 echo
 echo "Whole \`drdnsctl promote --wait 120\` (probe, rewrite, commit, NOTIFY, converge), median: $(median <"$WORK/total.tsv") s"
+echo
+echo "### Automatic failover: campus black-holed -> secondary serves the DR serial on both zones (median of $WATCHDOG rounds)"
+echo
+echo "Watchdog: interval $WD_INTERVAL s, timeout $WD_TIMEOUT s, fail_after $WD_FAIL_AFTER, promote_after 0; goal: interval x fail_after + 1 = $(awk -v i=$WD_INTERVAL -v f=$WD_FAIL_AFTER 'BEGIN { print i * f + 1 }') s"
+echo
+echo "| secondary | median s | min s | max s | within the goal |"
+echo "|---|---|---|---|---|"
+goal=$(awk -v i=$WD_INTERVAL -v f=$WD_FAIL_AFTER 'BEGIN { print i * f + 1 }')
+for a in "${FAST[@]}"; do
+    vals=$(awk -v a="$a" '$1 == a { print $2 }' "$WORK/wd.tsv")
+    m=$(echo "$vals" | median)
+    lo=$(echo "$vals" | sort -g | head -1)
+    hi=$(echo "$vals" | sort -g | tail -1)
+    w=$(awk -v m="$m" -v g="$goal" 'BEGIN { if (m == "n/a") print "n/a"; else print (m + 0 <= g + 0 ? "yes" : "no") }')
+    echo "| ${NAME[$a]} | $m | ${lo:-n/a} | ${hi:-n/a} | $w |"
+done
