@@ -26,6 +26,8 @@ struct drdns_secondary {
 	uint16_t port;              /* default 53 */
 	char *tsig_key_file;        /* absolute path, or NULL */
 	struct drdns_tsig_key *key; /* loaded from tsig_key_file, or NULL; owned */
+	bool on_campus; /* goes dark with the master: left out of the watchdog's isolation
+	                 * quorum (default false) */
 };
 
 struct drdns_conf {

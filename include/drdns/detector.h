@@ -79,8 +79,13 @@ struct drdns_round_zone {
 	const char *zone; /* borrowed for the call */
 	enum drdns_master_answer master;
 	uint32_t master_serial; /* valid when master == OK */
-	uint32_t expire;        /* the master's SOA EXPIRE and REFRESH, valid when OK */
+	uint32_t expire;        /* the master's SOA EXPIRE and REFRESH, valid when OK or
+	                         * contact */
 	uint32_t refresh;
+	/* the master served an authoritative SOA for the zone over at least one
+	 * transport (implied by OK): the secondaries can refresh, so last_ok moves
+	 * on even while the master is DEGRADED (TCP filtered from here, say) */
+	bool contact;
 	bool has_published;        /* promoted: the serial drdns publishes for the zone */
 	uint32_t published_serial; /* valid when has_published */
 	/* every answering secondary that carries the zone serves master_serial or
@@ -126,6 +131,7 @@ enum drdns_alert_kind {
 const char *drdns_alert_kind_name(enum drdns_alert_kind k); /* "master_down", ... */
 
 #define DRDNS_DETECTOR_MSG 512
+#define DRDNS_CONTACT_SAVE 300.0 /* persist last_ok at least this often */
 
 struct drdns_decision {
 	enum drdns_wd_action action;
@@ -134,16 +140,20 @@ struct drdns_decision {
 	bool state_changed;              /* state differs from before the round */
 	bool contact_changed;            /* a zone's last_ok/expire/refresh changed in a way
 	                                  * worth persisting (first OK answer, changed timers,
-	                                  * first silent round after OK ones) */
+	                                  * first silent round after OK ones, and every
+	                                  * DRDNS_CONTACT_SAVE seconds of progress) */
 };
 
 struct drdns_detector_zone {
 	char *zone;      /* owned */
-	double last_ok;  /* last round the master answered it OK (unix), 0: never;
-	                  * a DEGRADED answer does not count (its timers are unknown) */
+	double last_ok;  /* last round the master served its SOA (round_zone.contact),
+	                  * unix time; 0: never */
 	uint32_t expire; /* from the master's SOA, 0: unknown */
 	uint32_t refresh;
 	bool ok_last_round; /* the master answered it OK in the previous round */
+	bool current;       /* the zone was in the last round (only those count for the
+	                     * deadline: a zone removed from zones-dr/ must not) */
+	double reported_ok; /* last_ok when contact_changed last reported it */
 };
 
 struct drdns_detector {
@@ -196,11 +206,17 @@ void drdns_detector_round(struct drdns_detector *d, const struct drdns_round *r,
  * was raised before) and holds automatic promotion for retry_after. */
 void drdns_detector_promotion_done(struct drdns_detector *d, double now, bool committed);
 
+/* The caller did not start the PROMOTE after all (the master answered again,
+ * the watchdog was paused, auto_promote was switched off, or an operator's
+ * promotion was running while pre_promote ran): no failure is counted. */
+void drdns_detector_promotion_abandoned(struct drdns_detector *d);
+
 /* The outcome of a STEPDOWN the caller started.  done: the controller is
  * standby now. */
 void drdns_detector_stepdown_done(struct drdns_detector *d, double now, bool done);
 
-/* The earliest deadline over all zones (see above), 0 when none is known;
+/* The earliest deadline over the zones of the last round (see above), 0 when
+ * none is known;
  * *zone (may be NULL) is set to the zone it belongs to (borrowed). */
 double drdns_detector_deadline(const struct drdns_detector *d, const char **zone);
 /* The deadline of one zone, 0 when unknown. */

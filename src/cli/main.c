@@ -692,6 +692,11 @@ static void print_status(FILE *f, const json_t *r)
 			long long left;
 			if (!jint(wz, "seconds_left", &left))
 				continue;
+			if (left <= 0) {
+				fprintf(f, "  %s: a secondary may ALREADY have dropped it\n",
+				        jstr(wz, "zone") ? jstr(wz, "zone") : "?");
+				continue;
+			}
 			fprintf(f,
 			        "  %s: a secondary may drop it in %lldd %02lldh%02lldm if nothing "
 			        "changes\n",

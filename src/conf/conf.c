@@ -37,21 +37,21 @@
 
 /* Ranges.  dr_ttl: 1 s up to one day; the DR set is about reaching everyone
  * quickly, so a low ceiling is legitimate and a very low one only a warning. */
-#define PORT_MIN       1
-#define PORT_MAX       65535
-#define INTERVAL_MAX   3600.0
-#define TIMEOUT_MAX    60.0
-#define FAIL_AFTER_MIN 1
-#define FAIL_AFTER_MAX 100
-#define DR_TTL_MIN     1
-#define DR_TTL_MAX     86400
-#define DR_TTL_WARN    30
-#define MIN_NS_MIN     1
-#define MIN_NS_MAX     13
-#define ATTEMPTS_MIN   1
-#define ATTEMPTS_MAX   20
-#define WAIT_MAX       86400.0
-#define LONG_WAIT_MAX  (90 * 86400.0) /* watchdog delays: up to 90 days */
+#define PORT_MIN         1
+#define PORT_MAX         65535
+#define INTERVAL_MAX     3600.0
+#define TIMEOUT_MAX      60.0
+#define FAIL_AFTER_MIN   1
+#define FAIL_AFTER_MAX   100
+#define DR_TTL_MIN       1
+#define DR_TTL_MAX       86400
+#define DR_TTL_WARN      30
+#define MIN_NS_MIN       1
+#define MIN_NS_MAX       13
+#define ATTEMPTS_MIN     1
+#define ATTEMPTS_MAX     20
+#define WAIT_MAX         86400.0
+#define LONG_WAIT_MAX    (90 * 86400.0) /* watchdog delays: up to 90 days */
 #define HOOK_TIMEOUT_MAX 3600.0
 
 /* Every key drdns knows, per group.  Anything else is an error naming it. */
@@ -62,12 +62,13 @@ static const char *const controller_keys[] = {
     "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
 static const char *const master_keys[] = {"address",    "port",          "interval", "timeout",
                                           "fail_after", "recover_after", NULL};
-static const char *const secondary_keys[] = {"name", "address", "port", "tsig_key", NULL};
+static const char *const secondary_keys[] = {"name",     "address",   "port",
+                                             "tsig_key", "on_campus", NULL};
 static const char *const zones_keys[] = {"directory", "dr_ttl", "min_ns", NULL};
 static const char *const policy_keys[] = {
-    "auto_promote",    "probe_timeout", "probe_attempts", "notify_timeout",
-    "notify_attempts", "poll_interval", "default_wait",   "promote_after",
-    "expire_margin",   "block_after_failover", "auto_demote", NULL};
+    "auto_promote",    "probe_timeout",        "probe_attempts", "notify_timeout",
+    "notify_attempts", "poll_interval",        "default_wait",   "promote_after",
+    "expire_margin",   "block_after_failover", "auto_demote",    NULL};
 static const char *const hooks_keys[] = {"pre_promote", "post_promote", "post_demote",
                                          "on_alert",    "timeout",      NULL};
 static const char *const metrics_keys[] = {"address", "port", NULL};
@@ -736,6 +737,7 @@ static void load_secondary(struct loader *l, const config_setting_t *e, int i,
 		sec->address = check_address(l, s, what, v);
 	}
 	get_port(l, e, prefix, &sec->port);
+	get_bool(l, e, prefix, "on_campus", &sec->on_campus);
 	if ((v = get_string(l, e, prefix, "tsig_key", false, &s))) {
 		sec->tsig_key_file = resolve(l, v);
 		if (!sec->tsig_key_file)

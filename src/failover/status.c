@@ -165,7 +165,17 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 	/* The watchdog's view: its state replaces the one-shot guess, its alerts join. */
 	json_t *wd = reply && ctx->watchdog ? drdns_watchdog_status(ctx->watchdog) : NULL;
 	if (wd) {
-		json_object_set(reply, "state", json_object_get(wd, "state"));
+		/* Trust the watchdog's state only when it has probed lately; else this
+		 * one-shot probe's view stands (and the staleness is an alert). */
+		if (json_is_true(json_object_get(wd, "fresh")))
+			json_object_set(reply, "state", json_object_get(wd, "state"));
+		else if (!json_object_get(wd, "blind"))
+			json_array_append_new(
+			    json_object_get(reply, "alerts"),
+			    json_pack("{s:s, s:s}", "id", "watchdog_stale", "message",
+			              "the watchdog has not completed a probe round "
+			              "lately; the state shown is this status's own "
+			              "probe"));
 		json_array_extend(json_object_get(reply, "alerts"), json_object_get(wd, "alerts"));
 		json_object_set_new(reply, "watchdog", wd);
 	}

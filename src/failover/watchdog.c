@@ -28,7 +28,8 @@
 #include <string.h>
 #include <sys/time.h>
 
-#define RETRY_AFTER 60.0 /* first retry after a failed automatic promotion */
+#define RETRY_AFTER    60.0 /* first retry after a failed automatic promotion */
+#define ALERT_HOOK_MIN 60.0 /* on_alert runs at most this often per alert kind */
 
 /* Per (nameserver, zone): what the secondary served lately. */
 struct track {
@@ -51,9 +52,12 @@ struct drdns_watchdog {
 	struct drdns_nameservers ns;
 	struct drdns_soa_target *targets; /* ns.n * set->n, nameserver-major */
 	size_t n_targets;
-	bool built_promoted; /* the role the targets were built for */
-	unsigned build_gen;  /* bumped at each rebuild */
-	struct track *track; /* n_targets */
+	bool built_promoted;                 /* the role the targets were built for */
+	bool rebuild;                        /* rebuild at the next tick (reload) */
+	char blind[256];                     /* why no round can run, or "" */
+	double alert_hook_at[DRDNS_ALERT_N]; /* last on_alert run per kind */
+	unsigned build_gen;                  /* bumped at each rebuild */
+	struct track *track;                 /* n_targets */
 	bool round_running;
 
 	/* the last complete round, for status and metrics */
@@ -290,9 +294,15 @@ static void after_post_hook(struct drdns_watchdog *wd, const struct drdns_hook_r
 	(void)arg;
 }
 
+struct promote_run {
+	struct drdns_watchdog *wd;
+	char reason[DRDNS_DETECTOR_MSG];
+};
+
 static void on_auto_promoted(json_t *reply, void *arg)
 {
-	struct drdns_watchdog *wd = arg;
+	struct promote_run *run = arg;
+	struct drdns_watchdog *wd = run->wd;
 	int code = (int)json_integer_value(json_object_get(reply, "exit"));
 	const char *msg = json_string_value(json_object_get(reply, "message"));
 	const char *err = json_string_value(json_object_get(reply, "error"));
@@ -305,14 +315,12 @@ static void on_auto_promoted(json_t *reply, void *arg)
 	                : "");
 	if (!wd->stopped) {
 		drdns_detector_promotion_done(&wd->det, now_unix(), committed);
-		if (committed) {
-			wd->promotions++;
-			wd->last_promoted = true;
-			run_hook(wd, "post_promote", wd->ctx->conf->hooks.post_promote,
-			         err ? err : msg, NULL, NULL, after_post_hook, NULL);
-		}
+		if (committed) /* (counted in drdns_promotions_total by the next round) */
+			run_hook(wd, "post_promote", wd->ctx->conf->hooks.post_promote, run->reason,
+			         NULL, NULL, after_post_hook, NULL);
 	}
 	json_decref(reply);
+	free(run);
 	wd_unref(wd);
 }
 
@@ -330,10 +338,17 @@ static void start_promotion(struct drdns_watchdog *wd, struct promote_job *job)
 	    .probes = fresh ? job->probes : NULL,
 	    .n_probes = fresh ? job->n_probes : 0,
 	};
+	struct promote_run *run = calloc(1, sizeof(*run));
+	if (run) {
+		run->wd = wd;
+		snprintf(run->reason, sizeof(run->reason), "%s", job->reason);
+	}
 	wd->refs++;
-	int ret = who ? drdns_promote_start(ctx, &opts, on_auto_promoted, wd) : DRDNS_ENOMEM;
+	int ret =
+	    who && run ? drdns_promote_start(ctx, &opts, on_auto_promoted, run) : DRDNS_ENOMEM;
 	json_decref(who);
 	if (ret < 0) {
+		free(run);
 		wd->refs--;
 		drdns_log(DRDNS_LOG_ERR, "watchdog",
 		          "automatic promotion could not start error=\"%s\"", drdns_strerror(ret));
@@ -359,8 +374,22 @@ static void after_pre_promote(struct drdns_watchdog *wd, const struct drdns_hook
 		job_free(job);
 		return;
 	}
-	if (wd->ctx->state->promoted || wd->ctx->busy) { /* an operator was quicker */
-		drdns_detector_promotion_done(&wd->det, now_unix(), wd->ctx->state->promoted);
+	/* The hook took time: promote only if everything that allowed it still holds. */
+	const struct drdns_conf *conf = wd->ctx->conf;
+	const char *why = wd->ctx->state->promoted ? "already promoted (by an operator)"
+	                  : wd->ctx->busy          ? "an operator's promotion is running"
+	                  : wd->det.fail_streak < conf->master.fail_after
+	                      ? "the master answered again"
+	                  : wd->det.paused             ? "the watchdog was paused"
+	                  : !conf->policy.auto_promote ? "auto_promote was switched off"
+	                                               : NULL;
+	if (why) {
+		drdns_log(DRDNS_LOG_NOTICE, "watchdog",
+		          "automatic promotion abandoned after pre_promote reason=\"%s\"", why);
+		if (wd->ctx->state->promoted)
+			drdns_detector_promotion_done(&wd->det, now_unix(), true);
+		else
+			drdns_detector_promotion_abandoned(&wd->det);
 		job_free(job);
 		return;
 	}
@@ -482,9 +511,35 @@ static void raise_alerts(struct drdns_watchdog *wd, unsigned raised)
 		const char *kind = drdns_alert_kind_name((enum drdns_alert_kind)k);
 		drdns_log(DRDNS_LOG_WARNING, "alert", "raised kind=%s state=%s message=\"%s\"",
 		          kind, drdns_wd_state_name(wd->det.state), wd->det.alert_msg[k]);
+		/* An alert that flaps (raised, cleared, raised...) runs on_alert at most
+		 * once per ALERT_HOOK_MIN seconds, so hooks cannot pile up. */
+		double now = now_unix();
+		if (wd->alert_hook_at[k] > 0 && now - wd->alert_hook_at[k] < ALERT_HOOK_MIN) {
+			drdns_log(DRDNS_LOG_INFO, "alert", "on_alert not run again so soon kind=%s",
+			          kind);
+			continue;
+		}
+		wd->alert_hook_at[k] = now;
 		run_hook(wd, "on_alert", wd->ctx->conf->hooks.on_alert, NULL, kind,
 		         wd->det.alert_msg[k], NULL, NULL);
 	}
+}
+
+/* The watchdog cannot probe (or can again: why == NULL).  Raised once. */
+static void blind(struct drdns_watchdog *wd, const char *why)
+{
+	if (!why) {
+		if (wd->blind[0])
+			drdns_log(DRDNS_LOG_NOTICE, "watchdog", "probing again");
+		wd->blind[0] = 0;
+		return;
+	}
+	if (wd->blind[0])
+		return;
+	snprintf(wd->blind, sizeof(wd->blind), "the watchdog cannot probe: %s", why);
+	drdns_log(DRDNS_LOG_ERR, "alert", "raised kind=watchdog_blind message=\"%s\"", wd->blind);
+	run_hook(wd, "on_alert", wd->ctx->conf->hooks.on_alert, NULL, "watchdog_blind", wd->blind,
+	         NULL, NULL);
 }
 
 /* ---- rounds ---- */
@@ -497,11 +552,17 @@ static bool is_secondary_row(const struct drdns_watchdog *wd, size_t ns_index)
 static void persist_contact(struct drdns_watchdog *wd)
 {
 	struct drdns_ctx *ctx = wd->ctx;
+	struct drdns_state *st = ctx->state;
+	/* the zones being watched only: a zone removed from zones-dr/ is forgotten */
+	for (size_t i = 0; i < st->n_contact; i++)
+		free(st->contact[i].zone);
+	free(st->contact);
+	st->contact = NULL;
+	st->n_contact = 0;
 	for (size_t i = 0; i < wd->det.n_zones; i++) {
 		const struct drdns_detector_zone *z = &wd->det.zones[i];
-		if (z->last_ok > 0)
-			drdns_state_note_contact(ctx->state, z->zone, z->last_ok, z->expire,
-			                         z->refresh);
+		if (z->current && z->last_ok > 0)
+			drdns_state_note_contact(st, z->zone, z->last_ok, z->expire, z->refresh);
 	}
 	int ret = drdns_state_save(ctx->conf->controller.state_dir, ctx->state);
 	if (ret < 0)
@@ -528,10 +589,13 @@ static void round_finished(struct round *r)
 		drdns_soa_results_free(r->tcp, r->n_tcp);
 		return;
 	}
-	size_t total = ctx->conf->n_secondaries, answered = 0;
+	/* The isolation quorum: configured secondaries that are not on the campus
+	 * (those are expected to go dark with the master). */
+	size_t total = 0, answered = 0;
 	for (size_t i = 1; i < wd->ns.n; i++) {
-		if (!is_secondary_row(wd, i))
+		if (!is_secondary_row(wd, i) || wd->ns.list[i].secondary->on_campus)
 			continue;
+		total++;
 		bool any = false;
 		for (size_t z = 0; z < nz; z++)
 			any = any || !drdns_soa_result_silent(&r->udp[i * nz + z]);
@@ -548,8 +612,9 @@ static void round_finished(struct round *r)
 		             : u_silent && t_silent          ? DRDNS_MASTER_SILENT
 		                                             : DRDNS_MASTER_DEGRADED;
 		rz->master_serial = u->serial;
-		rz->expire = u->expire;
-		rz->refresh = u->refresh;
+		rz->contact = u->answered || (t && t->answered);
+		rz->expire = u->answered ? u->expire : t ? t->expire : 0;
+		rz->refresh = u->answered ? u->refresh : t ? t->refresh : 0;
 		rz->has_published =
 		    drdns_state_published(ctx->state, rz->zone, &rz->published_serial);
 		/* every answering secondary at (or past) the master's serial */
@@ -600,8 +665,14 @@ static void round_finished(struct round *r)
 	drdns_detector_round(&wd->det, &in, &dec);
 	free(zones);
 
+	/* Keep this round for status, metrics and hooks (serials_text reads it) before
+	 * anything below runs; promote_view copies from r. */
 	drdns_soa_results_free(wd->udp, wd->n_udp);
 	drdns_soa_results_free(wd->tcp, wd->n_tcp);
+	wd->udp = r->udp;
+	wd->n_udp = r->n_udp;
+	wd->tcp = r->tcp;
+	wd->n_tcp = r->n_tcp;
 	wd->rounds++;
 	wd->last_round_at = r->started;
 
@@ -622,11 +693,6 @@ static void round_finished(struct round *r)
 	else if (dec.action == DRDNS_WD_STEPDOWN)
 		act_stepdown(wd, r, dec.reason);
 
-	/* keep this round for status and metrics (after acting: promote copied it) */
-	wd->udp = r->udp;
-	wd->n_udp = r->n_udp;
-	wd->tcp = r->tcp;
-	wd->n_tcp = r->n_tcp;
 	if (wd->round_cb) {
 		char summary[256];
 		snprintf(summary, sizeof(summary), "%s%s, master %s, %zu/%zu secondaries answer",
@@ -670,9 +736,13 @@ static void on_tick(uv_timer_t *t)
 		return; /* the previous round is still out: skip this tick */
 	/* The served set is swapped in at a promotion's commit, together with the role:
 	 * rebuild then, even while the promotion still waits for convergence. */
-	if (!wd->set || wd->built_promoted != ctx->state->promoted) {
-		if (build_targets(wd) < 0)
+	if (!wd->set || wd->rebuild || wd->built_promoted != ctx->state->promoted) {
+		wd->rebuild = false;
+		if (build_targets(wd) < 0) {
+			blind(wd, "cannot load the zones to watch (see the log)");
 			return;
+		}
+		blind(wd, NULL);
 	}
 	size_t nz = wd->set->n;
 	if (nz == 0)
@@ -761,6 +831,8 @@ void drdns_watchdog_stop(struct drdns_watchdog *wd)
 	if (!wd || wd->stopped)
 		return;
 	wd->stopped = true;
+	if (wd->rounds > 0) /* keep the latest master contact for the next start */
+		persist_contact(wd);
 	wd->ctx->watchdog = NULL;
 	uv_timer_stop(&wd->timer);
 	uv_close((uv_handle_t *)&wd->timer, on_timer_closed); /* drops the first ref */
@@ -768,16 +840,14 @@ void drdns_watchdog_stop(struct drdns_watchdog *wd)
 
 int drdns_watchdog_reconf(struct drdns_watchdog *wd)
 {
+	wd->build_gen++; /* a round in flight was built on the old configuration */
 	struct drdns_detector_conf dc;
 	detector_conf(wd->ctx->conf, &dc);
 	drdns_detector_set_conf(&wd->det, &dc);
 	uint64_t ms = (uint64_t)(wd->ctx->conf->master.interval * 1000 + 0.5);
 	uv_timer_set_repeat(&wd->timer, ms ? ms : 1);
-	if (wd->round_running) { /* the next tick rebuilds: forget the targets now */
-		wd->built_promoted = !wd->ctx->state->promoted;
-		return 0;
-	}
-	return build_targets(wd);
+	wd->rebuild = true; /* at the next tick (never under a running round's feet) */
+	return 0;
 }
 
 int drdns_watchdog_set_paused(struct drdns_watchdog *wd, bool paused, const char *reason,
@@ -799,8 +869,13 @@ int drdns_watchdog_set_paused(struct drdns_watchdog *wd, bool paused, const char
 		st->paused_at = was_at;
 		st->paused_by = was_by;
 		st->paused_reason = was_reason;
-		snprintf(err, errlen, "cannot save %s/state.json: %s; nothing changed",
-		         wd->ctx->conf->controller.state_dir, drdns_strerror(ret));
+		/* the rename may have happened before the failure: put the old one back */
+		int back = drdns_state_save(wd->ctx->conf->controller.state_dir, st);
+		snprintf(err, errlen, "cannot save %s/state.json: %s; %s",
+		         wd->ctx->conf->controller.state_dir, drdns_strerror(ret),
+		         back == 0 ? "nothing changed"
+		                   : "and the previous state could not be written back: check "
+		                     "state.json before restarting drdnsd");
 		return ret;
 	}
 	free(was_by);
@@ -878,6 +953,17 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 		return NULL;
 	json_object_set_new(o, "last_round",
 	                    wd->last_round_at > 0 ? json_real(wd->last_round_at) : json_null());
+	/* fresh: a round completed lately, so "state" can be trusted */
+	const struct drdns_conf *conf = wd->ctx->conf;
+	double stale_after = 2 * conf->master.interval + conf->master.timeout + 1;
+	json_object_set_new(o, "fresh",
+	                    json_boolean(wd->last_round_at > 0 && !wd->blind[0] &&
+	                                 now - wd->last_round_at <= stale_after));
+	if (wd->blind[0]) {
+		json_object_set_new(o, "blind", json_string(wd->blind));
+		json_array_append_new(
+		    alerts, json_pack("{s:s, s:s}", "id", "watchdog_blind", "message", wd->blind));
+	}
 	json_object_set_new(o, "down_since",
 	                    d->fail_streak > 0 ? json_integer((json_int_t)d->down_since)
 	                                       : json_null());

@@ -98,8 +98,10 @@ int drdns_detector_restore_zone(struct drdns_detector *d, const char *zone, doub
 	struct drdns_detector_zone *z = find_zone(d, zone, true);
 	if (!z)
 		return DRDNS_ENOMEM;
+	z->current = true; /* until a round says which zones are current */
 	if (last_ok > z->last_ok) {
 		z->last_ok = last_ok;
+		z->reported_ok = last_ok;
 		z->expire = expire;
 		z->refresh = refresh;
 	}
@@ -127,6 +129,8 @@ double drdns_detector_deadline(const struct drdns_detector *d, const char **zone
 	if (zone)
 		*zone = NULL;
 	for (size_t i = 0; i < d->n_zones; i++) {
+		if (!d->zones[i].current)
+			continue;
 		double dl = zone_deadline(&d->zones[i]);
 		if (dl > 0 && (best == 0 || dl < best)) {
 			best = dl;
@@ -165,21 +169,31 @@ static bool is_standby_down(enum drdns_wd_state s)
 static bool track_contact(struct drdns_detector *d, const struct drdns_round *r)
 {
 	bool changed = false;
+	for (size_t i = 0; i < d->n_zones; i++)
+		d->zones[i].current = false;
 	for (size_t i = 0; i < r->n_zones; i++) {
 		const struct drdns_round_zone *rz = &r->zones[i];
 		struct drdns_detector_zone *z = find_zone(d, rz->zone, true);
 		if (!z)
 			continue; /* out of memory: the guard knows less, nothing breaks */
-		if (rz->master == DRDNS_MASTER_OK) {
-			if (z->last_ok <= 0 || z->expire != rz->expire || z->refresh != rz->refresh)
-				changed = true;
+		z->current = true;
+		if (rz->master == DRDNS_MASTER_OK || rz->contact) {
+			bool report = z->last_ok <= 0 || z->expire != rz->expire ||
+			              z->refresh != rz->refresh ||
+			              r->now - z->reported_ok >= DRDNS_CONTACT_SAVE;
 			z->last_ok = r->now;
 			z->expire = rz->expire;
 			z->refresh = rz->refresh;
 			z->ok_last_round = true;
+			if (report) {
+				z->reported_ok = r->now;
+				changed = true;
+			}
 		} else {
-			if (z->ok_last_round)
+			if (z->ok_last_round) {
+				z->reported_ok = z->last_ok;
 				changed = true; /* last_ok is final for this outage */
+			}
 			z->ok_last_round = false;
 		}
 	}
@@ -312,7 +326,7 @@ static void decide_promoted(struct drdns_detector *d, const struct drdns_round *
 			    "the master answers again while this controller is the primary: zone "
 			    "%s "
 			    "is at %u on the master, %u here; to fail back the master must publish "
-			    "%u or more%s (drdnsctl demote checks this)",
+			    "%u or more%s ; this controller keeps serving until then",
 			    behind->zone, behind->master_serial, behind->published_serial, target,
 			    two_step ? " in two steps" : "");
 		} else {
@@ -325,8 +339,10 @@ static void decide_promoted(struct drdns_detector *d, const struct drdns_round *
 	cond(d, conds, DRDNS_ALERT_MASTER_AHEAD,
 	     "the master serves newer serials than the DR set on every zone: the secondaries "
 	     "fail back to it%s",
-	     d->conf.auto_demote || followed ? ""
-	                                     : "; drdnsctl demote makes this controller step down");
+	     d->conf.auto_demote || followed
+	         ? ""
+	         : "; this controller steps down once every secondary has followed (or at once "
+	           "with policy.auto_demote = true and drdnsctl reload)");
 	if (d->ahead_streak < d->conf.recover_after || d->paused || d->stepdown_in_flight ||
 	    r->busy)
 		return;
@@ -376,6 +392,8 @@ void drdns_detector_round(struct drdns_detector *d, const struct drdns_round *r,
 			d->stepdown_in_flight = false;
 		d->state = d->stepdown_in_flight ? DRDNS_WD_DEMOTING : DRDNS_WD_PROMOTED;
 		decide_promoted(d, r, alive, all_ok, &conds, out);
+	} else if (r->busy && d->stepdown_in_flight) { /* committed, still notifying */
+		d->state = DRDNS_WD_DEMOTING;
 	} else if (r->busy || d->promote_in_flight) {
 		d->state = DRDNS_WD_PROMOTING;
 		d->stepdown_in_flight = false;
@@ -410,6 +428,15 @@ void drdns_detector_promotion_done(struct drdns_detector *d, double now, bool co
 	d->failures++;
 	d->retry_at = now + d->conf.retry_after * factor;
 	d->active &= ~(1u << DRDNS_ALERT_PROMOTE_FAILED); /* raise it again */
+	if (d->state == DRDNS_WD_PROMOTING)
+		d->state = d->fail_streak >= d->conf.fail_after ? DRDNS_WD_MASTER_DOWN
+		           : d->fail_streak > 0                 ? DRDNS_WD_SUSPECT
+		                                                : DRDNS_WD_NORMAL;
+}
+
+void drdns_detector_promotion_abandoned(struct drdns_detector *d)
+{
+	d->promote_in_flight = false;
 	if (d->state == DRDNS_WD_PROMOTING)
 		d->state = d->fail_streak >= d->conf.fail_after ? DRDNS_WD_MASTER_DOWN
 		           : d->fail_streak > 0                 ? DRDNS_WD_SUSPECT

@@ -194,6 +194,7 @@ static void test_defaults(void **state)
 	assert_null(c->hooks.on_alert);
 	assert_true(c->hooks.timeout == 30.0);
 	assert_null(c->metrics.address);
+	assert_false(c->secondaries[0].on_campus);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
 }
@@ -438,6 +439,7 @@ static void test_watchdog_settings(void **state)
 	struct drdns_conf *c = NULL;
 	assert_int_equal(load("conf-watchdog.conf", &c, &d), 0);
 	assert_int_equal(c->master.recover_after, 5);
+	assert_true(c->secondaries[0].on_campus);
 	assert_true(c->policy.auto_promote);
 	assert_true(c->policy.promote_after == 300.0);
 	assert_true(c->policy.expire_margin == 86400.0);
