@@ -1611,6 +1611,102 @@ static void test_every_state(void **state)
 	assert_int_equal(s->stepdowns, 3);
 }
 
+/* A DEGRADED master that still serves its SOA (contact) keeps last_ok moving:
+ * the secondaries refresh, so the expiry deadline must not freeze. */
+static void test_degraded_contact_moves_last_ok(void **state)
+{
+	struct sim *s = *state;
+	ok(s);
+	double first = drdns_detector_zone_deadline(&s->d, zone_names[0]);
+	for (int i = 0; i < 5; i++) {
+		set_master(s, DRDNS_MASTER_DEGRADED);
+		s->z[0].contact = true;
+		step(s);
+	}
+	assert_true(drdns_detector_zone_deadline(&s->d, zone_names[0]) == first + 50);
+	/* without contact (REFUSED, say) it freezes */
+	for (int i = 0; i < 3; i++) {
+		set_master(s, DRDNS_MASTER_DEGRADED);
+		s->z[0].contact = false;
+		step(s);
+	}
+	assert_true(drdns_detector_zone_deadline(&s->d, zone_names[0]) == first + 50);
+}
+
+/* last_ok is reported for saving every DRDNS_CONTACT_SAVE seconds of progress, so
+ * a restart never restores a stale one. */
+static void test_contact_saved_periodically(void **state)
+{
+	struct sim *s = *state;
+	assert_true(ok(s) == DRDNS_WD_NONE && s->out.contact_changed);
+	int reported = 0;
+	int rounds = (int)(3 * DRDNS_CONTACT_SAVE / s->dt);
+	for (int i = 0; i < rounds; i++) {
+		ok(s);
+		reported += s->out.contact_changed;
+	}
+	assert_int_equal(reported, 3);
+}
+
+/* Only the zones of the last round count for the deadline: a zone dropped from
+ * zones-dr/ with an old deadline must not trigger the expiry guard. */
+static void test_removed_zone_forgotten(void **state)
+{
+	struct sim *s = *state;
+	s->conf.promote_after = 1e9;
+	sim_restart(s);
+	assert_int_equal(
+	    drdns_detector_restore_zone(&s->d, "old.example.", T0 - 2e6, 1209600, 3600), 0);
+	const char *z = NULL;
+	assert_true(drdns_detector_deadline(&s->d, &z) > 0);
+	assert_string_equal(z, "old.example.");
+	ok(s); /* the round names only zone_names[0] */
+	assert_true(drdns_detector_deadline(&s->d, &z) == T0 - 3600 + 1209600);
+	assert_string_equal(z, zone_names[0]);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(silent(s), DRDNS_WD_NONE);
+	assert_int_equal(s->count[DRDNS_ALERT_EXPIRY], 0);
+}
+
+/* An abandoned PROMOTE (pre_promote ran, then the master answered or an operator
+ * paused) is not a failure: no backoff, no promote_failed. */
+static void test_promotion_abandoned(void **state)
+{
+	struct sim *s = *state;
+	s->conf.promote_after = 0;
+	sim_restart(s);
+	assert_true(silent_until_promote(s, 5) > 0);
+	assert_state(s, DRDNS_WD_PROMOTING);
+	drdns_detector_promotion_abandoned(&s->d);
+	assert_state(s, DRDNS_WD_MASTER_DOWN);
+	assert_int_equal(s->d.failures, 0);
+	assert_int_equal(silent(s), DRDNS_WD_PROMOTE); /* at once: no retry_after */
+	assert_int_equal(s->count[DRDNS_ALERT_PROMOTE_FAILED], 0);
+}
+
+/* After a step-down commits, the role is standby but NOTIFY still runs (busy):
+ * DEMOTING, not PROMOTING. */
+static void test_demoting_while_notifying(void **state)
+{
+	struct sim *s = *state;
+	s->conf.auto_demote = true;
+	sim_restart(s);
+	s->r.promoted = true;
+	s->z[0].has_published = true;
+	s->z[0].published_serial = 100;
+	s->z[0].master_serial = 200;
+	ok(s);
+	assert_int_equal(ok(s), DRDNS_WD_STEPDOWN);
+	s->r.promoted = false; /* committed */
+	s->r.busy = true;      /* notifying */
+	ok(s);
+	assert_state(s, DRDNS_WD_DEMOTING);
+	drdns_detector_stepdown_done(&s->d, s->t, true);
+	s->r.busy = false;
+	ok(s);
+	assert_state(s, DRDNS_WD_NORMAL);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1667,6 +1763,11 @@ int main(void)
 	    T(test_full_cycle),
 	    T(test_set_conf_keeps_streaks),
 	    T(test_set_conf_keeps_contacts),
+	    T(test_degraded_contact_moves_last_ok),
+	    T(test_contact_saved_periodically),
+	    T(test_removed_zone_forgotten),
+	    T(test_promotion_abandoned),
+	    T(test_demoting_while_notifying),
 	    T(test_every_state),
 	};
 #undef T
