@@ -223,7 +223,7 @@ run_hook(struct drdns_watchdog *wd, const char *name, const char *path, const ch
 		used += (size_t)snprintf(zones + used, sizeof(zones) - used, "%s%s",
 		                         used ? " " : "", wd->set->zones[z]->name);
 	serials_text(wd, serials, sizeof(serials));
-	char *env[9] = {0};
+	char *env[10] = {0}; /* at most 9 variables below, and the NULL */
 	int n = 0;
 	if (asprintf(&env[n], "DRDNS_STATE=%s", drdns_wd_state_name(wd->det.state)) >= 0)
 		n++;
@@ -683,7 +683,7 @@ static void round_finished(struct round *r)
 		    drdns_wd_state_name(before), drdns_wd_state_name(wd->det.state),
 		    wd->det.fail_streak, answered, total);
 	if (ctx->state->promoted && !wd->last_promoted)
-		wd->promotions++; /* an operator's promotion */
+		wd->promotions++; /* automatic or an operator's: counted once, here */
 	wd->last_promoted = ctx->state->promoted;
 	if (dec.contact_changed)
 		persist_contact(wd);
@@ -739,8 +739,17 @@ static void on_tick(uv_timer_t *t)
 	if (!wd->set || wd->rebuild || wd->built_promoted != ctx->state->promoted) {
 		wd->rebuild = false;
 		if (build_targets(wd) < 0) {
-			blind(wd, "cannot load the zones to watch (see the log)");
-			return;
+			if (!wd->set) { /* nothing to watch at all */
+				blind(wd, "cannot load the zones to watch (see the log)");
+				return;
+			}
+			/* zones-dr/ is broken (mid-edit?): keep watching the zones known so
+			 * far; a reload retries */
+			drdns_log(DRDNS_LOG_WARNING, "watchdog",
+			          "keeping the previous zone list zones=%zu: fix zones-dr and "
+			          "reload",
+			          wd->set->n);
+			wd->built_promoted = ctx->state->promoted;
 		}
 		blind(wd, NULL);
 	}
