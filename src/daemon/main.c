@@ -48,6 +48,8 @@ struct daemon {
 	size_t n_retired;
 };
 
+static void log_one_line(const char *what, const char *msg);
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -323,7 +325,7 @@ static void handle_reload(struct daemon *d, struct drdns_ctl_request *req)
 	char err[8192];
 	int ret = reload(d, err, sizeof(err));
 	if (ret < 0) {
-		drdns_log(DRDNS_LOG_WARNING, "daemon", "reload refused error=\"%s\"", err);
+		log_one_line("reload refused", err);
 		drdns_ctl_reply(req, drdns_error_reply("reload", DRDNS_EXIT_ERROR, "%s", err));
 		return;
 	}
@@ -391,7 +393,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	if (signum == SIGHUP) {
 		char err[8192];
 		if (!d->stopping && reload(d, err, sizeof(err)) < 0)
-			drdns_log(DRDNS_LOG_WARNING, "daemon", "reload refused error=\"%s\"", err);
+			log_one_line("reload refused", err);
 		return;
 	}
 	if (d->stopping)
@@ -421,6 +423,44 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+/* On record: a restart resumed serving a committed promotion (which may have
+ * been cut off right after its commit point, before its own audit records). */
+static void audit_resume(const struct drdns_ctx *ctx)
+{
+	json_t *serials = json_object();
+	for (size_t i = 0; serials && i < ctx->state->n_zones; i++)
+		json_object_set_new(serials, ctx->state->zones[i].zone,
+		                    json_integer(ctx->state->zones[i].serial));
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:s?, s:s?, s:o}", "controller",
+	                        ctx->conf->controller.id, "action", "resume", "result", "serving",
+	                        "generation", (json_int_t)ctx->state->generation, "reason",
+	                        ctx->state->reason, "who", ctx->state->who, "serials",
+	                        serials ? serials : json_object());
+	if (!rec || drdns_audit_append(ctx->conf->controller.audit_log, rec) < 0)
+		drdns_log(DRDNS_LOG_ERR, "daemon", "audit log write failed path=%s",
+		          ctx->conf->controller.audit_log);
+	json_decref(rec);
+}
+
+/* A multi-line message as one log line ("; " between lines). */
+static void log_one_line(const char *what, const char *msg)
+{
+	char line[8192];
+	size_t j = 0;
+	for (const char *p = msg; *p && j + 3 < sizeof(line); p++) {
+		if (*p == '\n') {
+			if (p[1]) {
+				line[j++] = ';';
+				line[j++] = ' ';
+			}
+		} else {
+			line[j++] = *p == '"' ? '\'' : *p;
+		}
+	}
+	line[j] = 0;
+	drdns_log(DRDNS_LOG_WARNING, "daemon", "%s error=\"%s\"", what, line);
 }
 
 static void on_round(const char *summary, void *arg)
@@ -596,6 +636,7 @@ int main(int argc, char **argv)
 		          "resuming as primary generation=%lu zones=%zu", d.ctx.state->generation,
 		          published->n);
 		drdns_server_set_zones(d.ctx.server, published);
+		audit_resume(&d.ctx);
 		drdns_promote_resume_notify(&d.ctx);
 	}
 	uv_signal_init(&loop, &d.sigterm);

@@ -314,10 +314,9 @@ static void on_auto_promoted(json_t *reply, void *arg)
 	          : msg ? msg
 	                : "");
 	if (!wd->stopped) {
+		/* (post_promote and drdns_promotions_total: by the round that sees the new
+		 * role, right after the commit, not after the convergence wait) */
 		drdns_detector_promotion_done(&wd->det, now_unix(), committed);
-		if (committed) /* (counted in drdns_promotions_total by the next round) */
-			run_hook(wd, "post_promote", wd->ctx->conf->hooks.post_promote, run->reason,
-			         NULL, NULL, after_post_hook, NULL);
 	}
 	json_decref(reply);
 	free(run);
@@ -458,11 +457,8 @@ static void on_stepped_down(json_t *reply, void *arg)
 	          (int)json_integer_value(json_object_get(reply, "exit")));
 	if (!wd->stopped) {
 		drdns_detector_stepdown_done(&wd->det, now_unix(), done);
-		if (done) {
+		if (done)
 			wd->stepdowns++;
-			run_hook(wd, "post_demote", wd->ctx->conf->hooks.post_demote, job->reason,
-			         NULL, NULL, after_post_hook, NULL);
-		}
 	}
 	json_decref(reply);
 	free(job);
@@ -682,12 +678,21 @@ static void round_finished(struct round *r)
 		    "state from=%s to=%s master_silent_rounds=%d secondaries_answering=%zu/%zu",
 		    drdns_wd_state_name(before), drdns_wd_state_name(wd->det.state),
 		    wd->det.fail_streak, answered, total);
-	if (ctx->state->promoted && !wd->last_promoted)
-		wd->promotions++; /* automatic or an operator's: counted once, here */
+	/* The role changed since the last round (automatic or an operator's): the
+	 * post hooks run now, soon after the commit, and not only if the whole
+	 * operation (convergence wait included) survives. */
+	bool role_changed = ctx->state->promoted != wd->last_promoted;
+	if (ctx->state->promoted && role_changed)
+		wd->promotions++;
 	wd->last_promoted = ctx->state->promoted;
 	if (dec.contact_changed)
 		persist_contact(wd);
 	raise_alerts(wd, dec.raised);
+	if (role_changed)
+		run_hook(wd, ctx->state->promoted ? "post_promote" : "post_demote",
+		         ctx->state->promoted ? ctx->conf->hooks.post_promote
+		                              : ctx->conf->hooks.post_demote,
+		         ctx->state->reason, NULL, NULL, after_post_hook, NULL);
 	if (dec.action == DRDNS_WD_PROMOTE)
 		act_promote(wd, r, dec.reason);
 	else if (dec.action == DRDNS_WD_STEPDOWN)

@@ -404,8 +404,10 @@ void drdns_detector_round(struct drdns_detector *d, const struct drdns_round *r,
 		    prev == DRDNS_WD_DEMOTING)
 			d->state = DRDNS_WD_NORMAL; /* re-derive from the streaks alone */
 		d->state = standby_state(d, r, alive);
-		if (d->state == DRDNS_WD_NORMAL)
+		if (d->state == DRDNS_WD_NORMAL) {
 			d->failures = 0; /* a new outage starts with a clean slate */
+			d->retry_at = 0;
+		}
 		decide_standby(d, r, alive, &conds, out);
 	}
 	out->raised = conds & ~d->active;
