@@ -522,7 +522,7 @@ checkd "  ns2 (NSD), ns3 (Knot), ns4 (BIND campus-first), ns0 follow the campus"
 # Does BIND listing drdns first (ns1) move to the campus while drdns still serves
 # the lower DR serial?  Give it 20 s more.
 if wait_until 20 log_has "$mark" "stepping down"; then
-    echo "  FINDING: ns1 (BIND, drdns listed first) followed the campus while drdns served $DR_SERIAL;"
+    echo "  FACT: ns1 (BIND, drdns listed first) followed the campus while drdns served $DR_SERIAL;"
     echo "           the watchdog stepped down on its own with auto_demote = false"
     check "  stepped down without auto_demote: the secondaries followed" log_has "$mark" "and the secondaries follow it"
     # how: BIND refreshes from the primary that sent the NOTIFY first
