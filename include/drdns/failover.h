@@ -72,17 +72,42 @@ void drdns_promote_resume_notify(struct drdns_ctx *ctx);
 /*
  * Step down: stop serving the DR set and return to standby.  The watchdog
  * does this once the master is back and ahead of the DR serial on every zone
- * (the secondaries fail back by themselves then).  Commits state.json
- * (promoted = false; the published serials are remembered as seen, so a later
- * promotion goes above them), installs nothing in the server (REFUSED again,
- * so BIND secondaries that list drdns first move on to the campus primary),
- * audit-logs, and NOTIFYs every secondary with the master's serials so each
- * re-checks its primaries now.  master_serials: per zone (copied; may be
- * empty).  done gets the reply; returns DRDNS_EBUSY when an operation runs.
+ * (the secondaries fail back by themselves then); drdnsctl demote does it
+ * after checking the same.  Commits state.json (promoted = false; the
+ * published serials are remembered as seen, so a later promotion goes above
+ * them), installs nothing in the server (REFUSED again, so BIND secondaries
+ * that list drdns first move on to the campus primary), audit-logs, and
+ * NOTIFYs the peers with the master's serials so each re-checks its primaries
+ * now; with wait > 0 it also polls each peer until it serves the master's
+ * serials, at the same time.  done gets the reply (exit 0, or 3 when a peer
+ * did not converge); it may run before drdns_stepdown_start returns.  Returns
+ * DRDNS_EBUSY when an operation runs, DRDNS_ESTATE when not promoted, or a
+ * save error (then nothing changed).
  */
-int drdns_stepdown_start(struct drdns_ctx *ctx, const char *reason, const json_t *who,
-                         const struct drdns_zone_serial *master_serials, size_t n,
+struct drdns_stepdown_opts {
+	const char *action; /* "stepdown" (watchdog) or "demote" (operator): audit, reply */
+	const char *reason;
+	const json_t *who;                              /* borrowed */
+	const struct drdns_zone_serial *master_serials; /* per zone (copied) */
+	size_t n_serials;
+	const struct drdns_xfr_peer *peers; /* copied; NULL: every configured secondary */
+	size_t n_peers;
+	double wait; /* > 0: watch convergence this long */
+};
+int drdns_stepdown_start(struct drdns_ctx *ctx, const struct drdns_stepdown_opts *opts,
                          drdns_op_done_cb done, void *arg);
+
+/* drdnsctl demote (see README "Failing back"). */
+struct drdns_demote_opts {
+	const char *reason; /* required, copied */
+	bool dry_run;
+	double wait;       /* < 0: policy.default_wait */
+	const json_t *who; /* borrowed */
+};
+/* Returns 0 and calls done (at once when not promoted: exit 0, nothing to do),
+ * or DRDNS_EBUSY / an error (done never called). */
+int drdns_demote_start(struct drdns_ctx *ctx, const struct drdns_demote_opts *opts,
+                       drdns_op_done_cb done, void *arg);
 
 /* A reply object {"exit":code, "command":command, "error":message}. */
 json_t *drdns_error_reply(const char *command, int exit_code, const char *fmt, ...)

@@ -114,12 +114,13 @@ static void print_usage(FILE *f)
 	    "pause and resume options:\n"
 	    "  -r, --reason TEXT    why (required for pause; recorded in the audit log)\n"
 	    "\n"
-	    "promote options:\n"
+	    "promote and demote options:\n"
 	    "  -r, --reason TEXT    why (required; recorded in the audit log with who and when)\n"
 	    "  -n, --dry-run        show the plan, change nothing\n"
 	    "  -y, --yes            do not ask for confirmation (required when stdin is not a\n"
 	    "                       terminal)\n"
-	    "      --force          promote even though the master still answers (switchover)\n"
+	    "      --force          promote even though the master still answers (switchover;\n"
+	    "                       promote only)\n"
 	    "  -w, --wait SECS      wait this long for secondaries to converge (default: the\n"
 	    "                       daemon's policy.default_wait)\n"
 	    "\n"
@@ -631,6 +632,52 @@ static void fmt_since(char *buf, size_t len, long long since)
 		snprintf(buf, len, "%s, %lld days ago", when, ago / 86400);
 }
 
+/* demote: the per-zone failback check, then each secondary's return. */
+static void print_demote(FILE *f, const json_t *r)
+{
+	size_t i;
+	const json_t *z;
+	const json_t *zones = json_object_get(r, "zones");
+	if (json_array_size(zones) > 0) {
+		struct table t = {.ncols = 5};
+		table_row(&t, "ZONE", "DR SERIAL", "MASTER", "READY", "MASTER MUST PUBLISH");
+		json_array_foreach(zones, i, z)
+		{
+			char dr[24], m[24], must[48] = "";
+			long long v, first;
+			fmt_int(dr, sizeof(dr), z, "dr_serial");
+			fmt_int(m, sizeof(m), z, "master_serial");
+			if (jint(z, "master_must_publish", &v)) {
+				if (jint(z, "first_publish", &first))
+					snprintf(must, sizeof(must), "%lld, then %lld", first, v);
+				else
+					snprintf(must, sizeof(must), "%lld", v);
+			}
+			table_row(&t, jstr(z, "zone"), dr, m, jbool(z, "ready") == 1 ? "yes" : "NO",
+			          must);
+		}
+		table_print(f, &t, "  ");
+	}
+	const json_t *secs = json_object_get(r, "secondaries");
+	if (json_array_size(secs) > 0) {
+		fprintf(f, "\nsecondaries:\n");
+		struct table t = {.ncols = 5};
+		table_row(&t, "NAME", "ADDRESS", "NOTIFY", "BACK AFTER", "DETAIL");
+		json_array_foreach(secs, i, z)
+		{
+			char secs_s[32] = "-";
+			double v;
+			if (jnum(z, "seconds", &v))
+				snprintf(secs_s, sizeof(secs_s), "%.2f s", v);
+			table_row(&t, jstr(z, "name"), jstr(z, "address"),
+			          jbool(z, "notify_acked") == 1 ? "acked" : "no ack", secs_s,
+			          jstr(z, "detail"));
+		}
+		table_print(f, &t, "  ");
+	}
+	fflush(f);
+}
+
 static void print_status(FILE *f, const json_t *r)
 {
 	static const char *const known[] = {
@@ -838,6 +885,8 @@ static int output(const struct cli *c, const json_t *reply, enum drdns_ctl_cmd c
 	}
 	if (cmd == DRDNS_CMD_PROMOTE)
 		print_promote(stdout, reply);
+	else if (cmd == DRDNS_CMD_DEMOTE)
+		print_demote(stdout, reply);
 	else if (cmd == DRDNS_CMD_STATUS)
 		print_status(stdout, reply);
 	print_message_and_error(reply);
@@ -909,6 +958,9 @@ static int cmd_change(struct cli *c, enum drdns_ctl_cmd cmd)
 	const char *name = drdns_ctl_cmd_name(cmd);
 	if (!c->reason || blank(c->reason))
 		usage_error(c, "%s needs --reason TEXT (it is recorded in the audit log)", name);
+	if (cmd == DRDNS_CMD_DEMOTE && c->force)
+		usage_error(c,
+		            "demote has no --force: the secondaries follow only a higher serial");
 	if (c->timeout_set && c->timeout > 0 && c->wait_set && c->timeout <= c->wait)
 		usage_error(c, "--timeout (%g s) must be longer than --wait (%g s)", c->timeout,
 		            c->wait);
@@ -944,13 +996,20 @@ static int cmd_change(struct cli *c, enum drdns_ctl_cmd cmd)
 			return rc;
 		}
 		FILE *f = c->json ? stderr : stdout;
-		print_promote(f, plan);
+		if (cmd == DRDNS_CMD_DEMOTE)
+			print_demote(f, plan);
+		else
+			print_promote(f, plan);
 		if (jstr(plan, "message"))
 			fprintf(f, "%s\n", jstr(plan, "message"));
 		fflush(f);
 		char question[160];
 		size_t n = json_array_size(json_object_get(plan, "zones"));
-		if (jbool(plan, "already_promoted") == 1)
+		if (cmd == DRDNS_CMD_DEMOTE)
+			snprintf(question, sizeof(question),
+			         "Stop serving the DR set and fail back to the master for %zu %s?",
+			         n, n == 1 ? "zone" : "zones");
+		else if (jbool(plan, "already_promoted") == 1)
 			snprintf(question, sizeof(question),
 			         "drdns is already the primary. NOTIFY the secondaries again?");
 		else
@@ -1009,7 +1068,8 @@ int main(int argc, char **argv)
 
 	switch (cmd) {
 	case DRDNS_CMD_STATUS: return cmd_status(&c);
-	case DRDNS_CMD_PROMOTE: return cmd_change(&c, cmd);
+	case DRDNS_CMD_PROMOTE:
+	case DRDNS_CMD_DEMOTE: return cmd_change(&c, cmd);
 	case DRDNS_CMD_PAUSE:
 	case DRDNS_CMD_RESUME:
 	case DRDNS_CMD_RELOAD: return cmd_simple(&c, cmd);

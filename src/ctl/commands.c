@@ -14,6 +14,8 @@ static const struct drdns_ctl_cmd_info commands[] = {
      "role, state, master health, secondaries' serials and lag, time left, alerts", false, false},
     {DRDNS_CMD_PROMOTE, "promote", "--reason TEXT [--dry-run] [--yes] [--force] [--wait SECONDS]",
      "make this controller the primary for the DR zone set", true, true},
+    {DRDNS_CMD_DEMOTE, "demote", "--reason TEXT [--dry-run] [--yes] [--wait SECONDS]",
+     "fail back: stop serving the DR set once the master is ahead on every zone", true, true},
     {DRDNS_CMD_PAUSE, "pause", "--reason TEXT",
      "switch the watchdog's automatic actions off (kept across restarts)", false, true},
     {DRDNS_CMD_RESUME, "resume", "[--reason TEXT]", "switch the watchdog's automatic actions on",

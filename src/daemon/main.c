@@ -114,8 +114,10 @@ static json_t *who_from(const json_t *body, const struct drdns_ctl_peer *peer)
 	return who;
 }
 
-static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
-                           const struct drdns_ctl_peer *peer)
+/* The fields every state-changing command shares: a one-line --reason and an
+ * optional --wait.  Replies (usage error) and returns false when they are bad. */
+static bool change_args(struct drdns_ctl_request *req, const json_t *body, const char *command,
+                        const char **reason_out, double *wait_out)
 {
 	const json_t *reason = json_object_get(body, "reason");
 	const json_t *wait = json_object_get(body, "wait");
@@ -125,30 +127,43 @@ static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, cons
 		    (unsigned char)*p >= 0x20 && *p != 0x7f; /* one line: logs stay parseable */
 	if (json_is_string(reason) && *json_string_value(reason) && !printable) {
 		drdns_ctl_reply(req,
-		                drdns_error_reply("promote", DRDNS_EXIT_USAGE,
+		                drdns_error_reply(command, DRDNS_EXIT_USAGE,
 		                                  "the reason must be one line of text, without "
 		                                  "control characters"));
-		return;
+		return false;
 	}
 	if (!json_is_string(reason) || !*json_string_value(reason)) {
-		drdns_ctl_reply(req, drdns_error_reply(
-		                         "promote", DRDNS_EXIT_USAGE,
-		                         "promote needs --reason TEXT (it goes to the audit log)"));
-		return;
+		drdns_ctl_reply(
+		    req, drdns_error_reply(command, DRDNS_EXIT_USAGE,
+		                           "%s needs --reason TEXT (it goes to the audit log)",
+		                           command));
+		return false;
 	}
 	if (wait && (!json_is_number(wait) || !(json_number_value(wait) >= 0) ||
 	             json_number_value(wait) > 1e7)) { /* the same bound as drdnsctl --wait */
 		drdns_ctl_reply(
-		    req, drdns_error_reply("promote", DRDNS_EXIT_USAGE,
+		    req, drdns_error_reply(command, DRDNS_EXIT_USAGE,
 		                           "wait must be a number of seconds from 0 to 1e7"));
-		return;
+		return false;
 	}
+	*reason_out = json_string_value(reason);
+	*wait_out = wait ? json_number_value(wait) : -1;
+	return true;
+}
+
+static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
+                           const struct drdns_ctl_peer *peer)
+{
+	const char *reason;
+	double wait;
+	if (!change_args(req, body, "promote", &reason, &wait))
+		return;
 	json_t *who = who_from(body, peer);
 	struct drdns_promote_opts opts = {
-	    .reason = json_string_value(reason),
+	    .reason = reason,
 	    .dry_run = json_is_true(json_object_get(body, "dry_run")),
 	    .force = json_is_true(json_object_get(body, "force")),
-	    .wait = wait ? json_number_value(wait) : -1,
+	    .wait = wait,
 	    .who = who,
 	};
 	int ret = drdns_promote_start(&d->ctx, &opts, reply_done, req);
@@ -160,6 +175,37 @@ static void handle_promote(struct daemon *d, struct drdns_ctl_request *req, cons
 	else if (ret < 0)
 		drdns_ctl_reply(
 		    req, drdns_error_reply("promote", DRDNS_EXIT_ERROR, "%s", drdns_strerror(ret)));
+}
+
+static void handle_demote(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
+                          const struct drdns_ctl_peer *peer)
+{
+	const char *reason;
+	double wait;
+	if (!change_args(req, body, "demote", &reason, &wait))
+		return;
+	if (json_is_true(json_object_get(body, "force"))) {
+		drdns_ctl_reply(req, drdns_error_reply("demote", DRDNS_EXIT_USAGE,
+		                                       "demote has no --force: the secondaries "
+		                                       "follow only a higher serial"));
+		return;
+	}
+	json_t *who = who_from(body, peer);
+	struct drdns_demote_opts opts = {
+	    .reason = reason,
+	    .dry_run = json_is_true(json_object_get(body, "dry_run")),
+	    .wait = wait,
+	    .who = who,
+	};
+	int ret = drdns_demote_start(&d->ctx, &opts, reply_done, req);
+	json_decref(who);
+	if (ret == DRDNS_EBUSY)
+		drdns_ctl_reply(req, drdns_error_reply("demote", DRDNS_EXIT_ERROR,
+		                                       "a promotion or step-down is in progress; "
+		                                       "nothing changed"));
+	else if (ret < 0)
+		drdns_ctl_reply(req, drdns_error_reply("demote", DRDNS_EXIT_ERROR,
+		                                       "%s; nothing changed", drdns_strerror(ret)));
 }
 
 /* Who is asking, as one line for state.json and logs. */
@@ -354,6 +400,7 @@ static void on_request(struct drdns_ctl_request *req, const json_t *body,
 		break;
 	}
 	case DRDNS_CMD_PROMOTE: handle_promote(d, req, body, peer); break;
+	case DRDNS_CMD_DEMOTE: handle_demote(d, req, body, peer); break;
 	case DRDNS_CMD_PAUSE: handle_pause(d, req, body, peer, true); break;
 	case DRDNS_CMD_RESUME: handle_pause(d, req, body, peer, false); break;
 	case DRDNS_CMD_RELOAD: handle_reload(d, req); break;

@@ -1,8 +1,8 @@
 /*
  * Step down: promoted -> standby.  Commit state.json first (the commit point),
- * then stop serving, then NOTIFY every secondary so it re-checks its primaries
- * (drdns now answers REFUSED; the campus primary serves the newer serial).
- * See drdns_stepdown_start() in failover.h.
+ * then stop serving, then NOTIFY the secondaries so they re-check their
+ * primaries (drdns now answers REFUSED; the campus primary serves the newer
+ * serial) and, for demote, watch each converge back.  See failover.h.
  */
 #include "drdns/audit.h"
 #include "drdns/conf.h"
@@ -21,19 +21,33 @@ struct stepdown_op {
 	struct drdns_ctx *ctx;
 	drdns_op_done_cb done;
 	void *arg;
+	char *action;
 	json_t *record; /* the audit record, completed at the end */
 	struct drdns_xfr_peer *peers;
+	size_t n_peers;
+	char **peer_strings;             /* owned copies behind peers[].name/address, 2 per peer */
 	struct drdns_zone_serial *zones; /* zone strings owned */
 	size_t n_zones;
+	int pending;
+	uint64_t started_ns;
+	struct drdns_notify_result *notify; /* n_peers * n_zones, owned */
+	size_t n_notify;
+	struct drdns_converge_result *converge; /* n_peers, owned, or NULL */
 };
 
 static void op_free(struct stepdown_op *op)
 {
 	json_decref(op->record);
+	free(op->action);
+	for (size_t i = 0; op->peer_strings && i < 2 * op->n_peers; i++)
+		free(op->peer_strings[i]);
+	free(op->peer_strings);
 	free(op->peers);
 	for (size_t i = 0; i < op->n_zones; i++)
 		free((char *)op->zones[i].zone);
 	free(op->zones);
+	free(op->notify);
+	drdns_converge_results_free(op->converge, op->converge ? op->n_peers : 0);
 	free(op);
 }
 
@@ -49,31 +63,88 @@ static void audit(struct stepdown_op *op, const char *result, int exit_code)
 		          path, drdns_strerror(ret));
 }
 
-static void on_notified(struct drdns_notify_result *results, size_t n, void *arg)
+/* Per peer: NOTIFY outcome and, when watched, convergence. */
+static json_t *peers_report(const struct stepdown_op *op, bool *all_converged)
 {
-	struct stepdown_op *op = arg;
-	json_t *notify = json_array();
-	size_t acked = 0;
-	for (size_t i = 0; i < n; i++) {
-		acked += results[i].acked;
-		json_array_append_new(notify,
-		                      json_pack("{s:s, s:s, s:b, s:s}", "secondary",
-		                                results[i].peer, "zone", results[i].zone, "acked",
-		                                results[i].acked, "detail", results[i].detail));
+	json_t *arr = json_array();
+	*all_converged = op->n_peers > 0;
+	for (size_t p = 0; p < op->n_peers; p++) {
+		bool acked = op->notify != NULL;
+		for (size_t z = 0; op->notify && z < op->n_zones; z++)
+			acked = acked && op->notify[p * op->n_zones + z].acked;
+		json_t *row = json_pack("{s:s, s:s, s:b}", "name", op->peers[p].name, "address",
+		                        op->peers[p].address, "notify_acked", acked);
+		if (op->converge) {
+			const struct drdns_converge_result *c = &op->converge[p];
+			json_t *zones = json_array();
+			for (size_t z = 0; z < c->n_zones; z++)
+				json_array_append_new(
+				    zones,
+				    json_pack("{s:s, s:o}", "zone", op->zones[z].zone, "serial",
+				              c->has_served[z] ? json_integer(c->served[z])
+				                               : json_null()));
+			json_object_set_new(row, "converged", json_boolean(c->converged));
+			json_object_set_new(row, "seconds",
+			                    c->converged ? json_real(c->seconds) : json_null());
+			json_object_set_new(row, "zones", zones);
+			json_object_set_new(row, "detail", json_string(c->detail));
+			*all_converged = *all_converged && c->converged;
+		}
+		json_array_append_new(arr, row);
 	}
-	free(results);
-	drdns_log(DRDNS_LOG_NOTICE, "failover", "stepdown notify acked=%zu of=%zu", acked, n);
-	audit(op, "done", DRDNS_EXIT_OK);
-	json_t *reply = json_pack(
-	    "{s:i, s:s, s:s, s:o}", "exit", DRDNS_EXIT_OK, "command", "stepdown", "message",
-	    "stepped down: drdns no longer serves the DR set; the secondaries were "
-	    "notified to re-check their primaries",
-	    "notify", notify);
+	return arr;
+}
+
+static void step_done(struct stepdown_op *op)
+{
+	if (--op->pending > 0)
+		return;
+	bool all = false;
+	json_t *secs = peers_report(op, &all);
+	bool watched = op->converge != NULL;
+	int code = !watched || all ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
+	double secs_total = (double)(uv_hrtime() - op->started_ns) / 1e9;
+	char msg[256];
+	snprintf(msg, sizeof(msg),
+	         "%s: drdns no longer serves the DR set (REFUSED); %s after %.1f s", op->action,
+	         !watched           ? "the secondaries were notified to re-check their primaries"
+	         : all              ? "every live secondary serves the master's serials again"
+	         : op->n_peers == 0 ? "no live secondary to watch"
+	                            : "some secondaries did not converge back in time",
+	         secs_total);
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "%s finished exit=%d converged=%s", op->action,
+	          code, watched ? (all ? "all" : "not all") : "not watched");
+	audit(op, code == DRDNS_EXIT_OK ? "done" : "done-not-converged", code);
+	json_t *reply = json_pack("{s:i, s:s, s:s, s:o}", "exit", code, "command", op->action,
+	                          "message", msg, "secondaries", secs);
 	drdns_op_done_cb done = op->done;
 	void *done_arg = op->arg;
 	op->ctx->busy = false;
 	op_free(op);
-	done(reply, done_arg);
+	done(reply ? reply
+	           : drdns_error_reply("demote", DRDNS_EXIT_PARTIAL,
+	                               "stepped down, but the report could not be built"),
+	     done_arg);
+}
+
+static void on_notified(struct drdns_notify_result *results, size_t n, void *arg)
+{
+	struct stepdown_op *op = arg;
+	op->notify = results;
+	op->n_notify = n;
+	size_t acked = 0;
+	for (size_t i = 0; i < n; i++)
+		acked += results[i].acked;
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "%s notify acked=%zu of=%zu", op->action, acked, n);
+	step_done(op);
+}
+
+static void on_converged(struct drdns_converge_result *results, size_t n, void *arg)
+{
+	struct stepdown_op *op = arg;
+	(void)n;
+	op->converge = results;
+	step_done(op);
 }
 
 static int commit_standby(struct drdns_ctx *ctx, const char *reason, const char *who_text)
@@ -91,8 +162,11 @@ static int commit_standby(struct drdns_ctx *ctx, const char *reason, const char 
 	next.zones = NULL;
 	next.n_zones = 0;
 	int ret = drdns_state_save(ctx->conf->controller.state_dir, &next);
-	if (ret < 0)
+	if (ret < 0) {
+		/* the rename may have happened before the failure: put the old one back */
+		drdns_state_save(ctx->conf->controller.state_dir, st);
 		return ret;
+	}
 	char *r = strdup(reason), *w = strdup(who_text);
 	free(st->reason);
 	free(st->who);
@@ -109,8 +183,52 @@ static int commit_standby(struct drdns_ctx *ctx, const char *reason, const char 
 	return 0;
 }
 
-int drdns_stepdown_start(struct drdns_ctx *ctx, const char *reason, const json_t *who,
-                         const struct drdns_zone_serial *master_serials, size_t n,
+/* "watchdog controller=ID", or the operator's identity, as one line. */
+static void who_text(const json_t *who, char *buf, size_t len)
+{
+	const char *wd = json_string_value(json_object_get(who, "watchdog"));
+	const char *user = json_string_value(json_object_get(who, "user"));
+	const char *sudo = json_string_value(json_object_get(who, "sudo_user"));
+	if (wd)
+		snprintf(buf, len, "watchdog controller=%s", wd);
+	else
+		snprintf(buf, len, "uid=%lld%s%s%s%s",
+		         (long long)json_integer_value(json_object_get(who, "uid")),
+		         user ? " user=" : "", user ? user : "", sudo ? " sudo_user=" : "",
+		         sudo ? sudo : "");
+}
+
+static int copy_peers(struct stepdown_op *op, const struct drdns_stepdown_opts *o,
+                      const struct drdns_conf *conf)
+{
+	size_t n = o->peers ? o->n_peers : conf->n_secondaries;
+	op->peers = calloc(n ? n : 1, sizeof(*op->peers));
+	op->peer_strings = calloc(2 * n + 1, sizeof(char *));
+	if (!op->peers || !op->peer_strings)
+		return DRDNS_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct drdns_xfr_peer *p = &op->peers[i];
+		if (o->peers) {
+			*p = o->peers[i];
+		} else {
+			p->name = conf->secondaries[i].name;
+			p->address = conf->secondaries[i].address;
+			p->port = conf->secondaries[i].port;
+			p->key =
+			    conf->secondaries[i].key; /* conf outlives the op (reload keeps it) */
+		}
+		op->peer_strings[2 * i] = strdup(p->name);
+		op->peer_strings[2 * i + 1] = strdup(p->address);
+		op->n_peers++;
+		if (!op->peer_strings[2 * i] || !op->peer_strings[2 * i + 1])
+			return DRDNS_ENOMEM;
+		p->name = op->peer_strings[2 * i];
+		p->address = op->peer_strings[2 * i + 1];
+	}
+	return 0;
+}
+
+int drdns_stepdown_start(struct drdns_ctx *ctx, const struct drdns_stepdown_opts *o,
                          drdns_op_done_cb done, void *arg)
 {
 	if (ctx->busy)
@@ -124,45 +242,39 @@ int drdns_stepdown_start(struct drdns_ctx *ctx, const char *reason, const json_t
 	op->ctx = ctx;
 	op->done = done;
 	op->arg = arg;
+	op->started_ns = uv_hrtime();
+	op->action = strdup(o->action ? o->action : "stepdown");
 	json_t *published = json_object();
 	for (size_t i = 0; published && i < ctx->state->n_zones; i++)
 		json_object_set_new(published, ctx->state->zones[i].zone,
 		                    json_integer(ctx->state->zones[i].serial));
 	json_t *master = json_object();
-	for (size_t i = 0; master && i < n; i++)
-		json_object_set_new(master, master_serials[i].zone,
-		                    json_integer(master_serials[i].serial));
-	op->record =
-	    json_pack("{s:s, s:s, s:s, s:O, s:o, s:o}", "controller", conf->controller.id, "action",
-	              "stepdown", "reason", reason, "who", who ? who : json_null(),
-	              "published_serials", published, "master_serials", master);
-	op->peers = calloc(conf->n_secondaries ? conf->n_secondaries : 1, sizeof(*op->peers));
-	op->zones = calloc(n ? n : 1, sizeof(*op->zones));
-	for (size_t i = 0; op->zones && i < n; i++) {
-		if (!(op->zones[i].zone = strdup(master_serials[i].zone)))
+	for (size_t i = 0; master && i < o->n_serials; i++)
+		json_object_set_new(master, o->master_serials[i].zone,
+		                    json_integer(o->master_serials[i].serial));
+	op->record = json_pack("{s:s, s:s, s:s, s:O, s:o, s:o}", "controller", conf->controller.id,
+	                       "action", op->action ? op->action : "stepdown", "reason", o->reason,
+	                       "who", o->who ? o->who : json_null(), "published_serials", published,
+	                       "master_serials", master);
+	op->zones = calloc(o->n_serials ? o->n_serials : 1, sizeof(*op->zones));
+	for (size_t i = 0; op->zones && i < o->n_serials; i++) {
+		if (!(op->zones[i].zone = strdup(o->master_serials[i].zone)))
 			break;
-		op->zones[i].serial = master_serials[i].serial;
+		op->zones[i].serial = o->master_serials[i].serial;
 		op->n_zones++;
 	}
-	if (!op->record || !op->peers || !op->zones || op->n_zones != n) {
+	if (!op->action || !op->record || !op->zones || op->n_zones != o->n_serials ||
+	    copy_peers(op, o, conf) < 0) {
 		op_free(op);
 		return DRDNS_ENOMEM;
 	}
-	for (size_t i = 0; i < conf->n_secondaries; i++) {
-		op->peers[i].name = conf->secondaries[i].name;
-		op->peers[i].address = conf->secondaries[i].address;
-		op->peers[i].port = conf->secondaries[i].port;
-		op->peers[i].key = conf->secondaries[i].key;
-	}
 
-	const char *who_str = json_string_value(json_object_get(who, "watchdog"));
-	char who_text[256];
-	snprintf(who_text, sizeof(who_text), "%s%s", who_str ? "watchdog controller=" : "operator",
-	         who_str ? who_str : "");
-	int ret = commit_standby(ctx, reason, who_text);
+	char who[256];
+	who_text(o->who, who, sizeof(who));
+	int ret = commit_standby(ctx, o->reason, who);
 	if (ret < 0) {
 		drdns_log(DRDNS_LOG_ERR, "failover",
-		          "stepdown not committed: cannot save state dir=%s error=\"%s\"",
+		          "%s not committed: cannot save state dir=%s error=\"%s\"", op->action,
 		          conf->controller.state_dir, drdns_strerror(ret));
 		audit(op, "error", DRDNS_EXIT_ERROR);
 		op_free(op);
@@ -172,13 +284,26 @@ int drdns_stepdown_start(struct drdns_ctx *ctx, const char *reason, const json_t
 	if (ctx->server)
 		drdns_server_set_zones(ctx->server, NULL);
 	drdns_state_gc(conf->controller.state_dir, 0);
-	drdns_log(DRDNS_LOG_NOTICE, "failover", "stepped down reason=\"%s\"", reason);
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "stepped down action=%s reason=\"%s\"", op->action,
+	          o->reason);
 	audit(op, "committed", -1);
 	ctx->busy = true;
-	if (op->n_zones == 0 || conf->n_secondaries == 0 ||
-	    drdns_notify_batch(ctx->loop, conf->controller.address, op->peers, conf->n_secondaries,
-	                       op->zones, op->n_zones, conf->policy.notify_timeout,
-	                       conf->policy.notify_attempts, on_notified, op) < 0)
-		on_notified(NULL, 0, op); /* committed all the same; nothing to notify */
+	op->pending = 1; /* held until both are started */
+	if (op->n_zones > 0 && op->n_peers > 0) {
+		op->pending++;
+		if (drdns_notify_batch(ctx->loop, conf->controller.address, op->peers, op->n_peers,
+		                       op->zones, op->n_zones, conf->policy.notify_timeout,
+		                       conf->policy.notify_attempts, on_notified, op) < 0)
+			op->pending--;
+		if (o->wait > 0) {
+			op->pending++;
+			if (drdns_converge_watch(ctx->loop, conf->controller.address, op->peers,
+			                         op->n_peers, op->zones, op->n_zones,
+			                         conf->policy.poll_interval, o->wait, on_converged,
+			                         op) < 0)
+				op->pending--;
+		}
+	}
+	step_done(op); /* committed all the same when nothing could be started */
 	return 0;
 }

@@ -483,7 +483,14 @@ static void act_stepdown(struct drdns_watchdog *wd, const struct round *r, const
 		snprintf(job->reason, sizeof(job->reason), "%s", reason);
 		drdns_log(DRDNS_LOG_NOTICE, "watchdog", "stepping down reason=\"%s\"", reason);
 		wd->refs++;
-		ret = drdns_stepdown_start(wd->ctx, reason, who, serials, n, on_stepped_down, job);
+		struct drdns_stepdown_opts so = {
+		    .action = "stepdown",
+		    .reason = reason,
+		    .who = who,
+		    .master_serials = serials,
+		    .n_serials = n,
+		};
+		ret = drdns_stepdown_start(wd->ctx, &so, on_stepped_down, job);
 		if (ret < 0)
 			wd->refs--;
 		else
