@@ -326,7 +326,9 @@ static void decide_promoted(struct drdns_detector *d, const struct drdns_round *
 			    "the master answers again while this controller is the primary: zone "
 			    "%s "
 			    "is at %u on the master, %u here; to fail back the master must publish "
-			    "%u or more%s ; this controller keeps serving until then",
+			    "%u or more%s; this controller keeps serving until then (drdnsctl "
+			    "demote "
+			    "checks this)",
 			    behind->zone, behind->master_serial, behind->published_serial, target,
 			    two_step ? " in two steps" : "");
 		} else {
@@ -341,8 +343,8 @@ static void decide_promoted(struct drdns_detector *d, const struct drdns_round *
 	     "fail back to it%s",
 	     d->conf.auto_demote || followed
 	         ? ""
-	         : "; this controller steps down once every secondary has followed (or at once "
-	           "with policy.auto_demote = true and drdnsctl reload)");
+	         : "; this controller steps down once every secondary has followed "
+	           "(drdnsctl demote does it now)");
 	if (d->ahead_streak < d->conf.recover_after || d->paused || d->stepdown_in_flight ||
 	    r->busy)
 		return;

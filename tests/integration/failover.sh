@@ -22,7 +22,11 @@
 #   - TSIG: NSD transfers with the key; an unsigned AXFR from its address is refused;
 #   - promote again --wait 150 (ns5 now down, so skipped): no second serial bump,
 #     exit 0 once ns4 has converged;
-#   - the audit log records who, why and the result; a restart keeps serving.
+#   - the audit log records who, why and the result; a restart keeps serving;
+#   - failback: demote with the campus back but behind is refused (exit 4, the
+#     serial it must publish, nothing changed); once the campus publishes above
+#     the DR serial, demote returns every secondary to the campus data (exit 0)
+#     and drdns answers REFUSED again.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -236,5 +240,48 @@ drdns_stop TERM
 drdns_start "$CONF"
 check "after a restart: still primary" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = "primary"
 check "  still serving the DR serial" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
+
+# --- failback (demote) --------------------------------------------------------
+# The campus comes back still at its old serial: demote must refuse (exit 4),
+# name the serial the campus must publish (DR serial + 1), and change nothing.
+sandbox_unblackhole 127.0.0.10 127.0.0.15
+set +e
+out=$(drdnsctl --json demote --reason "test: campus back, behind" --yes --wait 30); rc=$?
+set -e
+check "demote with the campus behind: exit 4" test "$rc" = 4
+check "  names the serial the campus must publish ($((DR_SERIAL + 1)))" \
+    test "$(json_get "$out" 'sorted(set(z["master_must_publish"] for z in d["zones"]))')" = "[$((DR_SERIAL + 1))]"
+error_has() { json_get "$1" 'd["error"]' | grep -q "$2"; } # JSON TEXT
+check "  the error says why" error_has "$out" "the master must publish $((DR_SERIAL + 1))"
+check "  nothing changed: still primary, serving $DR_SERIAL" \
+    test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = primary
+check "  drdns serves $DR_SERIAL" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
+check "  audit: the refused demote is on record" grep -q '"action":"demote".*"result":"refused"\|"result":"refused".*"action":"demote"' "$AUDIT"
+set +e
+drdnsctl demote --reason "no" --force --yes >/dev/null 2>&1; rc=$?
+set -e
+check "demote --force is a usage error (exit 2)" test "$rc" = 2
+
+# The campus publishes above the DR serial: demote succeeds, every live secondary
+# returns to the campus data, drdns answers REFUSED again.
+FB_SERIAL=$((DR_SERIAL + 5))
+for z in "${ZONES[@]}"; do sandbox_campus_bump_serial "$z" "$FB_SERIAL" >/dev/null; done
+out=$(drdnsctl --json demote --reason "test: failback" --dry-run)
+check "demote --dry-run with the campus ahead: ready on every zone" \
+    test "$(json_get "$out" 'all(z["ready"] for z in d["zones"]) and d["dry_run"]')" = true
+check "  still primary after the dry run" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = primary
+set +e
+out=$(drdnsctl --json demote --reason "test: failback" --yes --wait 120); rc=$?
+set -e
+echo "$out" >"$WORK/demote.json"
+echo "failback seconds: $(json_get "$out" '{s["name"]: s.get("seconds") for s in d["secondaries"]}')"
+check "demote with the campus ahead: exit 0" test "$rc" = 0
+check "  every live secondary serves the campus serial $FB_SERIAL" serves_all "$FB_SERIAL" "${LIVE[@]}"
+check "  drdns answers REFUSED" bash -c "dig +time=2 +tries=1 +norec @$DRDNS_ADDR example.edu SOA | grep -q 'status: REFUSED'"
+check "  status: standby" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = standby
+check "  AXFR from ns2 (NSD) is the campus zone again (NS ns0 back)" bash -c "dig +short @127.0.0.12 example.edu NS | grep -q ns0"
+check "  audit: demote committed and done" grep -q '"action":"demote".*"result":"done"\|"result":"done".*"action":"demote"' "$AUDIT"
+out=$(drdnsctl --json demote --reason "test: again" --yes)
+check "a second demote: exit 0, nothing to do" test "$(json_get "$out" 'd["exit"]')" = 0
 
 [ "$fail" -eq 0 ]
