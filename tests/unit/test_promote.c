@@ -654,6 +654,134 @@ static void test_error_reply_invalid_utf8(void **state)
 	json_decref(r);
 }
 
+/* ---- demote ---------------------------------------------------------------- */
+
+static json_t *demote(struct sandbox *s, bool dry_run, double wait)
+{
+	json_t *who = json_pack("{s:i}", "uid", 0);
+	struct drdns_demote_opts o = {
+	    .reason = "unit test: failback", .dry_run = dry_run, .wait = wait, .who = who};
+	struct result r = {0};
+	assert_int_equal(drdns_demote_start(&s->ctx, &o, on_done, &r), 0);
+	json_decref(who);
+	run_until(s, &r);
+	assert_false(s->ctx.busy);
+	return r.reply;
+}
+
+/* Promote with the master dead, then bring the master back at serial. */
+static bool promoted_then_master_back(struct sandbox *s, uint32_t serial)
+{
+	simulate_transfer(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	memset(&s->master_conf, 0, sizeof(s->master_conf));
+	s->master_conf.controller.address = "127.0.0.32";
+	s->master_conf.controller.port = s->port_master;
+	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
+		return false;
+	drdns_server_set_zones(s->master, set_with_serial(s, serial));
+	return true;
+}
+
+static void test_demote_standby_is_noop(void **state)
+{
+	struct sandbox *s = *state;
+	json_t *reply = demote(s, false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "message")), "standby"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+/* The master is back but behind the DR serial: refused, the serial it must
+ * publish, nothing changed (memory, disk, what is served), audited. */
+static void test_demote_refused_master_behind(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL))
+		skip();
+	json_t *audit0 = audit_lines(s);
+	size_t before = json_array_size(audit0);
+	json_decref(audit0);
+	json_t *reply = demote(s, false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
+	assert_false(json_is_true(json_object_get(z, "ready")));
+	assert_int_equal(json_integer_value(json_object_get(z, "master_must_publish")),
+	                 CAMPUS_SERIAL + 2); /* above the DR serial CAMPUS + 1 */
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(reply, "error")), "must publish 2024010107"));
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+	assert_int_equal(served_serial(s->ctx.server), CAMPUS_SERIAL + 1);
+	assert_int_equal(gen_dirs(s), 1);
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), before + 1);
+	json_t *last = json_array_get(audit, json_array_size(audit) - 1);
+	assert_string_equal(json_string_value(json_object_get(last, "action")), "demote");
+	assert_string_equal(json_string_value(json_object_get(last, "result")), "refused");
+	json_decref(audit);
+}
+
+/* The master is 2^31 or more away: a two-step plan. */
+static void test_demote_two_step_plan(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL + 1 + 0x80000000u))
+		skip();
+	json_t *reply = demote(s, true, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
+	assert_true(json_is_integer(json_object_get(z, "first_publish")));
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "two steps"));
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+}
+
+/* The master is ahead and ns1 follows it: dry run changes nothing; demote steps
+ * down, ns1 is reported back, drdns serves nothing, state.json standby. */
+static void test_demote_master_ahead(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL + 10))
+		skip();
+	json_t *reply = demote(s, true, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_true(json_is_true(json_object_get(reply, "dry_run")));
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+
+	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL + 10)); /* follows */
+	reply = demote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
+	assert_true(json_is_true(json_object_get(sec, "converged")));
+	json_decref(reply);
+	assert_false(s->ctx.state->promoted);
+	assert_null(drdns_server_zones(s->ctx.server));
+	assert_int_equal(gen_dirs(s), 0);
+	struct drdns_state *disk = NULL;
+	char err[256];
+	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)),
+	                 0);
+	assert_false(disk->promoted);
+	drdns_state_free(disk);
+}
+
+/* ns1 never takes the master's serial: stepped down all the same, exit 3. */
+static void test_demote_not_converged_is_exit_3(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL + 10))
+		skip();
+	json_t *reply = demote(s, false, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
+	json_decref(reply);
+	assert_false(s->ctx.state->promoted);
+}
+
 int main(void)
 {
 	srand((unsigned)getpid());
@@ -671,6 +799,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_busy_is_audited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shutdown_during_probes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_standby, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_demote_standby_is_noop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_demote_refused_master_behind, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_demote_two_step_plan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_demote_master_ahead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_demote_not_converged_is_exit_3, setup, teardown),
 	    cmocka_unit_test(test_error_reply_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
