@@ -12,7 +12,7 @@ PACKAGES=(
   libldns-dev libuv1-dev libconfig-dev libjansson-dev libssl-dev libcmocka-dev
   libmicrohttpd-dev libsystemd-dev
   # quality gates
-  valgrind clang-format
+  valgrind clang-format groff-base   # groff-base: tests/man_check.sh
   # real peers for integration tests and the demo
   bind9 bind9-utils bind9-dnsutils nsd knot knot-dnsutils ldnsutils
   # sandbox: private network namespaces and packet drops

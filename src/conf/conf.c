@@ -972,6 +972,15 @@ static void check_cross(struct loader *l, const config_setting_t *root, const st
 		}
 	}
 
+	size_t off_campus = 0;
+	for (size_t i = 0; i < c->n_secondaries; i++)
+		off_campus += !c->secondaries[i].on_campus;
+	if (c->n_secondaries > 0 && off_campus == 0 && c->policy.auto_promote)
+		warn(l, list,
+		     "every secondary is on_campus: the watchdog's isolation guard has no "
+		     "off-campus secondary to ask, so it will always see ISOLATED and never "
+		     "promote on its own");
+
 	size_t known = c->n_secondaries + 1;
 	if (c->n_secondaries > 0 && c->zones.min_ns > known)
 		warn(l, get_member(get_member(root, "zones"), "min_ns"),

@@ -9,6 +9,7 @@
 #include "drdns/diag.h"
 #include "drdns/error.h"
 #include "drdns/failover.h"
+#include "drdns/fsutil.h"
 #include "drdns/log.h"
 #include "drdns/metrics.h"
 #include "drdns/rewrite.h"
@@ -530,6 +531,10 @@ static void on_sd_timer(uv_timer_t *t)
 
 static int write_pid_file(const char *path)
 {
+	char *dir = drdns_dirname(path); /* e.g. /run/drdns outside systemd */
+	if (dir)
+		drdns_mkdir_p(dir, 0755);
+	free(dir);
 	FILE *f = fopen(path, "we");
 	if (!f)
 		return -errno;

@@ -29,6 +29,7 @@ struct stepdown_op {
 	struct drdns_zone_serial *zones; /* zone strings owned */
 	size_t n_zones;
 	int pending;
+	bool want_watch; /* opts.wait > 0: the caller asked for convergence */
 	uint64_t started_ns;
 	struct drdns_notify_result *notify; /* n_peers * n_zones, owned */
 	size_t n_notify;
@@ -102,15 +103,16 @@ static void step_done(struct stepdown_op *op)
 	bool all = false;
 	json_t *secs = peers_report(op, &all);
 	bool watched = op->converge != NULL;
-	int code = !watched || all ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
+	/* asked to watch but nobody to watch (no live secondary): not success */
+	int code = !op->want_watch || (watched && all) ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
 	double secs_total = (double)(uv_hrtime() - op->started_ns) / 1e9;
 	char msg[256];
 	snprintf(msg, sizeof(msg),
 	         "%s: drdns no longer serves the DR set (REFUSED); %s after %.1f s", op->action,
-	         !watched           ? "the secondaries were notified to re-check their primaries"
-	         : all              ? "every live secondary serves the master's serials again"
-	         : op->n_peers == 0 ? "no live secondary to watch"
-	                            : "some secondaries did not converge back in time",
+	         !op->want_watch ? "the secondaries were notified to re-check their primaries"
+	         : !watched      ? "no live secondary to watch"
+	         : all           ? "every live secondary serves the master's serials again"
+	                         : "some secondaries did not converge back in time",
 	         secs_total);
 	drdns_log(DRDNS_LOG_NOTICE, "failover", "%s finished exit=%d converged=%s", op->action,
 	          code, watched ? (all ? "all" : "not all") : "not watched");
@@ -243,6 +245,7 @@ int drdns_stepdown_start(struct drdns_ctx *ctx, const struct drdns_stepdown_opts
 	op->done = done;
 	op->arg = arg;
 	op->started_ns = uv_hrtime();
+	op->want_watch = o->wait > 0;
 	op->action = strdup(o->action ? o->action : "stepdown");
 	json_t *published = json_object();
 	for (size_t i = 0; published && i < ctx->state->n_zones; i++)
