@@ -15,6 +15,7 @@
 #include "drdns/rewrite.h"
 #include "drdns/server.h"
 #include "drdns/audit.h"
+#include "drdns/checks.h"
 #include "drdns/state.h"
 #include "drdns/watchdog.h"
 #include "drdns/zone.h"
@@ -582,8 +583,21 @@ int main(int argc, char **argv)
 	for (size_t i = 0; zone_ret == 0 && dr && i < dr->n; i++)
 		if (drdns_rewrite_check(dr->zones[i], conf->controller.ns_name, &diag) < 0)
 			zone_ret = DRDNS_EZONE;
-	print_diag(&diag);
 	bool ok = conf_ret == 0 && zone_ret == 0;
+	if (check && ok) { /* advisory: warnings, never a failure */
+		const char **known = calloc(conf->n_secondaries + 1, sizeof(*known));
+		for (size_t i = 0; known && i < conf->n_secondaries; i++)
+			known[i] = conf->secondaries[i].name;
+		struct drdns_check_input in = {
+		    .dr_ttl = conf->zones.dr_ttl,
+		    .ns_name = conf->controller.ns_name,
+		    .known_ns = known,
+		    .n_known = known ? conf->n_secondaries : 0,
+		};
+		drdns_zoneset_check(dr, &in, &diag);
+		free(known);
+	}
+	print_diag(&diag);
 	drdns_diag_clear(&diag);
 	if (check) {
 		if (ok)
