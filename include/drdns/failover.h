@@ -109,6 +109,11 @@ struct drdns_demote_opts {
 int drdns_demote_start(struct drdns_ctx *ctx, const struct drdns_demote_opts *opts,
                        drdns_op_done_cb done, void *arg);
 
+/* Who asked, as one line for state.json and logs: "watchdog controller=ID", or
+ * "uid=N user=... sudo_user=... ssh_client=..." from a who object as drdnsd
+ * builds it.  Caller frees; NULL on out of memory. */
+char *drdns_who_text(const json_t *who);
+
 /* A reply object {"exit":code, "command":command, "error":message}. */
 json_t *drdns_error_reply(const char *command, int exit_code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -116,6 +116,15 @@ static json_t *who_from(const json_t *body, const struct drdns_ctl_peer *peer)
 	return who;
 }
 
+/* One line of printable text (logs stay parseable). */
+static bool one_line(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
 /* The fields every state-changing command shares: a one-line --reason and an
  * optional --wait.  Replies (usage error) and returns false when they are bad. */
 static bool change_args(struct drdns_ctl_request *req, const json_t *body, const char *command,
@@ -123,10 +132,7 @@ static bool change_args(struct drdns_ctl_request *req, const json_t *body, const
 {
 	const json_t *reason = json_object_get(body, "reason");
 	const json_t *wait = json_object_get(body, "wait");
-	bool printable = json_is_string(reason);
-	for (const char *p = printable ? json_string_value(reason) : ""; *p && printable; p++)
-		printable =
-		    (unsigned char)*p >= 0x20 && *p != 0x7f; /* one line: logs stay parseable */
+	bool printable = json_is_string(reason) && one_line(json_string_value(reason));
 	if (json_is_string(reason) && *json_string_value(reason) && !printable) {
 		drdns_ctl_reply(req,
 		                drdns_error_reply(command, DRDNS_EXIT_USAGE,
@@ -210,26 +216,6 @@ static void handle_demote(struct daemon *d, struct drdns_ctl_request *req, const
 		                                       "%s; nothing changed", drdns_strerror(ret)));
 }
 
-/* Who is asking, as one line for state.json and logs. */
-static void who_line(const json_t *who, char *buf, size_t len)
-{
-	const char *user = json_string_value(json_object_get(who, "user"));
-	const char *sudo = json_string_value(json_object_get(who, "sudo_user"));
-	const char *ssh = json_string_value(json_object_get(who, "ssh_client"));
-	snprintf(buf, len, "uid=%lld%s%s%s%s%s%s",
-	         (long long)json_integer_value(json_object_get(who, "uid")), user ? " user=" : "",
-	         user ? user : "", sudo ? " sudo_user=" : "", sudo ? sudo : "",
-	         ssh ? " ssh_client=" : "", ssh ? ssh : "");
-}
-
-static bool one_line(const char *s)
-{
-	for (; s && *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	return true;
-}
-
 static void handle_pause(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
                          const struct drdns_ctl_peer *peer, bool pause)
 {
@@ -250,12 +236,13 @@ static void handle_pause(struct daemon *d, struct drdns_ctl_request *req, const 
 		return;
 	}
 	json_t *who = who_from(body, peer);
-	char who_text[256], err[512];
-	who_line(who, who_text, sizeof(who_text));
+	char *who_text = drdns_who_text(who), err[512] = "out of memory; nothing changed";
 	bool was = d->ctx.state->paused;
 	int ret = was == pause ? 0
+	          : !who_text  ? DRDNS_ENOMEM
 	                       : drdns_watchdog_set_paused(d->ctx.watchdog, pause, reason, who_text,
 	                                                   err, sizeof(err));
+	free(who_text);
 	if (ret < 0) {
 		drdns_ctl_reply(req, drdns_error_reply(command, DRDNS_EXIT_ERROR, "%s", err));
 		json_decref(who);

@@ -353,7 +353,7 @@ static void notify_and_watch(struct promote_op *op)
 
 /* ---- step 4: commit and swap ---- */
 
-static char *who_text(const json_t *who)
+char *drdns_who_text(const json_t *who)
 {
 	char *text = NULL;
 	const char *watchdog = json_string_value(json_object_get(who, "watchdog"));
@@ -436,7 +436,7 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 	next.changed_at = time(NULL);
 	next.last_promotion_at = next.changed_at; /* the watchdog's anti-flap block */
 	next.reason = strdup(op->reason);
-	next.who = who_text(op->who);
+	next.who = drdns_who_text(op->who);
 	next.zones = calloc(op->n_serials ? op->n_serials : 1, sizeof(*next.zones));
 	ret = next.reason && next.who && next.zones ? 0 : DRDNS_ENOMEM;
 	for (size_t i = 0; ret == 0 && i < op->n_serials; i++) {

@@ -185,21 +185,6 @@ static int commit_standby(struct drdns_ctx *ctx, const char *reason, const char 
 	return 0;
 }
 
-/* "watchdog controller=ID", or the operator's identity, as one line. */
-static void who_text(const json_t *who, char *buf, size_t len)
-{
-	const char *wd = json_string_value(json_object_get(who, "watchdog"));
-	const char *user = json_string_value(json_object_get(who, "user"));
-	const char *sudo = json_string_value(json_object_get(who, "sudo_user"));
-	if (wd)
-		snprintf(buf, len, "watchdog controller=%s", wd);
-	else
-		snprintf(buf, len, "uid=%lld%s%s%s%s",
-		         (long long)json_integer_value(json_object_get(who, "uid")),
-		         user ? " user=" : "", user ? user : "", sudo ? " sudo_user=" : "",
-		         sudo ? sudo : "");
-}
-
 static int copy_peers(struct stepdown_op *op, const struct drdns_stepdown_opts *o,
                       const struct drdns_conf *conf)
 {
@@ -272,9 +257,9 @@ int drdns_stepdown_start(struct drdns_ctx *ctx, const struct drdns_stepdown_opts
 		return DRDNS_ENOMEM;
 	}
 
-	char who[256];
-	who_text(o->who, who, sizeof(who));
-	int ret = commit_standby(ctx, o->reason, who);
+	char *who = drdns_who_text(o->who);
+	int ret = who ? commit_standby(ctx, o->reason, who) : DRDNS_ENOMEM;
+	free(who);
 	if (ret < 0) {
 		drdns_log(DRDNS_LOG_ERR, "failover",
 		          "%s not committed: cannot save state dir=%s error=\"%s\"", op->action,

@@ -287,13 +287,6 @@ static void job_free(struct promote_job *job)
 	free(job);
 }
 
-static void after_post_hook(struct drdns_watchdog *wd, const struct drdns_hook_result *r, void *arg)
-{
-	(void)wd;
-	(void)r;
-	(void)arg;
-}
-
 struct promote_run {
 	struct drdns_watchdog *wd;
 	char reason[DRDNS_DETECTOR_MSG];
@@ -699,7 +692,7 @@ static void round_finished(struct round *r)
 		run_hook(wd, ctx->state->promoted ? "post_promote" : "post_demote",
 		         ctx->state->promoted ? ctx->conf->hooks.post_promote
 		                              : ctx->conf->hooks.post_demote,
-		         ctx->state->reason, NULL, NULL, after_post_hook, NULL);
+		         ctx->state->reason, NULL, NULL, NULL, NULL);
 	if (dec.action == DRDNS_WD_PROMOTE)
 		act_promote(wd, r, dec.reason);
 	else if (dec.action == DRDNS_WD_STEPDOWN)
