@@ -11,7 +11,7 @@
  *   - apex NS targets outside the zone that are neither this controller, nor
  *     a configured secondary, nor given an address anywhere in the set: drdns
  *     can neither probe nor NOTIFY them.
- * (The comparison with the campus zone by AXFR is not here yet.)
+ * (The comparison with the campus zone is compare.h; drdnsctl check runs it.)
  */
 #ifndef DRDNS_CHECKS_H
 #define DRDNS_CHECKS_H
@@ -30,6 +30,14 @@ struct drdns_check_input {
 };
 
 #define DRDNS_EXPIRE_RECOMMENDED 604800u /* one week */
+
+/* Load the DR set in dir (drdns_zoneset_load_dir) and check that every zone
+ * can be promoted with ns_name (drdns_rewrite_check): the validation drdnsd
+ * --check, reload and drdnsctl check share.  All or nothing: returns 0 and
+ * *out (caller frees with drdns_zoneset_free), or an error with every problem
+ * in diag (then *out is untouched). */
+int drdns_zoneset_load_checked(const char *dir, const char *ns_name, struct drdns_zoneset **out,
+                               struct drdns_diag *diag);
 
 /* Run every check; returns the number of warnings added to diag. */
 size_t drdns_zoneset_check(const struct drdns_zoneset *set, const struct drdns_check_input *in,

@@ -100,6 +100,10 @@ struct drdns_conf {
 		char *address;
 		uint16_t port; /* default 9353 */
 	} metrics;
+	/* DR drills (drdnsctl drill). */
+	struct {
+		char *zone; /* the drill zone, lowercase with trailing dot, or NULL */
+	} drill;
 };
 
 /* Load and validate path.  Returns 0 and *out on success; DRDNS_ECONF with every

@@ -42,6 +42,8 @@ enum drdns_ctl_cmd {
 	DRDNS_CMD_PAUSE,
 	DRDNS_CMD_RESUME,
 	DRDNS_CMD_RELOAD,
+	DRDNS_CMD_CHECK,
+	DRDNS_CMD_DRILL,
 	DRDNS_CMD_UNKNOWN,
 };
 const char *drdns_ctl_cmd_name(enum drdns_ctl_cmd cmd);

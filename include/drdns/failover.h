@@ -109,6 +109,71 @@ struct drdns_demote_opts {
 int drdns_demote_start(struct drdns_ctx *ctx, const struct drdns_demote_opts *opts,
                        drdns_op_done_cb done, void *arg);
 
+/*
+ * drdnsctl check: read-only.  Loads and validates the DR set on disk (all or
+ * nothing), runs the advisory checks (checks.h), and for every zone fetches
+ * the campus zone from the master by AXFR (unsigned, from
+ * controller.address, in libuv's thread pool so the loop never blocks) to
+ * report what the DR set leaves out.  Reply:
+ *   {"exit": 0 (valid; warnings do not fail) | 1 (invalid DR set or error),
+ *    "command": "check",
+ *    "dr_set": {"directory": D, "valid": bool, "errors": ["file:line: ..."]},
+ *    "warnings": ["file: zone Z: ..."],
+ *    "zones": [{"zone": Z, "records": N,               (DR records, SOA included)
+ *               "campus": {"fetched": bool, "serial": S, "records": M,
+ *                          "detail": why not fetched (when !fetched; serial,
+ *                                    records, left_out, dr_only are null then),
+ *                          "left_out": {"names": n, "rrsets": n, "records": n,
+ *                                       "examples": ["name TYPE", ... up to 10]},
+ *                          "dr_only": {same shape: in the DR set, not on campus}}}],
+ *    "message": one line}
+ * Returns 0 and calls done later (never before returning), or an error
+ * (DRDNS_EBUSY: a check is running; one at a time).  See check.c for the
+ * time limits and what a shutdown does to a running check. */
+int drdns_check_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
+
+/*
+ * drdnsctl drill (see README "DR drills").  Only while standby.
+ *
+ * Pre-flight, always, read-only: the DR set loads and validates; every
+ * nameserver is probed for every zone; the promotion plan (the same one
+ * promote --dry-run --force would show) succeeds, so the serial plan is safe;
+ * NS that would be dropped or kept unanswering are warnings; every configured
+ * secondary that is not on_campus answers for every zone; DNSSEC keys (no
+ * zone is signed yet: reported as not configured).  Any failure: exit 4,
+ * nothing changed.
+ *
+ * Live drill, when a drill zone is configured (drill.zone) or given, unless
+ * preflight_only.  With S the master's serial of the drill zone, drdns serves
+ * only the drill zone (every other zone stays REFUSED) in three steps, using
+ * RFC 1982 arithmetic so the secondaries end up following the campus again
+ * without anyone touching the campus primary:
+ *   1. promote: the DR copy at S + T (T = floor(2^32/3)), NOTIFY, watch each
+ *      off-campus secondary (on_campus ones would be dark in a disaster);
+ *   2. return:  the same data at S + 2T (greater than S + T, and lower than S
+ *      by T + 1), NOTIFY, watch;
+ *   3. release: stop serving it (REFUSED), NOTIFY with S, watch each
+ *      secondary come back to the master's serial.
+ * Then production zones are probed again: every secondary must still serve
+ * the serial it served before, or the master's current one.  The drill holds
+ * the controller busy (promote, demote and the watchdog wait for it) and is
+ * not persisted: a drill cut short by a restart leaves secondaries on S + T or
+ * S + 2T of the drill zone only (any two of the three serials are less than
+ * 2^31 apart, so a real promotion still finds a serial), and the next drill
+ * finishes the job.
+ * Exit 0 pass, 3 a secondary did not converge or return or a production
+ * serial moved, 4 pre-flight failed (nothing changed), 1 error.
+ */
+struct drdns_drill_opts {
+	const char *zone;    /* NULL: conf drill.zone (may be NULL: pre-flight only) */
+	bool preflight_only; /* stop after the pre-flight */
+	double wait;         /* per step; < 0: policy.default_wait */
+	const char *reason;  /* may be NULL ("drill"); copied, audit-logged */
+	const json_t *who;   /* borrowed */
+};
+int drdns_drill_start(struct drdns_ctx *ctx, const struct drdns_drill_opts *opts,
+                      drdns_op_done_cb done, void *arg);
+
 /* Who asked, as one line for state.json and logs: "watchdog controller=ID", or
  * "uid=N user=... sudo_user=... ssh_client=..." from a who object as drdnsd
  * builds it.  Caller frees; NULL on out of memory. */

@@ -49,6 +49,13 @@ int drdns_server_new(uv_loop_t *loop, const struct drdns_conf *conf, struct drdn
  * from the set it started with; the old set is freed when its last transfer ends. */
 void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set);
 
+/* A drill (drdnsctl drill): serve set (ownership passes; NULL: stop) while no
+ * zone set is installed -- only its zones are answered, everything else stays
+ * REFUSED.  An installed zone set always wins; drdns_server_zones() never
+ * returns the drill's set. */
+void drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set);
+/* The drill's set, or NULL (still owned by the server). */
+const struct drdns_zoneset *drdns_server_drill_zones(const struct drdns_server *srv);
 /* The set being served, or NULL (still owned by the server). */
 const struct drdns_zoneset *drdns_server_zones(const struct drdns_server *srv);
 

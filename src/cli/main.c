@@ -38,6 +38,9 @@ struct cli {
 	bool dry_run, yes, force;
 	double wait;
 	bool wait_set;
+	/* drill */
+	const char *zone;
+	bool preflight_only;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -106,8 +109,9 @@ static void print_usage(FILE *f)
 	    "  -s, --socket PATH    control socket (default $DRDNS_SOCKET, else %s)\n"
 	    "  -j, --json           print drdnsd's reply as one JSON document on stdout\n"
 	    "  -t, --timeout SECS   give up waiting for drdnsd after SECS (0: never; default\n"
-	    "                       %.0f for status and dry runs, --wait + %.0f for promote\n"
-	    "                       and demote, never for them without --wait)\n"
+	    "                       %.0f for status, check, pre-flights and dry runs;\n"
+	    "                       --wait + %.0f for promote and demote, 3 x --wait + that\n"
+	    "                       for a live drill; never for those without --wait)\n"
 	    "  -h, --help           this help\n"
 	    "      --version        print the version\n"
 	    "\n"
@@ -124,6 +128,12 @@ static void print_usage(FILE *f)
 	    "  -w, --wait SECS      wait this long for secondaries to converge (default: the\n"
 	    "                       daemon's policy.default_wait)\n"
 	    "\n"
+	    "drill options:\n"
+	    "  -z, --zone ZONE      the drill zone (default: the daemon's drill.zone)\n"
+	    "  -p, --preflight-only run the read-only pre-flight, no live drill\n"
+	    "  -w, --wait SECS      per drill step (default: policy.default_wait)\n"
+	    "  -r, --reason TEXT    why (optional; recorded in the audit log)\n"
+	    "\n"
 	    "Exit status:\n"
 	    "  0  done, and every secondary converged\n"
 	    "  1  error, nothing changed\n"
@@ -139,6 +149,18 @@ static void print_usage(FILE *f)
 enum {
 	OPT_VERSION = 1000,
 	OPT_FORCE
+};
+
+static const struct option drill_long[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"json", no_argument, NULL, 'j'},
+    {"timeout", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {"reason", required_argument, NULL, 'r'},
+    {"zone", required_argument, NULL, 'z'},
+    {"wait", required_argument, NULL, 'w'},
+    {"preflight-only", no_argument, NULL, 'p'},
+    {NULL, 0, NULL, 0},
 };
 
 static const struct option global_long[] = {
@@ -209,12 +231,15 @@ static void bad_option(const struct cli *c, int opt, char **argv)
 static void parse_command_options(struct cli *c, const struct drdns_ctl_cmd_info *info, int argc,
                                   char **argv)
 {
-	const struct option *longopts = info->changes_state  ? change_long
-	                                : info->takes_reason ? reason_long
-	                                                     : global_long;
-	const char *shortopts = info->changes_state  ? ":s:jt:hr:nyw:"
-	                        : info->takes_reason ? ":s:jt:hr:"
-	                                             : ":s:jt:h";
+	bool drill = info->cmd == DRDNS_CMD_DRILL;
+	const struct option *longopts = drill                 ? drill_long
+	                                : info->changes_state ? change_long
+	                                : info->takes_reason  ? reason_long
+	                                                      : global_long;
+	const char *shortopts = drill                 ? ":s:jt:hr:z:w:p"
+	                        : info->changes_state ? ":s:jt:hr:nyw:"
+	                        : info->takes_reason  ? ":s:jt:hr:"
+	                                              : ":s:jt:h";
 	int opt;
 
 	optind = 0; /* full re-initialisation of GNU getopt */
@@ -231,6 +256,12 @@ static void parse_command_options(struct cli *c, const struct drdns_ctl_cmd_info
 		case 'n': c->dry_run = true; break;
 		case 'y': c->yes = true; break;
 		case OPT_FORCE: c->force = true; break;
+		case 'z':
+			if (!optarg[0])
+				usage_error(c, "--zone needs a zone name");
+			c->zone = optarg;
+			break;
+		case 'p': c->preflight_only = true; break;
 		case 'w':
 			if (!parse_seconds(optarg, &c->wait))
 				usage_error(c, "--wait: '%s' is not a number of seconds >= 0",
@@ -874,6 +905,181 @@ static void print_status(FILE *f, const json_t *r)
 	fflush(f);
 }
 
+/* ---- check ---- */
+
+/* "  title:" then each string of arr as "    - text"; nothing when arr is empty. */
+static void print_list(FILE *f, const char *title, const json_t *arr)
+{
+	size_t i;
+	const json_t *v;
+	if (json_array_size(arr) == 0)
+		return;
+	fprintf(f, "%s:\n", title);
+	json_array_foreach(arr, i, v)
+	{
+		fputs("  - ", f);
+		print_value(f, v);
+		fputc('\n', f);
+	}
+}
+
+/* "    left out: 4 records (3 whole RRsets, 2 whole names): www.example.edu. A, ..." */
+static void print_difference(FILE *f, const char *label, const json_t *d)
+{
+	long long names = 0, rrsets = 0, records = 0;
+	if (!json_is_object(d))
+		return;
+	jint(d, "names", &names);
+	jint(d, "rrsets", &rrsets);
+	jint(d, "records", &records);
+	fprintf(f, "    %s: ", label);
+	if (records == 0) {
+		fputs("nothing\n", f);
+		return;
+	}
+	fprintf(f, "%lld %s (%lld whole %s, %lld whole %s)", records,
+	        plural(records, "record", "records"), rrsets, plural(rrsets, "RRset", "RRsets"),
+	        names, plural(names, "name", "names"));
+	const json_t *ex = json_object_get(d, "examples");
+	size_t i;
+	const json_t *v;
+	json_array_foreach(ex, i, v)
+	{
+		fputs(i ? ", " : ": ", f);
+		print_value(f, v);
+	}
+	if (json_array_size(ex) > 0 && (long long)json_array_size(ex) < records)
+		fputs(", ...", f);
+	fputc('\n', f);
+}
+
+static void print_check_zone(FILE *f, const json_t *z)
+{
+	const json_t *c = json_object_get(z, "campus");
+	char dr[24], serial[24], campus[24];
+	fmt_int(dr, sizeof(dr), z, "records");
+	fprintf(f, "  %s: DR %s %s", jstr(z, "zone") ? jstr(z, "zone") : "?", dr,
+	        strcmp(dr, "1") ? "records" : "record");
+	if (jbool(c, "fetched") != 1) {
+		fprintf(f, "; campus not fetched: %s\n",
+		        jstr(c, "detail") ? jstr(c, "detail") : "no detail");
+		return;
+	}
+	fmt_int(serial, sizeof(serial), c, "serial");
+	fmt_int(campus, sizeof(campus), c, "records");
+	fprintf(f, "; campus serial %s, %s %s\n", serial, campus,
+	        strcmp(campus, "1") ? "records" : "record");
+	print_difference(f, "left out", json_object_get(c, "left_out"));
+	print_difference(f, "DR only", json_object_get(c, "dr_only"));
+}
+
+/* drdnsctl check (reply shape: failover.h, drdns_check_start). */
+static void print_check(FILE *f, const json_t *r)
+{
+	static const char *const known[] = {"exit",  "command", "dr_set", "warnings",
+	                                    "zones", "message", "error",  NULL};
+	const json_t *set = json_object_get(r, "dr_set");
+	if (json_is_object(set)) {
+		int valid = jbool(set, "valid");
+		fprintf(f, "DR set %s: %s\n", jstr(set, "directory") ? jstr(set, "directory") : "?",
+		        valid == 1   ? "valid"
+		        : valid == 0 ? "INVALID"
+		                     : "?");
+		print_list(f, "errors", json_object_get(set, "errors"));
+	}
+	print_list(f, "warnings", json_object_get(r, "warnings"));
+	const json_t *zones = json_object_get(r, "zones");
+	if (json_array_size(zones) > 0) {
+		size_t i;
+		const json_t *z;
+		fprintf(f, "zones (DR set against the campus zone by AXFR):\n");
+		json_array_foreach(zones, i, z) print_check_zone(f, z);
+	}
+	print_other_fields(f, r, known);
+	fflush(f);
+}
+
+/* drill: pre-flight items, then the live steps per secondary, the timeline,
+ * production zones, warnings, and the verdict last. */
+static void print_drill(FILE *f, const json_t *r)
+{
+	size_t i;
+	const json_t *o;
+	const json_t *pre = json_object_get(r, "preflight");
+	if (json_array_size(pre) > 0) {
+		fprintf(f, "pre-flight%s%s:\n", jstr(r, "zone") ? " for drill zone " : "",
+		        jstr(r, "zone") ? jstr(r, "zone") : "");
+		json_array_foreach(pre, i, o)
+		{
+			fprintf(f, "  %-4s %-12s %s\n", jbool(o, "ok") == 1 ? "ok" : "FAIL",
+			        jstr(o, "check") ? jstr(o, "check") : "?",
+			        jstr(o, "detail") ? jstr(o, "detail") : "");
+		}
+	}
+	const json_t *secs = json_object_get(r, "secondaries");
+	if (json_array_size(secs) > 0) {
+		const json_t *serials = json_object_get(r, "serials");
+		long long s0 = 0, s1 = 0, s2 = 0;
+		jint(serials, "drill", &s0);
+		jint(serials, "return", &s1);
+		jint(serials, "campus", &s2);
+		fprintf(f, "\nlive drill: serials %lld (promote), %lld (return), %lld (release)\n",
+		        s0, s1, s2);
+		struct table t = {.ncols = 6};
+		table_row(&t, "NAME", "ADDRESS", "PROMOTE", "RETURN", "RELEASE", "RESULT");
+		json_array_foreach(secs, i, o)
+		{
+			char cell[3][32];
+			size_t k;
+			const json_t *st;
+			for (k = 0; k < 3; k++)
+				snprintf(cell[k], sizeof(cell[k]), "-");
+			json_array_foreach(json_object_get(o, "steps"), k, st)
+			{
+				double v;
+				if (k < 3 && jnum(st, "seconds", &v))
+					snprintf(cell[k], sizeof(cell[k]), "%.2f s", v);
+				else if (k < 3 && jbool(st, "converged") == 0)
+					snprintf(cell[k], sizeof(cell[k]), "no");
+			}
+			table_row(&t, jstr(o, "name"), jstr(o, "address"), cell[0], cell[1],
+			          cell[2], jbool(o, "ok") == 1 ? "ok" : jstr(o, "detail"));
+		}
+		table_print(f, &t, "  ");
+	}
+	const json_t *prod = json_object_get(r, "production");
+	if (json_array_size(prod) > 0) {
+		fprintf(f, "\nproduction zones:\n");
+		json_array_foreach(prod, i, o)
+		{
+			fprintf(f, "  %-4s %s: %s\n", jbool(o, "unchanged") == 1 ? "ok" : "FAIL",
+			        jstr(o, "zone") ? jstr(o, "zone") : "?",
+			        jstr(o, "detail") ? jstr(o, "detail") : "");
+		}
+	}
+	const json_t *tl = json_object_get(r, "timeline");
+	if (json_array_size(tl) > 0 && json_array_size(secs) > 0) {
+		fprintf(f, "\ntimeline:\n");
+		json_array_foreach(tl, i, o)
+		{
+			double t = 0;
+			jnum(o, "t", &t);
+			fprintf(f, "  %8.2f s  %s\n", t, jstr(o, "event") ? jstr(o, "event") : "");
+		}
+	}
+	const json_t *warns = json_object_get(r, "warnings");
+	if (json_array_size(warns) > 0) {
+		fprintf(f, "\nwarnings:\n");
+		json_array_foreach(warns, i, o)
+		{
+			fprintf(f, "  %s\n", json_string_value(o) ? json_string_value(o) : "?");
+		}
+	}
+	if (jstr(r, "verdict"))
+		fprintf(f, "\nverdict: %s\n", strcmp(jstr(r, "verdict"), "pass") ? "FAIL" : "PASS");
+	fflush(f);
+}
+
 /* Print a reply: the document itself with --json, else the human form. */
 static int output(const struct cli *c, const json_t *reply, enum drdns_ctl_cmd cmd)
 {
@@ -889,6 +1095,10 @@ static int output(const struct cli *c, const json_t *reply, enum drdns_ctl_cmd c
 		print_demote(stdout, reply);
 	else if (cmd == DRDNS_CMD_STATUS)
 		print_status(stdout, reply);
+	else if (cmd == DRDNS_CMD_CHECK)
+		print_check(stdout, reply);
+	else if (cmd == DRDNS_CMD_DRILL)
+		print_drill(stdout, reply);
 	print_message_and_error(reply);
 	return reply_exit(reply);
 }
@@ -936,6 +1146,48 @@ static int cmd_simple(struct cli *c, enum drdns_ctl_cmd cmd)
 	json_t *reply = call(c, req, true);
 	json_decref(req);
 	int rc = output(c, reply, cmd);
+	json_decref(reply);
+	return rc;
+}
+
+/* check: read-only, may take an AXFR per zone. */
+static int cmd_check(struct cli *c)
+{
+	if (!c->timeout_set)
+		c->timeout = STATUS_TIMEOUT;
+	json_t *req = json_pack("{s:s}", "command", "check");
+	if (!req)
+		fail(c, DRDNS_EXIT_ERROR, "out of memory");
+	json_t *reply = call(c, req, false);
+	json_decref(req);
+	int rc = output(c, reply, DRDNS_CMD_CHECK);
+	json_decref(reply);
+	return rc;
+}
+
+/* drill: a pre-flight, then up to three steps of --wait each. */
+static int cmd_drill(struct cli *c)
+{
+	if (c->reason && blank(c->reason))
+		usage_error(c, "--reason must not be empty");
+	if (!c->timeout_set)
+		c->timeout = c->preflight_only ? STATUS_TIMEOUT
+		             : c->wait_set     ? 3 * c->wait + WAIT_MARGIN
+		                               : 0;
+	json_t *client = client_identity();
+	json_t *req = json_pack("{s:s, s:b, s:o}", "command", "drill", "preflight_only",
+	                        c->preflight_only, "client", client ? client : json_object());
+	if (req && c->zone)
+		json_object_set_new(req, "zone", json_string(c->zone));
+	if (req && c->reason)
+		json_object_set_new(req, "reason", json_string(c->reason));
+	if (req && c->wait_set)
+		json_object_set_new(req, "wait", json_real(c->wait));
+	if (!req)
+		fail(c, DRDNS_EXIT_ERROR, "out of memory");
+	json_t *reply = call(c, req, !c->preflight_only);
+	json_decref(req);
+	int rc = output(c, reply, DRDNS_CMD_DRILL);
 	json_decref(reply);
 	return rc;
 }
@@ -1073,6 +1325,8 @@ int main(int argc, char **argv)
 	case DRDNS_CMD_PAUSE:
 	case DRDNS_CMD_RESUME:
 	case DRDNS_CMD_RELOAD: return cmd_simple(&c, cmd);
+	case DRDNS_CMD_CHECK: return cmd_check(&c);
+	case DRDNS_CMD_DRILL: return cmd_drill(&c);
 	default: usage_error(&c, "command '%s' is not supported by this drdnsctl", c.command);
 	}
 }

@@ -55,8 +55,8 @@
 #define HOOK_TIMEOUT_MAX 3600.0
 
 /* Every key drdns knows, per group.  Anything else is an error naming it. */
-static const char *const root_keys[] = {"controller", "master", "secondaries", "zones",
-                                        "policy",     "hooks",  "metrics",     NULL};
+static const char *const root_keys[] = {"controller", "master",  "secondaries", "zones", "policy",
+                                        "hooks",      "metrics", "drill",       NULL};
 static const char *const controller_keys[] = {
     "id",        "address",   "port",     "ns_name",        "control_socket",
     "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
@@ -72,6 +72,7 @@ static const char *const policy_keys[] = {
 static const char *const hooks_keys[] = {"pre_promote", "post_promote", "post_demote",
                                          "on_alert",    "timeout",      NULL};
 static const char *const metrics_keys[] = {"address", "port", NULL};
+static const char *const drill_keys[] = {"zone", NULL};
 
 /* Messages are collected, then handed to the diagnostics collector sorted by
  * file and line, so the output reads like a compiler's whatever order the
@@ -902,6 +903,20 @@ static void load_metrics(struct loader *l, const config_setting_t *root, struct 
 	get_port(l, g, "metrics", &c->metrics.port);
 }
 
+/* drill { zone } -- whether the zone is in the DR set is checked by --check and
+ * by the drill itself (the set can change without a reload). */
+static void load_drill(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "drill", false);
+	const config_setting_t *s;
+	const char *v;
+	if (!g)
+		return;
+	check_keys(l, g, "drill", drill_keys);
+	if ((v = get_string(l, g, "drill", "zone", true, &s)))
+		c->drill.zone = check_ns_name(l, s, "drill.zone", v);
+}
+
 /* Checks across settings: duplicates and collisions between addresses. */
 static void check_cross(struct loader *l, const config_setting_t *root, const struct drdns_conf *c)
 {
@@ -1091,6 +1106,7 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 	load_policy(&l, root, c);
 	load_hooks(&l, root, c);
 	load_metrics(&l, root, c);
+	load_drill(&l, root, c);
 	check_cross(&l, root, c);
 	flush_messages(&l);
 
@@ -1144,6 +1160,7 @@ void drdns_conf_free(struct drdns_conf *conf)
 	free(conf->hooks.post_demote);
 	free(conf->hooks.on_alert);
 	free(conf->metrics.address);
+	free(conf->drill.zone);
 	free(conf);
 }
 

@@ -23,6 +23,13 @@ static const struct drdns_ctl_cmd_info commands[] = {
     {DRDNS_CMD_RELOAD, "reload", "",
      "re-read the configuration and the DR zone set (as SIGHUP); keep the old ones on error", false,
      false},
+    {DRDNS_CMD_CHECK, "check", "",
+     "check the DR zone set (read-only): validity, advice, and what it leaves out of the campus "
+     "zones (AXFR from the master)",
+     false, false},
+    {DRDNS_CMD_DRILL, "drill", "[--zone ZONE] [--preflight-only] [--wait SECONDS] [--reason TEXT]",
+     "DR drill: a read-only pre-flight, then a live promote and return of the drill zone only",
+     false, true},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -12,7 +12,6 @@
 #include "drdns/fsutil.h"
 #include "drdns/log.h"
 #include "drdns/metrics.h"
-#include "drdns/rewrite.h"
 #include "drdns/server.h"
 #include "drdns/audit.h"
 #include "drdns/checks.h"
@@ -288,10 +287,8 @@ static int reload(struct daemon *d, char *err, size_t errlen)
 	sd_notify(0, "RELOADING=1");
 	int ret = drdns_conf_load(old->path, &conf, &diag);
 	if (ret == 0)
-		ret = drdns_zoneset_load_dir(conf->zones.directory, &dr, &diag);
-	for (size_t i = 0; ret == 0 && i < dr->n; i++)
-		if (drdns_rewrite_check(dr->zones[i], conf->controller.ns_name, &diag) < 0)
-			ret = DRDNS_EZONE;
+		ret = drdns_zoneset_load_checked(conf->zones.directory, conf->controller.ns_name,
+		                                 &dr, &diag);
 	drdns_zoneset_free(dr);
 	const char *needs_restart = NULL;
 	if (ret == 0) {
@@ -369,6 +366,61 @@ static void handle_reload(struct daemon *d, struct drdns_ctl_request *req)
 	                          "message", "configuration and DR zone set reloaded"));
 }
 
+static void handle_check(struct daemon *d, struct drdns_ctl_request *req)
+{
+	int ret = drdns_check_start(&d->ctx, reply_done, req);
+	if (ret == DRDNS_EBUSY)
+		drdns_ctl_reply(req, drdns_error_reply("check", DRDNS_EXIT_ERROR,
+		                                       "a check is already running; try again when "
+		                                       "it is done"));
+	else if (ret < 0)
+		drdns_ctl_reply(
+		    req, drdns_error_reply("check", DRDNS_EXIT_ERROR, "%s", drdns_strerror(ret)));
+}
+
+static void handle_drill(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
+                         const struct drdns_ctl_peer *peer)
+{
+	const json_t *zone = json_object_get(body, "zone");
+	const json_t *reason = json_object_get(body, "reason");
+	const json_t *wait = json_object_get(body, "wait");
+	if ((zone && !json_is_string(zone)) || (reason && !json_is_string(reason))) {
+		drdns_ctl_reply(req, drdns_error_reply("drill", DRDNS_EXIT_USAGE,
+		                                       "zone and reason must be strings"));
+		return;
+	}
+	if (reason && !one_line(json_string_value(reason))) {
+		drdns_ctl_reply(req, drdns_error_reply("drill", DRDNS_EXIT_USAGE,
+		                                       "the reason must be one line without "
+		                                       "control characters"));
+		return;
+	}
+	if (wait && (!json_is_number(wait) || !(json_number_value(wait) >= 0) ||
+	             json_number_value(wait) > 1e7)) {
+		drdns_ctl_reply(req, drdns_error_reply("drill", DRDNS_EXIT_USAGE,
+		                                       "wait must be a number of seconds from 0 "
+		                                       "to 1e7"));
+		return;
+	}
+	json_t *who = who_from(body, peer);
+	struct drdns_drill_opts opts = {
+	    .zone = zone ? json_string_value(zone) : NULL,
+	    .preflight_only = json_is_true(json_object_get(body, "preflight_only")),
+	    .wait = wait ? json_number_value(wait) : -1,
+	    .reason = reason ? json_string_value(reason) : NULL,
+	    .who = who,
+	};
+	int ret = drdns_drill_start(&d->ctx, &opts, reply_done, req);
+	json_decref(who);
+	if (ret == DRDNS_EBUSY)
+		drdns_ctl_reply(req, drdns_error_reply("drill", DRDNS_EXIT_ERROR,
+		                                       "a promotion, step-down or drill is in "
+		                                       "progress; nothing changed"));
+	else if (ret < 0)
+		drdns_ctl_reply(
+		    req, drdns_error_reply("drill", DRDNS_EXIT_ERROR, "%s", drdns_strerror(ret)));
+}
+
 static void on_request(struct drdns_ctl_request *req, const json_t *body,
                        const struct drdns_ctl_peer *peer, void *arg)
 {
@@ -393,6 +445,8 @@ static void on_request(struct drdns_ctl_request *req, const json_t *body,
 	case DRDNS_CMD_PAUSE: handle_pause(d, req, body, peer, true); break;
 	case DRDNS_CMD_RESUME: handle_pause(d, req, body, peer, false); break;
 	case DRDNS_CMD_RELOAD: handle_reload(d, req); break;
+	case DRDNS_CMD_CHECK: handle_check(d, req); break;
+	case DRDNS_CMD_DRILL: handle_drill(d, req, body, peer); break;
 	default:
 		drdns_ctl_reply(req, drdns_error_reply(name ? name : "?", DRDNS_EXIT_USAGE,
 		                                       "unknown command \"%s\"", name ? name : ""));
@@ -565,12 +619,18 @@ int main(int argc, char **argv)
 	struct drdns_conf *conf = NULL;
 	struct drdns_zoneset *dr = NULL;
 	int conf_ret = drdns_conf_load(config, &conf, &diag);
-	int zone_ret =
-	    conf_ret == 0 ? drdns_zoneset_load_dir(conf->zones.directory, &dr, &diag) : 0;
-	for (size_t i = 0; zone_ret == 0 && dr && i < dr->n; i++)
-		if (drdns_rewrite_check(dr->zones[i], conf->controller.ns_name, &diag) < 0)
-			zone_ret = DRDNS_EZONE;
+	int zone_ret = conf_ret == 0
+	                   ? drdns_zoneset_load_checked(conf->zones.directory,
+	                                                conf->controller.ns_name, &dr, &diag)
+	                   : 0;
 	bool ok = conf_ret == 0 && zone_ret == 0;
+	if (check && ok && conf->drill.zone && !drdns_zoneset_find(dr, conf->drill.zone)) {
+		drdns_diag_error(&diag,
+		                 "%s: drill.zone %s is not in the DR set %s: add it there (and to "
+		                 "every secondary), or drills run the pre-flight only",
+		                 conf->path, conf->drill.zone, conf->zones.directory);
+		ok = false;
+	}
 	if (check && ok) { /* advisory: warnings, never a failure */
 		const char **known = calloc(conf->n_secondaries + 1, sizeof(*known));
 		for (size_t i = 0; known && i < conf->n_secondaries; i++)

@@ -215,7 +215,8 @@ struct drdns_server {
 	const struct drdns_conf *conf;
 	uv_udp_t udp;
 	uv_tcp_t tcp;
-	struct zref *cur;
+	struct zref *cur;   /* the promoted set, or NULL */
+	struct zref *drill; /* a drill's zone, served only while cur is NULL */
 	struct drdns_server_stats st;
 	struct conn *conns;
 	unsigned n_conns;
@@ -262,6 +263,12 @@ struct reqctx {
 };
 
 static void srv_release(struct drdns_server *srv);
+
+/* What answers queries: the promoted set, else a drill's zone, else nothing. */
+static struct zref *serving(const struct drdns_server *srv)
+{
+	return srv->cur ? srv->cur : srv->drill;
+}
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c);
 static void xfr_send_next(struct conn *c);
@@ -668,7 +675,7 @@ static void push_negative_soa(ldns_pkt *r, const struct drdns_zone *z)
 
 static int answer_query(struct reqctx *rq, const ldns_rr *question, uint8_t **out, size_t *len)
 {
-	struct zref *zr = rq->srv->cur;
+	struct zref *zr = serving(rq->srv);
 	const ldns_rdf *name = ldns_rr_owner(question);
 	ssize_t zi = zone_for_name(zr->set, name, false);
 	if (zi < 0)
@@ -943,7 +950,7 @@ static void zbuild_done(uv_work_t *req, int status)
 	if (status == 0 && b->rc == 0 && b->out && !b->zr->cache[b->zi]) {
 		b->zr->cache[b->zi] = b->out;
 		b->out = NULL;
-		if (b->zr == srv->cur)
+		if (b->zr == serving(srv))
 			drdns_log(
 			    DRDNS_LOG_INFO, "xfr",
 			    "xfr cache ready zone=%s serial=%u messages=%zu bytes=%zu seconds=%.3f",
@@ -1007,7 +1014,7 @@ static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8
                     size_t *len, enum proc_result *res)
 {
 	struct drdns_server *srv = rq->srv;
-	struct zref *zr = srv->cur;
+	struct zref *zr = serving(srv);
 	const char *type = ixfr ? "IXFR" : "AXFR";
 	ssize_t zi = zone_for_name(zr->set, ldns_rr_owner(question), true);
 	if (zi < 0) {
@@ -1178,7 +1185,7 @@ static enum proc_result process(struct drdns_server *srv, struct conn *conn, con
 		rq.mac = ldns_rr_rdf(tsig, 3);
 	}
 
-	if (!srv->cur) { /* not promoted: REFUSED, at once, for everything */
+	if (!serving(srv)) { /* not promoted: REFUSED, at once, for everything */
 		if (ldns_pkt_get_opcode(q) == LDNS_PACKET_NOTIFY)
 			srv->st.notify_received++;
 		ret = reply_rcode(&rq, LDNS_RCODE_REFUSED, out, out_len);
@@ -1757,15 +1764,17 @@ int drdns_server_new(uv_loop_t *loop, const struct drdns_conf *conf, struct drdn
 	return 0;
 }
 
-void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
+/* Swap *slot to serve set (owned; NULL: serve nothing from this slot). */
+static void install(struct drdns_server *srv, struct zref **slot, struct drdns_zoneset *set,
+                    const char *what)
 {
-	if (srv->cur && set == srv->cur->set)
+	if (*slot && set == (*slot)->set)
 		return;
 	struct zref *zr = NULL;
 	if (set && !srv->closing) {
 		zr = zref_new(set);
 		if (!zr) {
-			drdns_log(DRDNS_LOG_ERR, "server", "out of memory installing the zone set");
+			drdns_log(DRDNS_LOG_ERR, "server", "out of memory installing the %s", what);
 			drdns_zoneset_free(set);
 			return;
 		}
@@ -1773,8 +1782,8 @@ void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
 		drdns_zoneset_free(set);
 		return;
 	}
-	struct zref *old = srv->cur;
-	srv->cur = zr;
+	struct zref *old = *slot;
+	*slot = zr;
 	if (old)
 		cache_stop(srv, old); /* transfers from it carry on, building messages */
 	zref_put(old);
@@ -1783,10 +1792,26 @@ void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
 		size_t rrs = 0;
 		for (size_t i = 0; i < set->n; i++)
 			rrs += drdns_zone_rr_count(set->zones[i]);
-		drdns_log(DRDNS_LOG_NOTICE, "server", "serving zones=%zu rrs=%zu", set->n, rrs);
-	} else if (old) {
+		drdns_log(DRDNS_LOG_NOTICE, "server", "serving %s zones=%zu rrs=%zu", what, set->n,
+		          rrs);
+	} else if (old && !serving(srv)) {
 		drdns_log(DRDNS_LOG_NOTICE, "server", "not serving: answering REFUSED");
 	}
+}
+
+void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
+{
+	install(srv, &srv->cur, set, "zone set");
+}
+
+void drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set)
+{
+	install(srv, &srv->drill, set, "drill zone");
+}
+
+const struct drdns_zoneset *drdns_server_drill_zones(const struct drdns_server *srv)
+{
+	return srv && srv->drill ? srv->drill->set : NULL;
 }
 
 const struct drdns_zoneset *drdns_server_zones(const struct drdns_server *srv)
@@ -1818,7 +1843,9 @@ void drdns_server_close(struct drdns_server *srv, void (*cb)(void *arg), void *a
 	for (struct conn *c = srv->conns; c; c = c->next)
 		conn_close(c);
 	cache_stop(srv, NULL); /* the callback waits for their after-work callbacks */
-	struct zref *cur = srv->cur;
+	struct zref *cur = srv->cur, *drill = srv->drill;
 	srv->cur = NULL;
+	srv->drill = NULL;
 	zref_put(cur);
+	zref_put(drill);
 }

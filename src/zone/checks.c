@@ -5,6 +5,8 @@
 #include "drdns/checks.h"
 
 #include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/rewrite.h"
 #include "drdns/zone.h"
 
 #include <ldns/ldns.h>
@@ -191,4 +193,20 @@ size_t drdns_zoneset_check(const struct drdns_zoneset *set, const struct drdns_c
 		n += check_ns(set, z, in, diag);
 	}
 	return n;
+}
+
+int drdns_zoneset_load_checked(const char *dir, const char *ns_name, struct drdns_zoneset **out,
+                               struct drdns_diag *diag)
+{
+	struct drdns_zoneset *set = NULL;
+	int ret = drdns_zoneset_load_dir(dir, &set, diag);
+	for (size_t i = 0; set && i < set->n; i++) /* every zone's problems, not the first */
+		if (drdns_rewrite_check(set->zones[i], ns_name, diag) < 0)
+			ret = DRDNS_EZONE;
+	if (ret < 0) {
+		drdns_zoneset_free(set);
+		return ret;
+	}
+	*out = set;
+	return 0;
 }

@@ -194,6 +194,7 @@ static void test_defaults(void **state)
 	assert_null(c->hooks.on_alert);
 	assert_true(c->hooks.timeout == 30.0);
 	assert_null(c->metrics.address);
+	assert_null(c->drill.zone);
 	assert_false(c->secondaries[0].on_campus);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
@@ -452,6 +453,7 @@ static void test_watchdog_settings(void **state)
 	assert_true(c->hooks.timeout == 5.0);
 	assert_string_equal(c->metrics.address, "::1");
 	assert_int_equal(c->metrics.port, 9100);
+	assert_string_equal(c->drill.zone, "drill.example.edu.");
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
 }
@@ -460,7 +462,7 @@ static void test_watchdog_bad(void **state)
 {
 	(void)state;
 	const char *f = "conf-watchdog-bad.conf";
-	struct drdns_diag d = expect_invalid(f, 11);
+	struct drdns_diag d = expect_invalid(f, 13);
 	expect_msg(&d, f, 3, "master.recover_after: 0 is out of range (1..100)");
 	expect_msg(&d, f, 6, "policy.promote_after: -1 is out of range");
 	expect_msg(&d, f, 6, "policy.expire_margin: 1e+09 is out of range");
@@ -472,6 +474,8 @@ static void test_watchdog_bad(void **state)
 	expect_msg(&d, f, 11, "hooks.timeout: 0 is out of range");
 	expect_msg(&d, f, 12, "on_alarm");
 	expect_msg(&d, f, 14, "metrics.port: 0 is out of range");
+	expect_msg(&d, f, 15, "drill.zone: 'bad zone!' is not a valid host name");
+	expect_msg(&d, f, 15, "size");
 	drdns_diag_clear(&d);
 }
 

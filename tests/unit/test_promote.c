@@ -37,6 +37,7 @@
 #include "drdns/failover.h"
 #include "drdns/fsutil.h"
 #include "drdns/log.h"
+#include "drdns/serial.h"
 #include "drdns/server.h"
 #include "drdns/state.h"
 #include "drdns/zone.h"
@@ -782,6 +783,262 @@ static void test_demote_not_converged_is_exit_3(void **state)
 	assert_false(s->ctx.state->promoted);
 }
 
+/* ---- drill ------------------------------------------------------------------ */
+
+static bool start_master(struct sandbox *s, uint32_t serial)
+{
+	memset(&s->master_conf, 0, sizeof(s->master_conf));
+	s->master_conf.controller.address = "127.0.0.32";
+	s->master_conf.controller.port = s->port_master;
+	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
+		return false; /* the random port is taken */
+	drdns_server_set_zones(s->master, set_with_serial(s, serial));
+	return true;
+}
+
+static json_t *drill(struct sandbox *s, const char *zone, bool preflight_only, double wait)
+{
+	json_t *who = json_pack("{s:i}", "uid", 0);
+	struct drdns_drill_opts o = {.zone = zone,
+	                             .preflight_only = preflight_only,
+	                             .wait = wait,
+	                             .reason = "unit test: drill",
+	                             .who = who};
+	struct result r = {0};
+	assert_int_equal(drdns_drill_start(&s->ctx, &o, on_done, &r), 0);
+	json_decref(who);
+	run_until(s, &r);
+	assert_false(s->ctx.busy);
+	assert_null(drdns_server_drill_zones(s->ctx.server)); /* never left served */
+	return r.reply;
+}
+
+/* The named pre-flight check's ok, or -1 when it is missing. */
+static int preflight_ok(const json_t *reply, const char *check)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(reply, "preflight"), i, c)
+	{
+		if (!strcmp(json_string_value(json_object_get(c, "check")), check))
+			return json_is_true(json_object_get(c, "ok"));
+	}
+	return -1;
+}
+
+static uint32_t ns1_serial(struct sandbox *s)
+{
+	return served_serial(s->ns1);
+}
+
+/* "ns1 follows its primaries" (drdns first, then the master), as RFC 1982
+ * says: it takes a serial only when it is greater than its own. */
+static void follow_cb(uv_timer_t *t)
+{
+	struct sandbox *s = t->data;
+	uint32_t mine = ns1_serial(s);
+	const struct drdns_zoneset *d = drdns_server_drill_zones(s->ctx.server);
+	const struct drdns_zoneset *m = s->master ? drdns_server_zones(s->master) : NULL;
+	if (d && drdns_serial_gt(drdns_zone_serial(d->zones[0]), mine))
+		drdns_server_set_zones(s->ns1, set_with_serial(s, drdns_zone_serial(d->zones[0])));
+	else if (m && drdns_serial_gt(drdns_zone_serial(m->zones[0]), mine))
+		drdns_server_set_zones(s->ns1, set_with_serial(s, drdns_zone_serial(m->zones[0])));
+}
+
+static void simulate_following(struct sandbox *s)
+{
+	s->transfer = true;
+	uv_timer_init(&s->loop, &s->transfer_timer);
+	s->transfer_timer.data = s;
+	uv_timer_start(&s->transfer_timer, follow_cb, 10, 10);
+}
+
+static void test_drill_refused_while_promoted(void **state)
+{
+	struct sandbox *s = *state;
+	s->ctx.state->promoted = true; /* in memory only: the drill must not look further */
+	json_t *reply = drill(s, "example.edu", false, 1.0);
+	s->ctx.state->promoted = false;
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "promoted"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+static void test_drill_busy(void **state)
+{
+	struct sandbox *s = *state;
+	s->ctx.busy = true;
+	struct drdns_drill_opts o = {.wait = 1.0};
+	struct result r = {0};
+	assert_int_equal(drdns_drill_start(&s->ctx, &o, on_done, &r), DRDNS_EBUSY);
+	assert_false(r.done);
+	s->ctx.busy = false;
+}
+
+/* No drill zone: the pre-flight alone, which changes nothing. */
+static void test_drill_preflight_only(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	json_t *reply = drill(s, NULL, false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_string_equal(json_string_value(json_object_get(reply, "verdict")), "pass");
+	assert_true(json_is_false(json_object_get(reply, "live")));
+	assert_int_equal(preflight_ok(reply, "dr_set"), 1);
+	assert_int_equal(preflight_ok(reply, "secondaries"), 1);
+	assert_int_equal(preflight_ok(reply, "serial_plan"), 1);
+	assert_int_equal(preflight_ok(reply, "nameservers"), 1);
+	assert_int_equal(preflight_ok(reply, "dnssec"), 1);
+	assert_int_equal(preflight_ok(reply, "drill_zone"), -1);
+	json_decref(reply);
+	assert_nothing_changed(s);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+}
+
+static void test_drill_zone_not_in_set(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	json_t *reply = drill(s, "NoSuch.Example.EDU", false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_int_equal(preflight_ok(reply, "drill_zone"), 0);
+	assert_string_equal(json_string_value(json_object_get(reply, "zone")),
+	                    "nosuch.example.edu.");
+	json_decref(reply);
+	assert_nothing_changed(s);
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 0), "result")),
+	                    "refused");
+	json_decref(audit);
+}
+
+static void test_drill_invalid_dr_set(void **state)
+{
+	struct sandbox *s = *state;
+	char *p = path_in(s, "zones-dr/example.edu.zone");
+	write_text(p, "$ORIGIN example.edu.\nwww IN A 192.0.2.999\n");
+	free(p);
+	json_t *reply = drill(s, "example.edu", false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_int_equal(preflight_ok(reply, "dr_set"), 0);
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+static void test_drill_secondary_unreachable(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	stop_ns1(s);
+	json_t *reply = drill(s, "example.edu", false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_int_equal(preflight_ok(reply, "secondaries"), 0);
+	assert_true(json_is_false(json_object_get(reply, "live")));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+/* The master must answer for the drill zone: the drill hands back to it. */
+static void test_drill_master_down(void **state)
+{
+	struct sandbox *s = *state;
+	json_t *reply = drill(s, "example.edu", false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_int_equal(preflight_ok(reply, "drill_zone"), 0);
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+/* A secondary out of step with the master: refused, nothing served. */
+static void test_drill_secondary_out_of_step(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL - 1));
+	json_t *reply = drill(s, "example.edu", false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_int_equal(preflight_ok(reply, "drill_zone"), 0);
+	json_decref(reply);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL - 1);
+	assert_nothing_changed(s);
+}
+
+/* The whole live drill: ns1 takes S + T, then S + 2T, then the master's S. */
+static void test_drill_live_pass(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	simulate_following(s);
+	json_t *reply = drill(s, "example.edu", false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_string_equal(json_string_value(json_object_get(reply, "verdict")), "pass");
+	assert_true(json_is_true(json_object_get(reply, "live")));
+	json_t *serials = json_object_get(reply, "serials");
+	uint32_t t = 1431655765u;
+	assert_int_equal(json_integer_value(json_object_get(serials, "drill")),
+	                 (uint32_t)(CAMPUS_SERIAL + t));
+	assert_int_equal(json_integer_value(json_object_get(serials, "return")),
+	                 (uint32_t)(CAMPUS_SERIAL + 2 * t));
+	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
+	assert_true(json_is_true(json_object_get(sec, "ok")));
+	size_t i;
+	json_t *step;
+	json_array_foreach(json_object_get(sec, "steps"), i, step)
+	{
+		assert_true(json_is_true(json_object_get(step, "converged")));
+		assert_true(json_is_number(json_object_get(step, "seconds")));
+	}
+	assert_int_equal(i, 3);
+	json_decref(reply);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL); /* back with the campus */
+	assert_nothing_changed(s);                      /* state.json, generations */
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 0), "result")),
+	                    "started");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 1), "result")),
+	                    "pass");
+	json_decref(audit);
+}
+
+/* ns1 never follows: the drill fails at step 1 (exit 3), and stops serving. */
+static void test_drill_live_not_following(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	json_t *reply = drill(s, "example.edu", false, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
+	assert_string_equal(json_string_value(json_object_get(reply, "verdict")), "fail");
+	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
+	assert_true(json_is_false(json_object_get(sec, "ok")));
+	assert_non_null(strstr(json_string_value(json_object_get(sec, "detail")), "promote"));
+	json_decref(reply);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+	assert_nothing_changed(s);
+}
+
+/* A drill cut short left ns1 on S + T: the next drill takes it on from there. */
+static void test_drill_resumes_cut_short(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL + 1431655765u));
+	simulate_following(s);
+	json_t *reply = drill(s, "example.edu", false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+}
+
 int main(void)
 {
 	srand((unsigned)getpid());
@@ -804,6 +1061,17 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_demote_two_step_plan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_demote_master_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_demote_not_converged_is_exit_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_refused_while_promoted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_preflight_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_zone_not_in_set, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_invalid_dr_set, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_secondary_unreachable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_master_down, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_secondary_out_of_step, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_live_pass, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_live_not_following, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_resumes_cut_short, setup, teardown),
 	    cmocka_unit_test(test_error_reply_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

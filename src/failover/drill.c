@@ -1,0 +1,868 @@
+/*
+ * drdnsctl drill: a read-only pre-flight of the DR path, then a live drill on
+ * one dedicated zone that every secondary carries.  See failover.h for the
+ * contract and README "DR drills" for the runbook.
+ *
+ *   pre-flight  load the DR set, advisory checks, probe every nameserver for
+ *               every zone, the promotion plan (promote --dry-run --force with
+ *               these probes), secondaries reachable;
+ *   step 1      serve the drill zone at S + T, NOTIFY, watch;
+ *   step 2      serve it at S + 2T, NOTIFY, watch;
+ *               with T = floor(2^32 / 3): each step is a valid RFC 1982
+ *               increase, and so is the way back from S + 2T to S (T + 1);
+ *               and any two of S, S + T, S + 2T are less than 2^31 apart, so a
+ *               drill cut short between two steps never leaves the secondaries
+ *               so far apart that a real promotion finds no serial above them;
+ *   step 3      stop serving it (REFUSED), NOTIFY with S, watch the return;
+ *   verify      probe again: production serials unchanged (or the master's).
+ *
+ * Only the server's drill slot is touched (drdns_server_set_drill): state.json,
+ * the generations and the promoted set never change.
+ */
+#include "drdns/audit.h"
+#include "drdns/checks.h"
+#include "drdns/conf.h"
+#include "drdns/diag.h"
+#include "drdns/error.h"
+#include "drdns/failover.h"
+#include "drdns/log.h"
+#include "drdns/notify.h"
+#include "drdns/probe.h"
+#include "drdns/rewrite.h"
+#include "drdns/serial.h"
+#include "drdns/server.h"
+#include "drdns/state.h"
+#include "drdns/zone.h"
+#include "nameservers.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DRILL_STEPS 3
+#define DRILL_THIRD 1431655765u /* floor(2^32 / 3) */
+
+static const char *const step_names[DRILL_STEPS] = {"promote", "return", "release"};
+
+/* One secondary taking part in the live drill. */
+struct drill_peer {
+	size_t ns_index;             /* into op->ns.list */
+	uint32_t before;             /* drill-zone serial before the drill */
+	bool active;                 /* still followed (false once a step failed) */
+	bool done[DRILL_STEPS];      /* reached the step's serial */
+	double seconds[DRILL_STEPS]; /* from the step's start */
+	uint32_t served[DRILL_STEPS];
+	bool has_served[DRILL_STEPS];
+	bool acked[DRILL_STEPS]; /* NOTIFY answered NOERROR */
+	char detail[160];
+};
+
+struct drill_op {
+	struct drdns_ctx *ctx;
+	drdns_op_done_cb done;
+	void *arg;
+	char *zone; /* drill zone, lowercase with trailing dot, or NULL */
+	char *reason;
+	json_t *who;
+	bool preflight_only;
+	double wait;
+	uint64_t started_ns;
+
+	struct drdns_zoneset *dr;    /* the DR set on disk */
+	size_t drill_index;          /* of zone in dr */
+	struct drdns_nameservers ns; /* probe targets (list[0] is the master) */
+	struct drdns_soa_result *probes, *after;
+	size_t n_probes, n_after;
+
+	json_t *preflight, *warnings, *timeline, *plan;
+	bool preflight_failed;
+	int preflight_exit; /* 4, or 1 for an error */
+
+	uint32_t campus, serial[DRILL_STEPS]; /* S; the serial each step expects */
+	struct drill_peer *peers;
+	size_t n_peers;
+	int step; /* running step, 0..2 */
+	int pending;
+	uint64_t step_ns;
+	struct drdns_xfr_peer *xpeers; /* the active peers of the running step */
+	size_t *xmap;                  /* xpeers[i] is peers[xmap[i]] */
+	size_t n_x;
+	struct drdns_zone_serial zs; /* the running step's zone and serial (the watchers
+	                              * keep pointers to it) */
+	struct drdns_notify_result *notify;
+	size_t n_notify;
+	struct drdns_converge_result *converge;
+	size_t n_converge;
+	bool serving; /* the drill slot is installed */
+	bool live;    /* the live drill started */
+};
+
+static void op_free(struct drill_op *op)
+{
+	free(op->zone);
+	free(op->reason);
+	json_decref(op->who);
+	drdns_zoneset_free(op->dr);
+	drdns_nameservers_clear(&op->ns);
+	drdns_soa_results_free(op->probes, op->n_probes);
+	drdns_soa_results_free(op->after, op->n_after);
+	json_decref(op->preflight);
+	json_decref(op->warnings);
+	json_decref(op->timeline);
+	json_decref(op->plan);
+	free(op->peers);
+	free(op->xpeers);
+	free(op->xmap);
+	free(op->notify);
+	drdns_converge_results_free(op->converge, op->n_converge);
+	free(op);
+}
+
+static double since_start(const struct drill_op *op)
+{
+	return (double)(uv_hrtime() - op->started_ns) / 1e9;
+}
+
+static void event(struct drill_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void event(struct drill_op *op, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(op->timeline,
+	                      json_pack("{s:f, s:s}", "t", since_start(op), "event", text));
+	drdns_log(DRDNS_LOG_NOTICE, "drill", "%s", text);
+}
+
+static void warn(struct drill_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct drill_op *op, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(op->warnings, json_string(text));
+}
+
+/* One pre-flight item. */
+static void item(struct drill_op *op, const char *check, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void item(struct drill_op *op, const char *check, bool ok, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(
+	    op->preflight, json_pack("{s:s, s:b, s:s}", "check", check, "ok", ok, "detail", text));
+	if (!ok) {
+		op->preflight_failed = true;
+		drdns_log(DRDNS_LOG_WARNING, "drill", "pre-flight %s failed: %s", check, text);
+	}
+}
+
+static const struct drdns_soa_result *probe_of(const struct drill_op *op,
+                                               const struct drdns_soa_result *results,
+                                               size_t ns_index, size_t zone_index)
+{
+	return &results[ns_index * op->dr->n + zone_index];
+}
+
+static void audit(struct drill_op *op, const char *result, int exit_code, json_t *extra)
+{
+	const char *path = op->ctx->conf->controller.audit_log;
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:s?, s:s, s:b}", "controller",
+	                        op->ctx->conf->controller.id, "action", "drill", "reason",
+	                        op->reason, "who", op->who, "zone", op->zone, "result", result,
+	                        "live", !op->preflight_only && op->zone != NULL);
+	if (rec && exit_code >= 0)
+		json_object_set_new(rec, "exit", json_integer(exit_code));
+	if (rec && extra)
+		json_object_update(rec, extra);
+	int ret = rec ? drdns_audit_append(path, rec) : DRDNS_ENOMEM;
+	if (ret < 0)
+		drdns_log(DRDNS_LOG_ERR, "drill", "audit log write failed path=%s error=\"%s\"",
+		          path, drdns_strerror(ret));
+	json_decref(rec);
+}
+
+/* ---- the report ---- */
+
+static json_t *peers_json(const struct drill_op *op)
+{
+	json_t *arr = json_array();
+	for (size_t p = 0; p < op->n_peers; p++) {
+		const struct drill_peer *dp = &op->peers[p];
+		const struct drdns_nameserver *ns = &op->ns.list[dp->ns_index];
+		json_t *steps = json_array();
+		bool ok = true;
+		for (int s = 0; s < DRILL_STEPS; s++) {
+			ok = ok && dp->done[s];
+			json_array_append_new(
+			    steps,
+			    json_pack(
+			        "{s:s, s:I, s:b, s:b, s:o, s:o}", "step", step_names[s], "expected",
+			        (json_int_t)op->serial[s], "notify_acked", dp->acked[s],
+			        "converged", dp->done[s], "seconds",
+			        dp->done[s] ? json_real(dp->seconds[s]) : json_null(), "serial",
+			        dp->has_served[s] ? json_integer(dp->served[s]) : json_null()));
+		}
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:b, s:o, s:s}", "name",
+		                                     ns->name, "address", ns->address, "before",
+		                                     (json_int_t)dp->before, "ok", ok, "steps",
+		                                     steps, "detail", dp->detail));
+	}
+	return arr;
+}
+
+/* Reply (extra is merged in, reference stolen), audit, release the lock, free. */
+static void finish(struct drill_op *op, int exit_code, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void finish(struct drill_op *op, int exit_code, json_t *extra, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (op->serving && op->ctx->server) /* never leave the drill zone served */
+		drdns_server_set_drill(op->ctx->server, NULL);
+	bool live = op->live;
+	json_t *reply =
+	    json_pack("{s:i, s:s, s:s?, s:b, s:s, s:s, s:O, s:O, s:O}", "exit", exit_code,
+	              "command", "drill", "zone", op->zone, "live", live, "verdict",
+	              exit_code == DRDNS_EXIT_OK ? "pass" : "fail", "message", msg, "preflight",
+	              op->preflight, "warnings", op->warnings, "timeline", op->timeline);
+	if (reply && op->plan)
+		json_object_set(reply, "plan", op->plan);
+	if (reply && live) {
+		json_object_set_new(reply, "serials",
+		                    json_pack("{s:I, s:I, s:I}", "campus", (json_int_t)op->campus,
+		                              "drill", (json_int_t)op->serial[0], "return",
+		                              (json_int_t)op->serial[1]));
+		json_object_set_new(reply, "secondaries", peers_json(op));
+	}
+	if (reply && extra)
+		json_object_update(reply, extra);
+	audit(op,
+	      exit_code == DRDNS_EXIT_OK        ? "pass"
+	      : exit_code == DRDNS_EXIT_REFUSED ? "refused"
+	                                        : "fail",
+	      exit_code, extra);
+	json_decref(extra);
+	drdns_log(DRDNS_LOG_NOTICE, "drill", "drill finished zone=%s exit=%d seconds=%.1f",
+	          op->zone ? op->zone : "-", exit_code, since_start(op));
+	drdns_op_done_cb done = op->done;
+	void *arg = op->arg;
+	op->ctx->busy = false;
+	op_free(op);
+	done(reply ? reply : drdns_error_reply("drill", DRDNS_EXIT_ERROR, "out of memory"), arg);
+}
+
+/* ---- verify: production serials ---- */
+
+static void on_verified(struct drdns_soa_result *results, size_t n, void *arg)
+{
+	struct drill_op *op = arg;
+	op->after = results;
+	op->n_after = n;
+	json_t *prod = json_array();
+	bool all_same = true;
+	for (size_t z = 0; z < op->dr->n; z++) {
+		if (z == op->drill_index)
+			continue;
+		const struct drdns_soa_result *m0 = probe_of(op, op->probes, 0, z);
+		const struct drdns_soa_result *m1 = probe_of(op, results, 0, z);
+		char detail[512] = "";
+		size_t used = 0;
+		bool same = true;
+		for (size_t i = 1; i < op->ns.n; i++) {
+			const struct drdns_soa_result *b = probe_of(op, op->probes, i, z);
+			const struct drdns_soa_result *a = probe_of(op, results, i, z);
+			if (!b->answered || !a->answered || a->serial == b->serial ||
+			    (m1->answered && a->serial == m1->serial))
+				continue;
+			same = false;
+			if (used < sizeof(detail))
+				used += (size_t)snprintf(detail + used, sizeof(detail) - used,
+				                         "%s%s served %u, now %u", used ? "; " : "",
+				                         op->ns.list[i].name, b->serial, a->serial);
+		}
+		all_same = all_same && same;
+		json_array_append_new(
+		    prod,
+		    json_pack("{s:s, s:o, s:o, s:b, s:s}", "zone", op->dr->zones[z]->name,
+		              "master_before",
+		              m0->answered ? json_integer(m0->serial) : json_null(), "master_after",
+		              m1->answered ? json_integer(m1->serial) : json_null(), "unchanged",
+		              same, "detail",
+		              same ? "every secondary serves the serial it served before, or "
+		                     "the master's"
+		                   : detail));
+	}
+	event(op, "production zones checked: %s", all_same ? "unchanged" : "CHANGED");
+	bool peers_ok = op->n_peers > 0;
+	size_t failed = 0;
+	for (size_t p = 0; p < op->n_peers; p++) {
+		bool ok = true;
+		for (int s = 0; s < DRILL_STEPS; s++)
+			ok = ok && op->peers[p].done[s];
+		failed += !ok;
+	}
+	peers_ok = peers_ok && failed == 0;
+	int code = peers_ok && all_same ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
+	json_t *extra = json_pack("{s:o}", "production", prod);
+	if (code == DRDNS_EXIT_OK)
+		finish(op, code, extra,
+		       "drill passed: %zu secondaries took %s serial %u, returned to the campus "
+		       "serial %u, production zones unchanged (%.1f s)",
+		       op->n_peers, op->zone, op->serial[0], op->campus, since_start(op));
+	else
+		finish(op, code, extra, "drill FAILED: %s%s%s (%.1f s); see the secondaries' steps",
+		       failed ? "some secondaries did not follow every step" : "",
+		       failed && !all_same ? "; " : "",
+		       all_same ? "" : "a production serial changed during the drill",
+		       since_start(op));
+}
+
+static void verify(struct drill_op *op)
+{
+	struct drdns_soa_target *targets = NULL;
+	size_t n = 0;
+	int ret = drdns_nameservers_targets(&op->ns, op->dr, &targets, &n);
+	if (ret == 0)
+		ret = drdns_probe_soa(op->ctx->loop, op->ctx->conf->controller.address, targets, n,
+		                      op->ctx->conf->policy.probe_timeout,
+		                      op->ctx->conf->policy.probe_attempts, false, on_verified, op);
+	free(targets);
+	if (ret < 0)
+		finish(op, DRDNS_EXIT_ERROR, NULL, "cannot probe the production zones: %s",
+		       drdns_strerror(ret));
+}
+
+/* ---- the three live steps ---- */
+
+static void run_step(struct drill_op *op);
+
+static void step_done(struct drill_op *op)
+{
+	if (--op->pending > 0)
+		return;
+	int s = op->step;
+	size_t ok = 0;
+	for (size_t i = 0; i < op->n_x; i++) {
+		struct drill_peer *dp = &op->peers[op->xmap[i]];
+		for (size_t k = 0; op->notify && k < op->n_notify; k++)
+			if (!strcmp(op->notify[k].peer, op->xpeers[i].name))
+				dp->acked[s] = op->notify[k].acked;
+		const struct drdns_converge_result *c = NULL;
+		for (size_t k = 0; op->converge && k < op->n_converge; k++)
+			if (!strcmp(op->converge[k].peer, op->xpeers[i].name))
+				c = &op->converge[k];
+		if (c && c->n_zones == 1 && c->has_served[0]) {
+			dp->served[s] = c->served[0];
+			dp->has_served[s] = true;
+		}
+		if (c && c->converged) {
+			dp->done[s] = true;
+			dp->seconds[s] = c->seconds;
+			ok++;
+			event(op, "%s: %s serves %u after %.2f s", step_names[s],
+			      op->ns.list[dp->ns_index].name, c->served[0], c->seconds);
+		} else {
+			dp->active = false;
+			snprintf(dp->detail, sizeof(dp->detail), "%s step: %s", step_names[s],
+			         c ? c->detail : "not watched");
+			event(op, "%s: %s did NOT converge (%s)", step_names[s],
+			      op->ns.list[dp->ns_index].name, c ? c->detail : "not watched");
+		}
+	}
+	free(op->notify);
+	op->notify = NULL;
+	drdns_converge_results_free(op->converge, op->n_converge);
+	op->converge = NULL;
+	event(op, "step %d (%s) done: %zu of %zu converged", s + 1, step_names[s], ok, op->n_x);
+	if (!op->ctx->server) {
+		finish(op, DRDNS_EXIT_ERROR, NULL, "drdnsd is shutting down: drill cut short");
+		return;
+	}
+	if (++op->step < DRILL_STEPS) {
+		run_step(op);
+		return;
+	}
+	verify(op);
+}
+
+static void on_notified(struct drdns_notify_result *results, size_t n, void *arg)
+{
+	struct drill_op *op = arg;
+	op->notify = results;
+	op->n_notify = n;
+	step_done(op);
+}
+
+static void on_converged(struct drdns_converge_result *results, size_t n, void *arg)
+{
+	struct drill_op *op = arg;
+	op->converge = results;
+	op->n_converge = n;
+	step_done(op);
+}
+
+/* The drill zone as promote would rewrite it (NS from these probes, TTLs),
+ * with the given serial.  NULL on failure (err says why). */
+static struct drdns_zoneset *drill_set(struct drill_op *op, uint32_t serial, char *err,
+                                       size_t errlen)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	const struct drdns_zone *zone = op->dr->zones[op->drill_index];
+	struct drdns_ns_probe *probes = calloc(op->ns.n, sizeof(*probes));
+	struct drdns_zoneset *set = calloc(1, sizeof(*set));
+	struct drdns_zone *out = NULL;
+	struct drdns_rewrite_plan *plan = NULL;
+	size_t n = 0;
+	if (set)
+		set->zones = calloc(1, sizeof(*set->zones));
+	if (!probes || !set || !set->zones) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 1; i < op->ns.n; i++) {
+		const struct drdns_soa_result *r = probe_of(op, op->probes, i, op->drill_index);
+		probes[n].name = op->ns.list[i].name;
+		probes[n].address = op->ns.list[i].address;
+		probes[n].answered = r->answered;
+		probes[n++].detail = r->detail;
+	}
+	struct drdns_rewrite_input in = {
+	    .ns_name = conf->controller.ns_name,
+	    .dr_ttl = conf->zones.dr_ttl,
+	    .min_ns = conf->zones.min_ns,
+	    .probes = probes,
+	    .n_probes = n,
+	    .observed = &op->campus,
+	    .n_observed = 1,
+	};
+	if (drdns_rewrite_zone(zone, &in, &out, &plan, err, errlen) < 0)
+		goto fail;
+	drdns_rewrite_plan_free(plan);
+	ldns_rdf *rdf = ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, serial);
+	if (!rdf) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	ldns_rdf_deep_free(ldns_rr_set_rdf(out->soa, rdf, 2));
+	set->zones[0] = out;
+	set->n = 1;
+	free(probes);
+	return set;
+fail:
+	drdns_zone_free(out);
+	drdns_zoneset_free(set);
+	free(probes);
+	return NULL;
+}
+
+static void run_step(struct drill_op *op)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	int s = op->step;
+	uint32_t serial = op->serial[s];
+	char err[512] = "";
+	if (s < 2) {
+		struct drdns_zoneset *set = drill_set(op, serial, err, sizeof(err));
+		if (!set) {
+			finish(op, DRDNS_EXIT_ERROR, NULL, "cannot build the drill zone: %s", err);
+			return;
+		}
+		drdns_server_set_drill(op->ctx->server, set); /* hands it over */
+		op->serving = true;
+		event(op, "step %d (%s): drdns serves %s serial %u", s + 1, step_names[s], op->zone,
+		      serial);
+	} else {
+		drdns_server_set_drill(op->ctx->server, NULL);
+		op->serving = false;
+		event(op,
+		      "step 3 (release): drdns answers REFUSED for %s again; the secondaries go "
+		      "back to the master's serial %u",
+		      op->zone, serial);
+	}
+	op->n_x = 0;
+	for (size_t p = 0; p < op->n_peers; p++) {
+		struct drill_peer *dp = &op->peers[p];
+		if (!dp->active)
+			continue;
+		const struct drdns_nameserver *ns = &op->ns.list[dp->ns_index];
+		op->xpeers[op->n_x] = (struct drdns_xfr_peer){
+		    .name = ns->name,
+		    .address = ns->address,
+		    .port = ns->port,
+		    .key = ns->secondary->key,
+		};
+		op->xmap[op->n_x++] = p;
+	}
+	if (op->n_x == 0) {
+		event(op, "step %d (%s): no secondary left to follow", s + 1, step_names[s]);
+		op->pending = 1;
+		step_done(op);
+		return;
+	}
+	op->zs = (struct drdns_zone_serial){.zone = op->zone, .serial = serial};
+	op->step_ns = uv_hrtime();
+	op->pending = 1;
+	double wait = op->wait >= 0 ? op->wait : conf->policy.default_wait;
+	if (drdns_notify_batch(op->ctx->loop, conf->controller.address, op->xpeers, op->n_x,
+	                       &op->zs, 1, conf->policy.notify_timeout,
+	                       conf->policy.notify_attempts, on_notified, op) == 0)
+		op->pending++;
+	if (drdns_converge_watch(op->ctx->loop, conf->controller.address, op->xpeers, op->n_x,
+	                         &op->zs, 1, conf->policy.poll_interval, wait, on_converged,
+	                         op) == 0)
+		op->pending++;
+	step_done(op);
+}
+
+/* ---- pre-flight ---- */
+
+/* Every answering off-campus secondary's drill-zone serial must be S (in step
+ * with the campus), or S + T or S + 2T (left there by a drill cut short: this
+ * drill takes it on from there); pick the peers. */
+static bool choose_peers(struct drill_op *op)
+{
+	size_t zi = op->drill_index;
+	const struct drdns_soa_result *m = probe_of(op, op->probes, 0, zi);
+	if (!m->answered) {
+		item(op, "drill_zone", false,
+		     "the master does not answer for %s (%s): a live drill needs the campus "
+		     "primary up",
+		     op->zone, m->detail);
+		return false;
+	}
+	op->campus = m->serial;
+	op->serial[0] = op->campus + DRILL_THIRD; /* mod 2^32 */
+	op->serial[1] = op->campus + 2 * DRILL_THIRD;
+	op->serial[2] = op->campus;
+	op->peers = calloc(op->ns.n, sizeof(*op->peers));
+	op->xpeers = calloc(op->ns.n, sizeof(*op->xpeers));
+	op->xmap = calloc(op->ns.n, sizeof(*op->xmap));
+	if (!op->peers || !op->xpeers || !op->xmap) {
+		item(op, "drill_zone", false, "out of memory");
+		return false;
+	}
+	bool ok = true;
+	char bad[768] = "";
+	size_t used = 0;
+	for (size_t i = 1; i < op->ns.n; i++) {
+		const struct drdns_nameserver *ns = &op->ns.list[i];
+		const struct drdns_soa_result *r = probe_of(op, op->probes, i, zi);
+		if (!ns->secondary)
+			continue;
+		if (ns->secondary->on_campus) { /* dark in a real disaster: not drilled */
+			warn(op,
+			     "%s is on campus: left out of the live drill, as it would be out of a "
+			     "failover",
+			     ns->name);
+			continue;
+		}
+		if (!r->answered) {
+			warn(op, "%s does not answer for %s (%s): left out of the live drill",
+			     ns->name, op->zone, r->detail);
+			continue;
+		}
+		if (r->serial != op->campus && r->serial != op->serial[0] &&
+		    r->serial != op->serial[1]) {
+			ok = false;
+			if (used < sizeof(bad))
+				used += (size_t)snprintf(bad + used, sizeof(bad) - used,
+				                         "%s%s serves %u", used ? ", " : "",
+				                         ns->name, r->serial);
+			continue;
+		}
+		struct drill_peer *dp = &op->peers[op->n_peers++];
+		dp->ns_index = i;
+		dp->before = r->serial;
+		dp->active = true;
+		snprintf(dp->detail, sizeof(dp->detail), "ok");
+	}
+	if (!ok) {
+		op->n_peers = 0;
+		item(op, "drill_zone", false,
+		     "%s: the master serves %u but %s; wait until every secondary is in step with "
+		     "the master",
+		     op->zone, op->campus, bad);
+		return false;
+	}
+	if (op->n_peers == 0) {
+		item(op, "drill_zone", false, "no configured secondary answers for %s", op->zone);
+		return false;
+	}
+	item(op, "drill_zone", true,
+	     "%s: the master serves %u and %zu secondaries follow it; the drill will publish %u, "
+	     "then %u, then hand back to %u",
+	     op->zone, op->campus, op->n_peers, op->serial[0], op->serial[1], op->campus);
+	return true;
+}
+
+static void preflight_verdict(struct drill_op *op)
+{
+	if (op->preflight_failed) {
+		finish(op, op->preflight_exit, NULL,
+		       "pre-flight FAILED: see the failed checks; nothing changed");
+		return;
+	}
+	if (op->preflight_only || !op->zone) {
+		if (!op->zone)
+			warn(op, "no drill zone (drill.zone or --zone): pre-flight only");
+		finish(op, DRDNS_EXIT_OK, NULL, "pre-flight passed%s; nothing changed",
+		       op->zone ? "" : " (no drill zone configured: no live drill)");
+		return;
+	}
+	if (!op->ctx->server) {
+		finish(op, DRDNS_EXIT_ERROR, NULL, "drdnsd is shutting down; nothing changed");
+		return;
+	}
+	json_t *serials =
+	    json_pack("{s:I, s:I, s:I}", "campus_serial", (json_int_t)op->campus, "drill_serial",
+	              (json_int_t)op->serial[0], "return_serial", (json_int_t)op->serial[1]);
+	audit(op, "started", -1, serials); /* on record before anything is served */
+	json_decref(serials);
+	event(op, "pre-flight passed; live drill on %s with %zu secondaries", op->zone,
+	      op->n_peers);
+	op->live = true;
+	run_step(op);
+}
+
+/* The promotion plan (promote --dry-run --force over our probes). */
+static void on_plan(json_t *reply, void *arg)
+{
+	struct drill_op *op = arg;
+	op->ctx->busy = true; /* promote released it just before calling back */
+	int code = (int)json_integer_value(json_object_get(reply, "exit"));
+	if (code != DRDNS_EXIT_OK) {
+		const char *e = json_string_value(json_object_get(reply, "error"));
+		item(op, "serial_plan", false, "the promotion plan fails: %s", e ? e : "?");
+		if (code != DRDNS_EXIT_REFUSED)
+			op->preflight_exit = DRDNS_EXIT_ERROR;
+		json_decref(reply);
+		preflight_verdict(op);
+		return;
+	}
+	op->plan = json_incref(json_object_get(reply, "zones"));
+	json_decref(reply);
+	size_t zi;
+	json_t *z;
+	char kept_silent[768] = "";
+	size_t used = 0;
+	json_array_foreach(op->plan, zi, z)
+	{
+		const char *zone = json_string_value(json_object_get(z, "zone"));
+		size_t ni;
+		json_t *d;
+		json_array_foreach(json_object_get(z, "ns"), ni, d)
+		{
+			const char *verdict = json_string_value(json_object_get(d, "verdict"));
+			const char *name = json_string_value(json_object_get(d, "name"));
+			const char *reason = json_string_value(json_object_get(d, "reason"));
+			if (verdict && !strcmp(verdict, drdns_ns_verdict_str(DRDNS_NS_DROP)))
+				warn(op, "%s: NS %s would be dropped (%s)", zone ? zone : "?",
+				     name ? name : "?", reason ? reason : "");
+			else if (verdict &&
+			         !strcmp(verdict, drdns_ns_verdict_str(DRDNS_NS_KEEP_MIN_NS)) &&
+			         used < sizeof(kept_silent))
+				used += (size_t)snprintf(
+				    kept_silent + used, sizeof(kept_silent) - used, "%s%s in %s",
+				    used ? ", " : "", name ? name : "?", zone ? zone : "?");
+		}
+	}
+	item(op, "serial_plan", true,
+	     "a promotion now would publish a serial above every serial seen, on every zone");
+	if (used)
+		item(op, "nameservers", false,
+		     "NS kept only to honour min_ns although they do not answer: %s", kept_silent);
+	else
+		item(op, "nameservers", true, "every NS a promotion would keep answers");
+	if (op->zone)
+		choose_peers(op);
+	preflight_verdict(op);
+}
+
+static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
+{
+	struct drill_op *op = arg;
+	struct drdns_ctx *ctx = op->ctx;
+	op->probes = results;
+	op->n_probes = n;
+	/* the secondaries: reachable for every zone (on-campus ones: a warning) */
+	char bad[1024] = "";
+	size_t used = 0, n_sec = 0;
+	for (size_t i = 1; i < op->ns.n; i++) {
+		const struct drdns_nameserver *ns = &op->ns.list[i];
+		if (!ns->secondary)
+			continue;
+		n_sec++;
+		for (size_t z = 0; z < op->dr->n; z++) {
+			const struct drdns_soa_result *r = probe_of(op, results, i, z);
+			if (r->answered)
+				continue;
+			if (ns->secondary->on_campus)
+				warn(op, "%s (on campus) does not answer for %s: %s", ns->name,
+				     op->dr->zones[z]->name, r->detail);
+			else if (used < sizeof(bad))
+				used += (size_t)snprintf(
+				    bad + used, sizeof(bad) - used, "%s%s for %s: %s",
+				    used ? "; " : "", ns->name, op->dr->zones[z]->name, r->detail);
+		}
+	}
+	if (used)
+		item(op, "secondaries", false, "not answering: %s", bad);
+	else
+		item(op, "secondaries", true,
+		     "all %zu configured secondaries answer for every zone", n_sec);
+	/* a promotion's plan, exactly as promote would make it, from these probes */
+	struct drdns_promote_opts po = {
+	    .reason = op->reason,
+	    .dry_run = true,
+	    .force = true, /* the master is up during a drill */
+	    .wait = 0,
+	    .who = op->who,
+	    .probes = results,
+	    .n_probes = n,
+	};
+	ctx->busy = false; /* promote takes the lock itself */
+	int ret = drdns_promote_start(ctx, &po, on_plan, op);
+	if (ret < 0) {
+		ctx->busy = true;
+		item(op, "serial_plan", false, "cannot compute the promotion plan: %s",
+		     drdns_strerror(ret));
+		op->preflight_exit = DRDNS_EXIT_ERROR;
+		preflight_verdict(op);
+	}
+}
+
+/* Load the DR set and run the advisory checks.  False when it is invalid. */
+static bool load_dr_set(struct drill_op *op)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	struct drdns_diag diag = {0};
+	int ret = drdns_zoneset_load_checked(conf->zones.directory, conf->controller.ns_name,
+	                                     &op->dr, &diag);
+	if (ret < 0) {
+		char *text = drdns_diag_join(&diag);
+		item(op, "dr_set", false, "%s is invalid:\n%s", conf->zones.directory,
+		     text ? text : drdns_strerror(ret));
+		free(text);
+		drdns_diag_clear(&diag);
+		return false;
+	}
+	const char **known = calloc(conf->n_secondaries + 1, sizeof(*known));
+	for (size_t i = 0; known && i < conf->n_secondaries; i++)
+		known[i] = conf->secondaries[i].name;
+	struct drdns_check_input in = {
+	    .dr_ttl = conf->zones.dr_ttl,
+	    .ns_name = conf->controller.ns_name,
+	    .known_ns = known,
+	    .n_known = known ? conf->n_secondaries : 0,
+	};
+	size_t n_warn = drdns_zoneset_check(op->dr, &in, &diag);
+	free(known);
+	for (size_t i = 0; i < diag.n; i++)
+		warn(op, "%s", diag.msgs[i]);
+	drdns_diag_clear(&diag);
+	item(op, "dr_set", true, "%s: %zu zones, valid (%zu advisory warnings)",
+	     conf->zones.directory, op->dr->n, n_warn);
+	item(op, "dnssec", true,
+	     "not configured: drdns serves the DR set unsigned, no keys are needed");
+	if (op->zone) {
+		struct drdns_zone *z = drdns_zoneset_find(op->dr, op->zone);
+		if (!z) {
+			item(op, "drill_zone", false,
+			     "%s is not in the DR set (%s): add it there, and to every secondary",
+			     op->zone, conf->zones.directory);
+			return false;
+		}
+		for (size_t i = 0; i < op->dr->n; i++)
+			if (op->dr->zones[i] == z)
+				op->drill_index = i;
+	}
+	return true;
+}
+
+static char *normalize_zone(const char *z)
+{
+	size_t len = strlen(z);
+	char *out = malloc(len + 2);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)z[i]);
+	if (len == 0 || out[len - 1] != '.')
+		out[len++] = '.';
+	out[len] = '\0';
+	return out;
+}
+
+int drdns_drill_start(struct drdns_ctx *ctx, const struct drdns_drill_opts *opts,
+                      drdns_op_done_cb done, void *arg)
+{
+	if (ctx->busy)
+		return DRDNS_EBUSY;
+	if (ctx->state->promoted) {
+		done(drdns_error_reply("drill", DRDNS_EXIT_REFUSED,
+		                       "drdns is promoted: it is the primary for real, so there is "
+		                       "nothing to drill; nothing changed"),
+		     arg);
+		return 0;
+	}
+	struct drill_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return DRDNS_ENOMEM;
+	op->ctx = ctx;
+	op->done = done;
+	op->arg = arg;
+	op->started_ns = uv_hrtime();
+	op->preflight_only = opts->preflight_only;
+	op->wait = opts->wait;
+	op->preflight_exit = DRDNS_EXIT_REFUSED;
+	const char *zone = opts->zone ? opts->zone : ctx->conf->drill.zone;
+	op->zone = zone ? normalize_zone(zone) : NULL;
+	op->reason = strdup(opts->reason ? opts->reason : "drill");
+	op->who = opts->who ? json_deep_copy(opts->who) : json_object();
+	op->preflight = json_array();
+	op->warnings = json_array();
+	op->timeline = json_array();
+	if ((zone && !op->zone) || !op->reason || !op->who || !op->preflight || !op->warnings ||
+	    !op->timeline) {
+		op_free(op);
+		return DRDNS_ENOMEM;
+	}
+	ctx->busy = true;
+	event(op, "drill requested zone=%s preflight_only=%s reason=\"%s\"",
+	      op->zone ? op->zone : "-", op->preflight_only ? "yes" : "no", op->reason);
+	if (!load_dr_set(op)) {
+		finish(op, DRDNS_EXIT_REFUSED, NULL,
+		       "pre-flight FAILED: see the failed checks; nothing changed");
+		return 0;
+	}
+	struct drdns_soa_target *targets = NULL;
+	size_t n = 0;
+	int ret = drdns_nameservers_build(ctx->conf, op->dr, &op->ns);
+	if (ret == 0)
+		ret = drdns_nameservers_targets(&op->ns, op->dr, &targets, &n);
+	if (ret == 0)
+		ret = drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n,
+		                      ctx->conf->policy.probe_timeout,
+		                      ctx->conf->policy.probe_attempts, false, on_probed, op);
+	free(targets);
+	if (ret < 0) {
+		finish(op, DRDNS_EXIT_ERROR, NULL, "cannot start the SOA probes: %s",
+		       drdns_strerror(ret));
+		return 0;
+	}
+	return 0;
+}
