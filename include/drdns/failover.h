@@ -138,10 +138,11 @@ int drdns_check_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
  * Pre-flight, always, read-only: the DR set loads and validates; every
  * nameserver is probed for every zone; the promotion plan (the same one
  * promote --dry-run --force would show) succeeds, so the serial plan is safe;
- * NS that would be dropped or kept unanswering are warnings; every configured
- * secondary that is not on_campus answers for every zone; DNSSEC keys (no
- * zone is signed yet: reported as not configured).  Any failure: exit 4,
- * nothing changed.
+ * NS that would be dropped are warnings, NS kept only for min_ns although
+ * silent fail; every configured secondary that is not on_campus answers for
+ * every zone; DNSSEC keys (no zone is signed yet: reported as not configured);
+ * the master answers for the drill zone.  Any failure: exit 4, nothing
+ * changed.
  *
  * Live drill, when a drill zone is configured (drill.zone) or given, unless
  * preflight_only.  With S the master's serial of the drill zone, drdns serves
@@ -159,10 +160,16 @@ int drdns_check_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
  * the controller busy (promote, demote and the watchdog wait for it) and is
  * not persisted: a drill cut short by a restart leaves secondaries on S + T or
  * S + 2T of the drill zone only (any two of the three serials are less than
- * 2^31 apart, so a real promotion still finds a serial), and the next drill
- * finishes the job.
- * Exit 0 pass, 3 a secondary did not converge or return or a production
- * serial moved, 4 pre-flight failed (nothing changed), 1 error.
+ * 2^31 apart, so a real promotion still finds a serial).  The next drill
+ * takes every off-campus secondary through all three steps whatever it
+ * serves, which brings such leftovers back, but a secondary that did not start
+ * below S + T skipped a step: that drill ends with exit 3 ("run the drill
+ * again"), and the next one is a full test.  A step a secondary misses does
+ * not drop it: the later steps still NOTIFY and watch it.
+ * Exit 0 pass, 3 a secondary did not converge or return, a production serial
+ * moved (or a secondary answering before no longer answers), or an error
+ * after something was served; 4 pre-flight failed (nothing changed); 1 error
+ * before anything was served.
  */
 struct drdns_drill_opts {
 	const char *zone;    /* NULL: conf drill.zone (may be NULL: pre-flight only) */

@@ -52,8 +52,9 @@ void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
 /* A drill (drdnsctl drill): serve set (ownership passes; NULL: stop) while no
  * zone set is installed -- only its zones are answered, everything else stays
  * REFUSED.  An installed zone set always wins; drdns_server_zones() never
- * returns the drill's set. */
-void drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set);
+ * returns the drill's set.  Returns 0, or an error (out of memory, server
+ * closing): then set is freed and what was served before stays. */
+int drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set);
 /* The drill's set, or NULL (still owned by the server). */
 const struct drdns_zoneset *drdns_server_drill_zones(const struct drdns_server *srv);
 /* The set being served, or NULL (still owned by the server). */

@@ -124,6 +124,24 @@ static bool one_line(const char *s)
 	return true;
 }
 
+/* The flags a request may carry (dry_run, force, preflight_only) must be JSON
+ * booleans when present: "true" as a string must never read as false and turn
+ * a dry run into the real thing.  Replies (usage error) and returns false. */
+static bool flags_ok(struct drdns_ctl_request *req, const json_t *body, const char *command)
+{
+	static const char *const flags[] = {"dry_run", "force", "preflight_only"};
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		const json_t *v = json_object_get(body, flags[i]);
+		if (v && !json_is_boolean(v)) {
+			drdns_ctl_reply(req,
+			                drdns_error_reply(command, DRDNS_EXIT_USAGE,
+			                                  "%s must be true or false", flags[i]));
+			return false;
+		}
+	}
+	return true;
+}
+
 /* The fields every state-changing command shares: a one-line --reason and an
  * optional --wait.  Replies (usage error) and returns false when they are bad. */
 static bool change_args(struct drdns_ctl_request *req, const json_t *body, const char *command,
@@ -131,6 +149,8 @@ static bool change_args(struct drdns_ctl_request *req, const json_t *body, const
 {
 	const json_t *reason = json_object_get(body, "reason");
 	const json_t *wait = json_object_get(body, "wait");
+	if (!flags_ok(req, body, command))
+		return false;
 	bool printable = json_is_string(reason) && one_line(json_string_value(reason));
 	if (json_is_string(reason) && *json_string_value(reason) && !printable) {
 		drdns_ctl_reply(req,
@@ -384,9 +404,21 @@ static void handle_drill(struct daemon *d, struct drdns_ctl_request *req, const 
 	const json_t *zone = json_object_get(body, "zone");
 	const json_t *reason = json_object_get(body, "reason");
 	const json_t *wait = json_object_get(body, "wait");
+	if (!flags_ok(req, body, "drill"))
+		return;
 	if ((zone && !json_is_string(zone)) || (reason && !json_is_string(reason))) {
 		drdns_ctl_reply(req, drdns_error_reply("drill", DRDNS_EXIT_USAGE,
 		                                       "zone and reason must be strings"));
+		return;
+	}
+	ldns_rdf *dname = zone ? ldns_dname_new_frm_str(json_string_value(zone)) : NULL;
+	bool zone_ok = !zone || (one_line(json_string_value(zone)) && *json_string_value(zone) &&
+	                         dname && ldns_dname_label_count(dname) > 0);
+	ldns_rdf_deep_free(dname);
+	if (!zone_ok) {
+		drdns_ctl_reply(req, drdns_error_reply("drill", DRDNS_EXIT_USAGE,
+		                                       "the zone must be a domain name below the "
+		                                       "root"));
 		return;
 	}
 	if (reason && !one_line(json_string_value(reason))) {

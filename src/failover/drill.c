@@ -50,7 +50,7 @@ static const char *const step_names[DRILL_STEPS] = {"promote", "return", "releas
 struct drill_peer {
 	size_t ns_index;             /* into op->ns.list */
 	uint32_t before;             /* drill-zone serial before the drill */
-	bool active;                 /* still followed (false once a step failed) */
+	bool leftover;               /* started ahead of the master: an earlier drill's */
 	bool done[DRILL_STEPS];      /* reached the step's serial */
 	double seconds[DRILL_STEPS]; /* from the step's start */
 	uint32_t served[DRILL_STEPS];
@@ -86,7 +86,7 @@ struct drill_op {
 	int step; /* running step, 0..2 */
 	int pending;
 	uint64_t step_ns;
-	struct drdns_xfr_peer *xpeers; /* the active peers of the running step */
+	struct drdns_xfr_peer *xpeers; /* the peers, as NOTIFY and the watch take them */
 	size_t *xmap;                  /* xpeers[i] is peers[xmap[i]] */
 	size_t n_x;
 	struct drdns_zone_serial zs; /* the running step's zone and serial (the watchers
@@ -125,17 +125,53 @@ static double since_start(const struct drill_op *op)
 	return (double)(uv_hrtime() - op->started_ns) / 1e9;
 }
 
+static void vevent(struct drill_op *op, double t, const char *fmt, va_list ap)
+{
+	char text[512];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	json_array_append_new(op->timeline, json_pack("{s:f, s:s}", "t", t, "event", text));
+	drdns_log(DRDNS_LOG_NOTICE, "drill", "%s", text);
+}
+
+/* A timeline entry now. */
 static void event(struct drill_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void event(struct drill_op *op, const char *fmt, ...)
 {
-	char text[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	vevent(op, since_start(op), fmt, ap);
 	va_end(ap);
-	json_array_append_new(op->timeline,
-	                      json_pack("{s:f, s:s}", "t", since_start(op), "event", text));
-	drdns_log(DRDNS_LOG_NOTICE, "drill", "%s", text);
+}
+
+/* A timeline entry for something that happened at t (seconds since the start),
+ * learnt later: the secondaries' convergence is reported when the step ends. */
+static void event_at(struct drill_op *op, double t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void event_at(struct drill_op *op, double t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vevent(op, t, fmt, ap);
+	va_end(ap);
+}
+
+/* Order the timeline by time (stable insertion sort; it is short). */
+static void timeline_sort(json_t *tl)
+{
+	size_t n = json_array_size(tl);
+	for (size_t i = 1; i < n; i++) {
+		json_t *e = json_incref(json_array_get(tl, i));
+		double t = json_real_value(json_object_get(e, "t"));
+		size_t j = i;
+		while (j > 0 &&
+		       json_real_value(json_object_get(json_array_get(tl, j - 1), "t")) > t)
+			j--;
+		if (j != i) {
+			json_array_remove(tl, i);
+			json_array_insert(tl, j, e);
+		}
+		json_decref(e);
+	}
 }
 
 static void warn(struct drill_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -201,7 +237,7 @@ static json_t *peers_json(const struct drill_op *op)
 		const struct drill_peer *dp = &op->peers[p];
 		const struct drdns_nameserver *ns = &op->ns.list[dp->ns_index];
 		json_t *steps = json_array();
-		bool ok = true;
+		bool ok = !dp->leftover;
 		for (int s = 0; s < DRILL_STEPS; s++) {
 			ok = ok && dp->done[s];
 			json_array_append_new(
@@ -233,6 +269,14 @@ static void finish(struct drill_op *op, int exit_code, json_t *extra, const char
 	va_end(ap);
 	if (op->serving && op->ctx->server) /* never leave the drill zone served */
 		drdns_server_set_drill(op->ctx->server, NULL);
+	if (op->live && exit_code == DRDNS_EXIT_ERROR) { /* not "nothing changed" */
+		exit_code = DRDNS_EXIT_PARTIAL;
+		size_t len = strlen(msg);
+		snprintf(msg + len, sizeof(msg) - len,
+		         "; drdns no longer serves the drill zone, but secondaries may be left on "
+		         "the drill's serials: run the drill again to bring them back");
+	}
+	timeline_sort(op->timeline);
 	bool live = op->live;
 	json_t *reply =
 	    json_pack("{s:i, s:s, s:s?, s:b, s:s, s:s, s:O, s:O, s:O}", "exit", exit_code,
@@ -285,14 +329,21 @@ static void on_verified(struct drdns_soa_result *results, size_t n, void *arg)
 		for (size_t i = 1; i < op->ns.n; i++) {
 			const struct drdns_soa_result *b = probe_of(op, op->probes, i, z);
 			const struct drdns_soa_result *a = probe_of(op, results, i, z);
-			if (!b->answered || !a->answered || a->serial == b->serial ||
-			    (m1->answered && a->serial == m1->serial))
+			if (!b->answered ||
+			    (a->answered &&
+			     (a->serial == b->serial || (m1->answered && a->serial == m1->serial))))
 				continue;
 			same = false;
-			if (used < sizeof(detail))
+			if (used >= sizeof(detail))
+				continue;
+			if (a->answered)
 				used += (size_t)snprintf(detail + used, sizeof(detail) - used,
 				                         "%s%s served %u, now %u", used ? "; " : "",
 				                         op->ns.list[i].name, b->serial, a->serial);
+			else
+				used += (size_t)snprintf(detail + used, sizeof(detail) - used,
+				                         "%s%s served %u, now %s", used ? "; " : "",
+				                         op->ns.list[i].name, b->serial, a->detail);
 		}
 		all_same = all_same && same;
 		json_array_append_new(
@@ -307,15 +358,15 @@ static void on_verified(struct drdns_soa_result *results, size_t n, void *arg)
 		                   : detail));
 	}
 	event(op, "production zones checked: %s", all_same ? "unchanged" : "CHANGED");
-	bool peers_ok = op->n_peers > 0;
-	size_t failed = 0;
+	size_t failed = 0, leftover = 0;
 	for (size_t p = 0; p < op->n_peers; p++) {
 		bool ok = true;
 		for (int s = 0; s < DRILL_STEPS; s++)
 			ok = ok && op->peers[p].done[s];
 		failed += !ok;
+		leftover += ok && op->peers[p].leftover;
 	}
-	peers_ok = peers_ok && failed == 0;
+	bool peers_ok = op->n_peers > 0 && failed == 0 && leftover == 0;
 	int code = peers_ok && all_same ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
 	json_t *extra = json_pack("{s:o}", "production", prod);
 	if (code == DRDNS_EXIT_OK)
@@ -324,9 +375,13 @@ static void on_verified(struct drdns_soa_result *results, size_t n, void *arg)
 		       "serial %u, production zones unchanged (%.1f s)",
 		       op->n_peers, op->zone, op->serial[0], op->campus, since_start(op));
 	else
-		finish(op, code, extra, "drill FAILED: %s%s%s (%.1f s); see the secondaries' steps",
+		finish(op, code, extra, "drill FAILED: %s%s%s%s%s (%.1f s); see the secondaries",
 		       failed ? "some secondaries did not follow every step" : "",
-		       failed && !all_same ? "; " : "",
+		       failed && leftover ? "; " : "",
+		       leftover ? "some secondaries started on an earlier drill's serial and were "
+		                  "brought back: run the drill again for a full test"
+		                : "",
+		       (failed || leftover) && !all_same ? "; " : "",
 		       all_same ? "" : "a production serial changed during the drill",
 		       since_start(op));
 }
@@ -373,10 +428,18 @@ static void step_done(struct drill_op *op)
 			dp->done[s] = true;
 			dp->seconds[s] = c->seconds;
 			ok++;
-			event(op, "%s: %s serves %u after %.2f s", step_names[s],
-			      op->ns.list[dp->ns_index].name, c->served[0], c->seconds);
+			event_at(op, (double)(op->step_ns - op->started_ns) / 1e9 + c->seconds,
+			         "%s: %s serves %u after %.2f s", step_names[s],
+			         op->ns.list[dp->ns_index].name, c->served[0], c->seconds);
+		} else if (s == DRILL_STEPS - 1 && dp->has_served[s]) {
+			snprintf(
+			    dp->detail, sizeof(dp->detail),
+			    "left on serial %u of the drill zone: run the drill again to bring it "
+			    "back (it ignores the campus's lower serial)",
+			    dp->served[s]);
+			event(op, "%s: %s did NOT converge (%s)", step_names[s],
+			      op->ns.list[dp->ns_index].name, c ? c->detail : "not watched");
 		} else {
-			dp->active = false;
 			snprintf(dp->detail, sizeof(dp->detail), "%s step: %s", step_names[s],
 			         c ? c->detail : "not watched");
 			event(op, "%s: %s did NOT converge (%s)", step_names[s],
@@ -481,7 +544,11 @@ static void run_step(struct drill_op *op)
 			finish(op, DRDNS_EXIT_ERROR, NULL, "cannot build the drill zone: %s", err);
 			return;
 		}
-		drdns_server_set_drill(op->ctx->server, set); /* hands it over */
+		if (drdns_server_set_drill(op->ctx->server, set) < 0) { /* hands it over */
+			finish(op, DRDNS_EXIT_ERROR, NULL, "cannot serve the drill zone: %s",
+			       drdns_strerror(DRDNS_ENOMEM));
+			return;
+		}
 		op->serving = true;
 		event(op, "step %d (%s): drdns serves %s serial %u", s + 1, step_names[s], op->zone,
 		      serial);
@@ -496,8 +563,6 @@ static void run_step(struct drill_op *op)
 	op->n_x = 0;
 	for (size_t p = 0; p < op->n_peers; p++) {
 		struct drill_peer *dp = &op->peers[p];
-		if (!dp->active)
-			continue;
 		const struct drdns_nameserver *ns = &op->ns.list[dp->ns_index];
 		op->xpeers[op->n_x] = (struct drdns_xfr_peer){
 		    .name = ns->name,
@@ -555,9 +620,6 @@ static bool choose_peers(struct drill_op *op)
 		item(op, "drill_zone", false, "out of memory");
 		return false;
 	}
-	bool ok = true;
-	char bad[768] = "";
-	size_t used = 0;
 	for (size_t i = 1; i < op->ns.n; i++) {
 		const struct drdns_nameserver *ns = &op->ns.list[i];
 		const struct drdns_soa_result *r = probe_of(op, op->probes, i, zi);
@@ -575,28 +637,26 @@ static bool choose_peers(struct drill_op *op)
 			     ns->name, op->zone, r->detail);
 			continue;
 		}
-		if (r->serial != op->campus && r->serial != op->serial[0] &&
-		    r->serial != op->serial[1]) {
-			ok = false;
-			if (used < sizeof(bad))
-				used += (size_t)snprintf(bad + used, sizeof(bad) - used,
-				                         "%s%s serves %u", used ? ", " : "",
-				                         ns->name, r->serial);
-			continue;
-		}
 		struct drill_peer *dp = &op->peers[op->n_peers++];
 		dp->ns_index = i;
 		dp->before = r->serial;
-		dp->active = true;
 		snprintf(dp->detail, sizeof(dp->detail), "ok");
-	}
-	if (!ok) {
-		op->n_peers = 0;
-		item(op, "drill_zone", false,
-		     "%s: the master serves %u but %s; wait until every secondary is in step with "
-		     "the master",
-		     op->zone, op->campus, bad);
-		return false;
+		/* Not below S + T: left on S + T or S + 2T by a drill cut short (maybe
+		 * before the campus moved on).  Every serial has one of S, S + T, S + 2T
+		 * less than 2^31 above it, so the steps bring it back; but it skips the
+		 * first step, so this drill is no full test of it. */
+		if (!drdns_serial_gt(op->serial[0], r->serial)) {
+			dp->leftover = true;
+			snprintf(dp->detail, sizeof(dp->detail),
+			         "started on %u, not below the drill serial (an earlier drill cut "
+			         "short?): brought back, but run the drill again for a full test",
+			         r->serial);
+			warn(op,
+			     "%s serves %s serial %u, not below the drill serial %u (an earlier "
+			     "drill "
+			     "cut short?): the drill brings it back, but is no full test of it",
+			     ns->name, op->zone, r->serial, op->serial[0]);
+		}
 	}
 	if (op->n_peers == 0) {
 		item(op, "drill_zone", false, "no configured secondary answers for %s", op->zone);

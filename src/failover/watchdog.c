@@ -625,6 +625,11 @@ static void round_finished(struct round *r)
 		 * master's */
 		uint32_t ref = rz->has_published ? rz->published_serial : u->serial;
 		bool have_ref = ctx->state->promoted ? rz->has_published : u->answered;
+		/* a drill moves the secondaries off the master's serial on purpose */
+		const struct drdns_zoneset *drill =
+		    ctx->server ? drdns_server_drill_zones(ctx->server) : NULL;
+		if (drill && drdns_zoneset_find(drill, rz->zone))
+			have_ref = false;
 		for (size_t i = 1; i < wd->ns.n; i++) {
 			struct track *tr = &wd->track[i * nz + z];
 			const struct drdns_soa_result *s = &r->udp[i * nz + z];

@@ -1764,23 +1764,25 @@ int drdns_server_new(uv_loop_t *loop, const struct drdns_conf *conf, struct drdn
 	return 0;
 }
 
-/* Swap *slot to serve set (owned; NULL: serve nothing from this slot). */
-static void install(struct drdns_server *srv, struct zref **slot, struct drdns_zoneset *set,
-                    const char *what)
+/* Swap *slot to serve set (owned; NULL: serve nothing from this slot).
+ * Returns 0, or DRDNS_ENOMEM / DRDNS_ESTATE (closing) with the slot unchanged
+ * and set freed. */
+static int install(struct drdns_server *srv, struct zref **slot, struct drdns_zoneset *set,
+                   const char *what)
 {
 	if (*slot && set == (*slot)->set)
-		return;
+		return 0;
 	struct zref *zr = NULL;
 	if (set && !srv->closing) {
 		zr = zref_new(set);
 		if (!zr) {
 			drdns_log(DRDNS_LOG_ERR, "server", "out of memory installing the %s", what);
 			drdns_zoneset_free(set);
-			return;
+			return DRDNS_ENOMEM;
 		}
 	} else if (set) {
 		drdns_zoneset_free(set);
-		return;
+		return DRDNS_ESTATE;
 	}
 	struct zref *old = *slot;
 	*slot = zr;
@@ -1797,16 +1799,17 @@ static void install(struct drdns_server *srv, struct zref **slot, struct drdns_z
 	} else if (old && !serving(srv)) {
 		drdns_log(DRDNS_LOG_NOTICE, "server", "not serving: answering REFUSED");
 	}
+	return 0;
 }
 
 void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
 {
-	install(srv, &srv->cur, set, "zone set");
+	(void)install(srv, &srv->cur, set, "zone set");
 }
 
-void drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set)
+int drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set)
 {
-	install(srv, &srv->drill, set, "drill zone");
+	return install(srv, &srv->drill, set, "drill zone");
 }
 
 const struct drdns_zoneset *drdns_server_drill_zones(const struct drdns_server *srv)

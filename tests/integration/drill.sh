@@ -19,7 +19,10 @@
 #   - scripts/drill.sh runs the same as a runbook step (pass; pre-flight
 #     failure with a secondary dark stops before the live drill);
 #   - a drill cut short by kill -9 in its first step leaves the secondaries on the
-#     drill serial; after a restart the next drill finishes the job and passes.
+#     drill serial; after a restart the next drill brings them back (exit 3: no
+#     full test of those), and the one after passes;
+#   - malformed control requests (a flag that is not a boolean, a zone with a
+#     control character) are usage errors and change nothing.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -202,8 +205,32 @@ set +e
 out=$(drdnsctl --json drill --reason "finish the cut drill" --wait 90); rc=$?
 set -e
 echo "$out" >"$WORK/drill-after-cut.json"
-check "  the next drill passes" test "$rc" = 0
-check "  and every secondary is back on the campus serial" all_serve "$DRILL" "$CAMPUS_SERIAL"
+check "  the next drill brings them back but is no full test: exit 3" test "$rc" = 3
+check "  it says to run the drill again" grep -q "run the drill again" <<<"$out"
+check "  ns1 is reported as a leftover" test "$(json_get "$out" '[s["detail"] for s in d["secondaries"] if s["name"]=="ns1.example.edu."][0].startswith("started on")')" = true
+check "  every secondary is back on the campus serial" all_serve "$DRILL" "$CAMPUS_SERIAL"
+set +e
+out=$(drdnsctl --json drill --reason "full drill after the cut one" --wait 90); rc=$?
+set -e
+check "  the drill after that passes" test "$rc" = 0
 check "  production serials unchanged" prod_unchanged
+
+# --- malformed control requests change nothing ---------------------------------
+raw() { # JSON: send one raw request on the control socket, print the reply
+    python3 - "$SOCK" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+f.readline(); f.write("drdns-control 1\n" + sys.argv[2] + "\n"); f.flush()
+print(f.readline().strip())
+PY
+}
+out=$(raw '{"command":"drill","preflight_only":"true","zone":"drill.example.edu"}')
+check "a drill request with preflight_only as a string: exit 2" test "$(json_get "$out" 'd["exit"]')" = 2
+out=$(raw '{"command":"promote","reason":"x","dry_run":"true"}')
+check "a promote request with dry_run as a string: exit 2, not a promotion" test "$(json_get "$out" 'd["exit"]')" = 2
+out=$(raw '{"command":"drill","zone":"bad\nzone"}')
+check "a drill request with a control character in the zone: exit 2" test "$(json_get "$out" 'd["exit"]')" = 2
+check "  nothing changed: drdns answers REFUSED" refuses "$DRDNS_ADDR" "$DRILL"
+check "  state.json still standby" grep -q '"promoted": *false' "$WORK/drdns/state/state.json"
 
 [ "$fail" -eq 0 ]

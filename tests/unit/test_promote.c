@@ -954,18 +954,51 @@ static void test_drill_master_down(void **state)
 	assert_nothing_changed(s);
 }
 
-/* A secondary out of step with the master: refused, nothing served. */
-static void test_drill_secondary_out_of_step(void **state)
+/* A secondary still behind the master (a refresh away): it follows every step
+ * all the same, and ends on the master's serial. */
+static void test_drill_secondary_behind(void **state)
 {
 	struct sandbox *s = *state;
 	if (!start_master(s, CAMPUS_SERIAL))
 		skip();
 	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL - 1));
-	json_t *reply = drill(s, "example.edu", false, 1.0);
-	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
-	assert_int_equal(preflight_ok(reply, "drill_zone"), 0);
+	simulate_following(s);
+	json_t *reply = drill(s, "example.edu", false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
 	json_decref(reply);
-	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL - 1);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+	assert_nothing_changed(s);
+}
+
+/* A request that is not JSON booleans never reads as a pre-flight: the daemon
+ * refuses it (tested in test_ctl); here the contract that a failing step after
+ * something was served is exit 3, not 1 ("nothing changed"): ns1 is left
+ * behind when the master is gone by the release step. */
+static void test_drill_release_not_followed(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	simulate_following(s);
+	/* the master vanishes as soon as ns1 takes the first drill serial */
+	json_t *who = json_pack("{s:i}", "uid", 0);
+	struct drdns_drill_opts o = {.zone = "example.edu", .wait = 0.5, .who = who};
+	struct result r = {0};
+	assert_int_equal(drdns_drill_start(&s->ctx, &o, on_done, &r), 0);
+	json_decref(who);
+	while (!r.done) {
+		uv_run(&s->loop, UV_RUN_ONCE);
+		if (s->master && ns1_serial(s) == CAMPUS_SERIAL + 1431655765u) {
+			drdns_server_close(s->master, NULL, NULL);
+			s->master = NULL;
+		}
+	}
+	assert_int_equal(reply_exit(r.reply), DRDNS_EXIT_PARTIAL);
+	json_t *sec = json_array_get(json_object_get(r.reply, "secondaries"), 0);
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(sec, "detail")), "run the drill again"));
+	json_decref(r.reply);
+	assert_null(drdns_server_drill_zones(s->ctx.server));
 	assert_nothing_changed(s);
 }
 
@@ -1025,15 +1058,23 @@ static void test_drill_live_not_following(void **state)
 	assert_nothing_changed(s);
 }
 
-/* A drill cut short left ns1 on S + T: the next drill takes it on from there. */
+/* A drill cut short left ns1 on S + 2T (or the campus moved on since): the
+ * next drill brings it back but is no full test (exit 3); the one after
+ * passes. */
 static void test_drill_resumes_cut_short(void **state)
 {
 	struct sandbox *s = *state;
 	if (!start_master(s, CAMPUS_SERIAL))
 		skip();
-	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL + 1431655765u));
+	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL - 5 + 2 * 1431655765u));
 	simulate_following(s);
 	json_t *reply = drill(s, "example.edu", false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(reply, "message")), "run the drill again"));
+	json_decref(reply);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+	reply = drill(s, "example.edu", false, 5.0);
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
 	json_decref(reply);
 	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
@@ -1068,7 +1109,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_drill_invalid_dr_set, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_secondary_unreachable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_master_down, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_drill_secondary_out_of_step, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_secondary_behind, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_release_not_followed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_live_pass, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_live_not_following, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_resumes_cut_short, setup, teardown),
