@@ -28,7 +28,15 @@
 #    BIND (drdns first), NSD and Knot is done at the first 50 ms poll where it
 #    serves the DR serial for both zones.  Goal: interval x fail_after + 1 s.
 #
-# Prints a Markdown table for BENCHMARKS.md.  Installs what it needs and builds.
+# 4. DNSSEC signing.  One generated zone (SIGN_RECORDS A records, default
+#    1,000,000), one ECDSAP256SHA256 KSK + ZSK from dnssec-keygen, signed with
+#    NSEC by drdns's signer (tools/drdns-signzone, every core), ldns-signzone
+#    and dnssec-signzone (-n CPUs), each timed with /usr/bin/time -v (wall
+#    seconds, peak memory); signatures are counted in each output.  Beside them
+#    the ceiling: `openssl speed -multi CPUs ecdsap256` signs per second.
+#    Goal: drdns at 80% of that ceiling or more.  `--sign-only` runs just this.
+#
+# Prints Markdown tables for BENCHMARKS.md.  Installs what it needs and builds.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
@@ -36,16 +44,20 @@ RECORDS=${RECORDS:-100000}
 RUNS=${RUNS:-10}
 FAILOVERS=${FAILOVERS:-5}
 WATCHDOG=${WATCHDOG:-5}
+SIGN_RECORDS=${SIGN_RECORDS:-1000000}
+SIGN_ONLY=${SIGN_ONLY:-0}
 while [ $# -gt 0 ]; do
     case $1 in
         --records) RECORDS=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --failovers) FAILOVERS=$2; shift 2 ;;
         --watchdog) WATCHDOG=$2; shift 2 ;;
-        *) echo "usage: $0 [--records N] [--runs N] [--failovers N] [--watchdog N]" >&2; exit 2 ;;
+        --sign-records) SIGN_RECORDS=$2; shift 2 ;;
+        --sign-only) SIGN_ONLY=1; shift ;;
+        *) echo "usage: $0 [--records N] [--runs N] [--failovers N] [--watchdog N] [--sign-records N] [--sign-only]" >&2; exit 2 ;;
     esac
 done
-export RECORDS RUNS FAILOVERS WATCHDOG
+export RECORDS RUNS FAILOVERS WATCHDOG SIGN_RECORDS SIGN_ONLY
 
 if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
     bash "$SRC/scripts/deps.sh"
@@ -62,6 +74,7 @@ sandbox_init "$WORK"
 log() { printf '== %s\n' "$*" >&2; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+if [ "$SIGN_ONLY" != 1 ]; then
 # ---------------------------------------------------------------------------
 # 1. AXFR serving
 # ---------------------------------------------------------------------------
@@ -318,4 +331,52 @@ for a in "${FAST[@]}"; do
     hi=$(echo "$vals" | sort -g | tail -1)
     w=$(awk -v m="$m" -v g="$goal" 'BEGIN { if (m == "n/a") print "n/a"; else print (m + 0 <= g + 0 ? "yes" : "no") }')
     echo "| ${NAME[$a]} | $m | ${lo:-n/a} | ${hi:-n/a} | $w |"
+done
+fi # SIGN_ONLY
+
+# ---------------------------------------------------------------------------
+# 4. DNSSEC signing
+# ---------------------------------------------------------------------------
+SZ=sign.test
+SD=$WORK/sign
+mkdir -p "$SD/keys"
+log "generating $SZ with $SIGN_RECORDS records"
+awk -v n="$SIGN_RECORDS" 'BEGIN {
+    print "$ORIGIN sign.test."; print "$TTL 300"
+    print "@ SOA ns1.sign.test. hostmaster.sign.test. 1 3600 600 1209600 300"
+    print "@ NS ns1.sign.test."; print "ns1 A 127.0.0.31"
+    for (i = 0; i < n - 3; i++) printf "h%d A 10.%d.%d.%d\n", i, int(i / 65536) % 256, int(i / 256) % 256, i % 256
+}' >"$SD/$SZ.zone"
+ksk=$(dnssec-keygen -q -K "$SD/keys" -a ECDSAP256SHA256 -f KSK "$SZ")
+zsk=$(dnssec-keygen -q -K "$SD/keys" -a ECDSAP256SHA256 "$SZ")
+CPUS=$(nproc)
+timed() { # NAME OUTFILE CMD...: wall seconds and peak KiB into $SD/NAME.time
+    local name=$1 out=$2
+    shift 2
+    log "signing with $name"
+    /usr/bin/time -v -o "$SD/$name.time" "$@" >"$SD/$name.log" 2>&1 || { log "$name failed"; tail -5 "$SD/$name.log" >&2; }
+    printf '%s\n' "$out" >"$SD/$name.out"
+}
+timed drdns "$SD/drdns.signed" "$DRDNS_BUILD/drdns-signzone" -z "$SZ" -k "$SD/keys" -t "$CPUS" "$SD/$SZ.zone" "$SD/drdns.signed"
+timed ldns-signzone "$SD/$SZ.zone.signed" ldns-signzone -f "$SD/$SZ.zone.signed" "$SD/$SZ.zone" "$SD/keys/$ksk" "$SD/keys/$zsk"
+timed dnssec-signzone "$SD/bind.signed" dnssec-signzone -q -S -K "$SD/keys" -n "$CPUS" -o "$SZ" -f "$SD/bind.signed" "$SD/$SZ.zone"
+log "openssl speed -multi $CPUS ecdsap256"
+openssl speed -multi "$CPUS" -seconds 5 ecdsap256 >"$SD/openssl.txt" 2>/dev/null || true
+ceiling=$(awk '/256 bits ecdsa/ { v = $(NF - 1) } END { print v + 0 }' "$SD/openssl.txt")
+
+echo
+echo "### DNSSEC signing of one ${SIGN_RECORDS}-record zone, ECDSAP256SHA256, NSEC, $CPUS CPUs"
+echo
+echo "Ceiling: \`openssl speed -multi $CPUS -seconds 5 ecdsap256\` = $ceiling signatures/s. Goal: drdns >= 80% of it."
+echo
+echo "| signer | wall s | signatures | signatures/s | % of ceiling | peak MiB |"
+echo "|---|---|---|---|---|---|"
+for name in drdns ldns-signzone dnssec-signzone; do
+    out=$(cat "$SD/$name.out")
+    sigs=$(ldns-read-zone "$out" 2>/dev/null | awk '$4 == "RRSIG" { n++ } END { print n + 0 }')
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$SD/$name.time")
+    mem=$(awk -F': ' '/Maximum resident/ { printf "%.0f", $2 / 1024 }' "$SD/$name.time")
+    awk -v n="$name" -v w="$wall" -v s="$sigs" -v c="$ceiling" -v m="$mem" 'BEGIN {
+        r = (w > 0) ? s / w : 0
+        printf "| %s | %.2f | %d | %.0f | %s | %s |\n", n, w, s, r, (c > 0 ? sprintf("%.0f%%", 100 * r / c) : "n/a"), m }'
 done

@@ -100,6 +100,20 @@ struct drdns_conf {
 		char *address;
 		uint16_t port; /* default 9353 */
 	} metrics;
+	/* DNSSEC (dnssec.h): absent (keys NULL), nothing is signed.  A zone is
+	 * signed at promotion when keys holds a key for it. */
+	struct {
+		char *keys;                /* directory of K<zone>+<alg>+<tag>.key/.private */
+		uint32_t validity;         /* seconds, default 30 days (1 day .. 1 year) */
+		uint32_t inception_offset; /* seconds into the past, default 3600 */
+		uint32_t jitter;           /* seconds, default validity / 10 */
+		bool nsec3;                /* default false: NSEC */
+		uint16_t nsec3_iterations; /* default 0 */
+		uint8_t nsec3_salt[255];   /* default empty */
+		uint8_t nsec3_salt_len;
+		bool nsec3_opt_out; /* default false */
+		unsigned threads;   /* signing threads, 0 (default): every CPU */
+	} dnssec;
 	/* DR drills (drdnsctl drill). */
 	struct {
 		char *zone; /* the drill zone, lowercase with trailing dot, or NULL */

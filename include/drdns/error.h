@@ -25,6 +25,7 @@ enum drdns_error {
 	DRDNS_EPROTO,         /* protocol error (DNS or control) */
 	DRDNS_EBUSY,          /* another operation is in progress */
 	DRDNS_ENOZONE,        /* zone not served */
+	DRDNS_EDNSSEC,        /* DNSSEC keys or signing failed */
 };
 
 /* Text for a drdns error code or a negated errno value.  Never NULL. */

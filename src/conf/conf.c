@@ -37,26 +37,29 @@
 
 /* Ranges.  dr_ttl: 1 s up to one day; the DR set is about reaching everyone
  * quickly, so a low ceiling is legitimate and a very low one only a warning. */
-#define PORT_MIN         1
-#define PORT_MAX         65535
-#define INTERVAL_MAX     3600.0
-#define TIMEOUT_MAX      60.0
-#define FAIL_AFTER_MIN   1
-#define FAIL_AFTER_MAX   100
-#define DR_TTL_MIN       1
-#define DR_TTL_MAX       86400
-#define DR_TTL_WARN      30
-#define MIN_NS_MIN       1
-#define MIN_NS_MAX       13
-#define ATTEMPTS_MIN     1
-#define ATTEMPTS_MAX     20
-#define WAIT_MAX         86400.0
-#define LONG_WAIT_MAX    (90 * 86400.0) /* watchdog delays: up to 90 days */
-#define HOOK_TIMEOUT_MAX 3600.0
+#define PORT_MIN              1
+#define PORT_MAX              65535
+#define INTERVAL_MAX          3600.0
+#define TIMEOUT_MAX           60.0
+#define FAIL_AFTER_MIN        1
+#define FAIL_AFTER_MAX        100
+#define DR_TTL_MIN            1
+#define DR_TTL_MAX            86400
+#define DR_TTL_WARN           30
+#define MIN_NS_MIN            1
+#define MIN_NS_MAX            13
+#define ATTEMPTS_MIN          1
+#define ATTEMPTS_MAX          20
+#define WAIT_MAX              86400.0
+#define LONG_WAIT_MAX         (90 * 86400.0) /* watchdog delays: up to 90 days */
+#define HOOK_TIMEOUT_MAX      3600.0
+#define DNSSEC_VALIDITY_MIN   86400LL    /* one day */
+#define DNSSEC_VALIDITY_MAX   31536000LL /* one year */
+#define DNSSEC_NSEC3_ITER_MAX 100LL      /* RFC 9276: 0; validators give up above ~100 */
 
 /* Every key drdns knows, per group.  Anything else is an error naming it. */
-static const char *const root_keys[] = {"controller", "master",  "secondaries", "zones", "policy",
-                                        "hooks",      "metrics", "drill",       NULL};
+static const char *const root_keys[] = {"controller", "master",  "secondaries", "zones",  "policy",
+                                        "hooks",      "metrics", "drill",       "dnssec", NULL};
 static const char *const controller_keys[] = {
     "id",        "address",   "port",     "ns_name",        "control_socket",
     "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
@@ -73,6 +76,9 @@ static const char *const hooks_keys[] = {"pre_promote", "post_promote", "post_de
                                          "on_alert",    "timeout",      NULL};
 static const char *const metrics_keys[] = {"address", "port", NULL};
 static const char *const drill_keys[] = {"zone", NULL};
+static const char *const dnssec_keys[] = {
+    "keys",       "validity",      "inception_offset", "jitter", "nsec3", "nsec3_iterations",
+    "nsec3_salt", "nsec3_opt_out", "threads",          NULL};
 
 /* Messages are collected, then handed to the diagnostics collector sorted by
  * file and line, so the output reads like a compiler's whatever order the
@@ -903,6 +909,66 @@ static void load_metrics(struct loader *l, const config_setting_t *root, struct 
 	get_port(l, g, "metrics", &c->metrics.port);
 }
 
+/* NSEC3 salt as hex ("-": none, as in BIND) into c; false when it is not hex. */
+static bool parse_salt(const char *v, struct drdns_conf *c)
+{
+	if (!strcmp(v, "-"))
+		v = "";
+	size_t len = strlen(v);
+	if (len % 2 || len > 2 * sizeof(c->dnssec.nsec3_salt))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)v[i]))
+			return false;
+	for (size_t i = 0; i < len / 2; i++) {
+		unsigned byte = 0;
+		sscanf(v + 2 * i, "%2x", &byte);
+		c->dnssec.nsec3_salt[i] = (uint8_t)byte;
+	}
+	c->dnssec.nsec3_salt_len = (uint8_t)(len / 2);
+	return true;
+}
+
+/* dnssec { keys; validity; ... }: absent, nothing is signed. */
+static void load_dnssec(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "dnssec", false);
+	const config_setting_t *s;
+	const char *v;
+	long long n;
+	if (!g)
+		return;
+	check_keys(l, g, "dnssec", dnssec_keys);
+	if ((v = get_string(l, g, "dnssec", "keys", true, &s))) {
+		c->dnssec.keys = resolve(l, v);
+		if (c->dnssec.keys && !is_dir(c->dnssec.keys))
+			report(l, s, "dnssec.keys: '%s' is not a directory", c->dnssec.keys);
+	}
+	if (get_int(l, g, "dnssec", "validity", DNSSEC_VALIDITY_MIN, DNSSEC_VALIDITY_MAX, &n))
+		c->dnssec.validity = (uint32_t)n;
+	if (get_int(l, g, "dnssec", "inception_offset", 0, DNSSEC_VALIDITY_MIN, &n))
+		c->dnssec.inception_offset = (uint32_t)n;
+	c->dnssec.jitter = c->dnssec.validity / 10;
+	if (get_int(l, g, "dnssec", "jitter", 0, DNSSEC_VALIDITY_MAX, &n)) {
+		c->dnssec.jitter = (uint32_t)n;
+		if (c->dnssec.jitter >= c->dnssec.validity / 2)
+			report(l, get_member(g, "jitter"),
+			       "dnssec.jitter: %u must be less than half of dnssec.validity (%u)",
+			       c->dnssec.jitter, c->dnssec.validity);
+	}
+	get_bool(l, g, "dnssec", "nsec3", &c->dnssec.nsec3);
+	if (get_int(l, g, "dnssec", "nsec3_iterations", 0, DNSSEC_NSEC3_ITER_MAX, &n))
+		c->dnssec.nsec3_iterations = (uint16_t)n;
+	get_bool(l, g, "dnssec", "nsec3_opt_out", &c->dnssec.nsec3_opt_out);
+	if ((v = get_string(l, g, "dnssec", "nsec3_salt", false, &s)) && !parse_salt(v, c))
+		report(l, s,
+		       "dnssec.nsec3_salt: '%s' is not an even number of hex digits, at most 255 "
+		       "bytes (\"-\" for none, as RFC 9276 recommends)",
+		       v);
+	if (get_int(l, g, "dnssec", "threads", 0, 256, &n))
+		c->dnssec.threads = (unsigned)n;
+}
+
 /* drill { zone } -- whether the zone is in the DR set is checked by --check and
  * by the drill itself (the set can change without a reload). */
 static void load_drill(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
@@ -1030,6 +1096,8 @@ static void set_defaults(struct drdns_conf *c)
 	c->policy.auto_demote = false;
 	c->hooks.timeout = 30.0;
 	c->metrics.port = 9353;
+	c->dnssec.validity = 2592000; /* 30 days */
+	c->dnssec.inception_offset = 3600;
 }
 
 int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag *diag)
@@ -1107,6 +1175,7 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 	load_hooks(&l, root, c);
 	load_metrics(&l, root, c);
 	load_drill(&l, root, c);
+	load_dnssec(&l, root, c);
 	check_cross(&l, root, c);
 	flush_messages(&l);
 
@@ -1161,6 +1230,7 @@ void drdns_conf_free(struct drdns_conf *conf)
 	free(conf->hooks.on_alert);
 	free(conf->metrics.address);
 	free(conf->drill.zone);
+	free(conf->dnssec.keys);
 	free(conf);
 }
 

@@ -7,6 +7,7 @@
 #include "drdns/conf.h"
 #include "drdns/ctl.h"
 #include "drdns/diag.h"
+#include "drdns/dnssec.h"
 #include "drdns/error.h"
 #include "drdns/failover.h"
 #include "drdns/fsutil.h"
@@ -663,6 +664,13 @@ int main(int argc, char **argv)
 		                 conf->path, conf->drill.zone, conf->zones.directory);
 		ok = false;
 	}
+	for (size_t i = 0; check && ok && conf->dnssec.keys && i < dr->n; i++) {
+		struct drdns_keyset *ks = NULL; /* a promotion would sign with these */
+		if (drdns_keyset_load(conf->dnssec.keys, dr->zones[i]->name, &ks, &diag) < 0)
+			zone_ret = DRDNS_EDNSSEC;
+		drdns_keyset_free(ks);
+	}
+	ok = ok && zone_ret == 0;
 	if (check && ok) { /* advisory: warnings, never a failure */
 		const char **known = calloc(conf->n_secondaries + 1, sizeof(*known));
 		for (size_t i = 0; known && i < conf->n_secondaries; i++)

@@ -5,6 +5,7 @@
 #include "drdns/audit.h"
 #include "drdns/conf.h"
 #include "drdns/diag.h"
+#include "drdns/dnssec.h"
 #include "drdns/error.h"
 #include "drdns/failover.h"
 #include "drdns/fsutil.h"
@@ -18,6 +19,7 @@
 #include "drdns/zone.h"
 #include "nameservers.h"
 
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -503,6 +505,196 @@ cleanup:
 	return ret;
 }
 
+/* ---- step 4: commit, then NOTIFY ---- */
+
+static void commit_and_notify(struct promote_op *op, struct drdns_zoneset *out)
+{
+	char err[512] = "";
+	if (commit(op, out, err, sizeof(err)) < 0) {
+		drdns_zoneset_free(out);
+		fail(op, DRDNS_EXIT_ERROR, "%s; nothing changed", err);
+		return;
+	}
+	drdns_zoneset_free(out); /* the server serves the set as read back from disk */
+	/* On record at the commit point: the wait for convergence may be long, and
+	 * drdnsd may be stopped or die before the final record. */
+	audit(op, "committed", -1, NULL);
+	notify_and_watch(op);
+}
+
+/* ---- step 3b: DNSSEC (dnssec.h), in libuv's thread pool ---- */
+
+struct sign_job {
+	uv_work_t req;
+	struct promote_op *op;
+	struct drdns_zoneset *set;  /* rewritten zones; signed in place (owned) */
+	struct drdns_keyset **keys; /* per zone, NULL: unsigned (owned) */
+	size_t n;                   /* zones in set (set is handed on at the end) */
+	struct drdns_sign_params params;
+	struct drdns_sign_stats *stats; /* per zone */
+	int rc;
+	char err[512];
+};
+
+static void sign_job_free(struct sign_job *job)
+{
+	for (size_t i = 0; job->keys && i < job->n; i++)
+		drdns_keyset_free(job->keys[i]);
+	free(job->keys);
+	free(job->stats);
+	drdns_zoneset_free(job->set);
+	free(job);
+}
+
+static void sign_work(uv_work_t *req)
+{
+	struct sign_job *job = req->data;
+	for (size_t i = 0; i < job->set->n && job->rc == 0; i++) {
+		if (!job->keys[i])
+			continue;
+		struct drdns_zone *signed_zone = NULL;
+		job->rc = drdns_zone_sign(job->set->zones[i], job->keys[i], &job->params,
+		                          &signed_zone, &job->stats[i], job->err, sizeof(job->err));
+		if (job->rc == 0) {
+			drdns_zone_free(job->set->zones[i]);
+			job->set->zones[i] = signed_zone;
+		}
+	}
+	/* libuv's pool threads live until exit: give back this thread's OpenSSL
+	 * state (error queue, random generator) now, not never. */
+	OPENSSL_thread_stop();
+}
+
+static void sign_done(uv_work_t *req, int status)
+{
+	struct sign_job *job = req->data;
+	struct promote_op *op = job->op;
+	if (status < 0 || job->rc < 0) {
+		fail(op, DRDNS_EXIT_ERROR, "signing failed: %s; nothing changed",
+		     status < 0 ? uv_strerror(status) : job->err);
+		sign_job_free(job);
+		return;
+	}
+	if (!op->ctx->server) {
+		fail(op, DRDNS_EXIT_ERROR, "drdnsd is shutting down; nothing changed");
+		sign_job_free(job);
+		return;
+	}
+	for (size_t i = 0; i < job->set->n; i++) {
+		if (!job->keys[i])
+			continue;
+		json_t *d = json_object_get(json_array_get(op->zones_json, i), "dnssec");
+		const struct drdns_sign_stats *st = &job->stats[i];
+		json_object_set_new(d, "signatures", json_integer((json_int_t)st->signatures));
+		json_object_set_new(d, "earliest_expiration",
+		                    json_integer((json_int_t)st->earliest_expiration));
+		json_object_set_new(d, "seconds", json_real(st->seconds));
+		drdns_log(DRDNS_LOG_INFO, "failover",
+		          "signed zone=%s signatures=%zu nsec=%zu seconds=%.3f",
+		          job->set->zones[i]->name, st->signatures, st->nsec_records, st->seconds);
+	}
+	struct drdns_zoneset *set = job->set;
+	job->set = NULL;
+	sign_job_free(job);
+	commit_and_notify(op, set);
+}
+
+/* The keys of every zone (dnssec.keys), with what the plan shows of them.
+ * Returns 0 and *out (per zone, NULL entries for unsigned zones; *out itself
+ * NULL when nothing is signed), or an error with err set. */
+static int load_keys(struct promote_op *op, const struct drdns_zoneset *set,
+                     struct drdns_keyset ***out, char *err, size_t errlen)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	*out = NULL;
+	if (!conf->dnssec.keys)
+		return 0;
+	struct drdns_keyset **keys = calloc(set->n ? set->n : 1, sizeof(*keys));
+	if (!keys) {
+		snprintf(err, errlen, "out of memory");
+		return DRDNS_ENOMEM;
+	}
+	size_t signed_zones = 0;
+	struct drdns_diag diag = {0};
+	int ret = 0;
+	for (size_t i = 0; i < set->n; i++) {
+		if (drdns_keyset_load(conf->dnssec.keys, set->zones[i]->name, &keys[i], &diag) < 0)
+			ret = DRDNS_EDNSSEC; /* every zone's problems, not the first */
+		json_t *d = json_object();
+		json_object_set_new(d, "signed", json_boolean(keys[i] != NULL));
+		if (keys[i]) {
+			json_t *ks = json_array();
+			for (size_t k = 0; k < keys[i]->n; k++)
+				json_array_append_new(
+				    ks, json_pack("{s:i, s:i, s:b}", "tag", keys[i]->keys[k].tag,
+				                  "algorithm", keys[i]->keys[k].algorithm, "ksk",
+				                  keys[i]->keys[k].ksk));
+			json_object_set_new(d, "keys", ks);
+			json_object_set_new(d, "denial",
+			                    json_string(conf->dnssec.nsec3 ? "NSEC3" : "NSEC"));
+			signed_zones++;
+		}
+		json_object_set_new(json_array_get(op->zones_json, i), "dnssec", d);
+	}
+	if (ret < 0) {
+		char *text = drdns_diag_join(&diag);
+		snprintf(err, errlen, "the DNSSEC keys in %s are unusable:\n%s", conf->dnssec.keys,
+		         text ? text : "");
+		free(text);
+	}
+	drdns_diag_clear(&diag);
+	if (ret < 0 || signed_zones == 0) {
+		for (size_t i = 0; i < set->n; i++)
+			drdns_keyset_free(keys[i]);
+		free(keys);
+		return ret;
+	}
+	*out = keys;
+	return 0;
+}
+
+/* Sign the zones that have keys (keys handed over), then commit. */
+static void sign_then_commit(struct promote_op *op, struct drdns_zoneset *set,
+                             struct drdns_keyset **keys)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	struct sign_job *job = calloc(1, sizeof(*job));
+	if (job)
+		job->stats = calloc(set->n ? set->n : 1, sizeof(*job->stats));
+	if (!job || !job->stats) {
+		free(job);
+		for (size_t i = 0; i < set->n; i++)
+			drdns_keyset_free(keys[i]);
+		free(keys);
+		drdns_zoneset_free(set);
+		fail(op, DRDNS_EXIT_ERROR, "out of memory; nothing changed");
+		return;
+	}
+	job->op = op;
+	job->set = set;
+	job->n = set->n;
+	job->keys = keys;
+	job->req.data = job;
+	job->params = (struct drdns_sign_params){
+	    .now = (uint64_t)time(NULL),
+	    .validity = conf->dnssec.validity,
+	    .inception_offset = conf->dnssec.inception_offset,
+	    .jitter = conf->dnssec.jitter,
+	    .nsec3 = conf->dnssec.nsec3,
+	    .nsec3_iterations = conf->dnssec.nsec3_iterations,
+	    .nsec3_salt = conf->dnssec.nsec3_salt_len ? conf->dnssec.nsec3_salt : NULL,
+	    .nsec3_salt_len = conf->dnssec.nsec3_salt_len,
+	    .nsec3_opt_out = conf->dnssec.nsec3_opt_out,
+	    .threads = conf->dnssec.threads,
+	};
+	int rc = uv_queue_work(op->ctx->loop, &job->req, sign_work, sign_done);
+	if (rc < 0) {
+		sign_job_free(job);
+		fail(op, DRDNS_EXIT_ERROR, "cannot start signing: %s; nothing changed",
+		     uv_strerror(rc));
+	}
+}
+
 /* ---- step 3: rewrite ---- */
 
 static void rewrite_all(struct promote_op *op)
@@ -593,7 +785,13 @@ static void rewrite_all(struct promote_op *op)
 		          plan->ttls_clamped);
 		drdns_rewrite_plan_free(plan);
 	}
+	struct drdns_keyset **keys = NULL;
+	if (load_keys(op, out, &keys, err, sizeof(err)) < 0)
+		goto failed;
 	if (op->dry_run) {
+		for (size_t i = 0; keys && i < out->n; i++)
+			drdns_keyset_free(keys[i]);
+		free(keys);
 		drdns_zoneset_free(out);
 		json_t *reply =
 		    json_pack("{s:i, s:s, s:b, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK, "command",
@@ -602,13 +800,10 @@ static void rewrite_all(struct promote_op *op)
 		finish(op, reply);
 		return;
 	}
-	if (commit(op, out, err, sizeof(err)) < 0)
-		goto failed;
-	drdns_zoneset_free(out); /* the server serves the set as read back from disk */
-	/* On record at the commit point: the wait for convergence may be long, and
-	 * drdnsd may be stopped or die before the final record. */
-	audit(op, "committed", -1, NULL);
-	notify_and_watch(op);
+	if (keys)
+		sign_then_commit(op, out, keys); /* hands both over */
+	else
+		commit_and_notify(op, out);
 	return;
 failed:
 	drdns_zoneset_free(out);

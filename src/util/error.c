@@ -20,6 +20,7 @@ const char *drdns_strerror(int err)
 	case DRDNS_EPROTO: return "protocol error";
 	case DRDNS_EBUSY: return "another operation is in progress";
 	case DRDNS_ENOZONE: return "zone not served";
+	case DRDNS_EDNSSEC: return "DNSSEC keys or signing failed";
 	default: break;
 	}
 	if (err < 0 && err > -1000)

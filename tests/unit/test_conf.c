@@ -195,6 +195,8 @@ static void test_defaults(void **state)
 	assert_true(c->hooks.timeout == 30.0);
 	assert_null(c->metrics.address);
 	assert_null(c->drill.zone);
+	assert_null(c->dnssec.keys);
+	assert_int_equal(c->dnssec.validity, 30 * 86400);
 	assert_false(c->secondaries[0].on_campus);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
@@ -454,6 +456,15 @@ static void test_watchdog_settings(void **state)
 	assert_string_equal(c->metrics.address, "::1");
 	assert_int_equal(c->metrics.port, 9100);
 	assert_string_equal(c->drill.zone, "drill.example.edu.");
+	assert_non_null(strstr(c->dnssec.keys, "/conf-zones"));
+	assert_int_equal(c->dnssec.validity, 864000);
+	assert_int_equal(c->dnssec.jitter, 86400); /* validity / 10 */
+	assert_int_equal(c->dnssec.inception_offset, 3600);
+	assert_true(c->dnssec.nsec3);
+	assert_int_equal(c->dnssec.nsec3_salt_len, 2);
+	assert_int_equal(c->dnssec.nsec3_salt[0], 0xab);
+	assert_int_equal(c->dnssec.nsec3_salt[1], 0x01);
+	assert_int_equal(c->dnssec.threads, 2);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
 }
@@ -462,7 +473,7 @@ static void test_watchdog_bad(void **state)
 {
 	(void)state;
 	const char *f = "conf-watchdog-bad.conf";
-	struct drdns_diag d = expect_invalid(f, 13);
+	struct drdns_diag d = expect_invalid(f, 18);
 	expect_msg(&d, f, 3, "master.recover_after: 0 is out of range (1..100)");
 	expect_msg(&d, f, 6, "policy.promote_after: -1 is out of range");
 	expect_msg(&d, f, 6, "policy.expire_margin: 1e+09 is out of range");
@@ -476,6 +487,11 @@ static void test_watchdog_bad(void **state)
 	expect_msg(&d, f, 14, "metrics.port: 0 is out of range");
 	expect_msg(&d, f, 15, "drill.zone: 'bad zone!' is not a valid host name");
 	expect_msg(&d, f, 15, "size");
+	expect_msg(&d, f, 16, "dnssec.keys: '");
+	expect_msg(&d, f, 16, "dnssec.validity: 60 is out of range");
+	expect_msg(&d, f, 16, "dnssec.jitter: 999999999 is out of range");
+	expect_msg(&d, f, 16, "dnssec.nsec3_salt: 'abc' is not an even number of hex digits");
+	expect_msg(&d, f, 16, "dnssec.nsec3_iterations: 500 is out of range");
 	drdns_diag_clear(&d);
 }
 

@@ -530,6 +530,75 @@ static void test_invalid_zone_set(void **state)
 	json_decref(audit);
 }
 
+/* ---- DNSSEC at promotion ---- */
+
+static void use_keys(struct sandbox *s, const char *fixture)
+{
+	const char *data = getenv("DRDNS_TEST_DATA");
+	assert_non_null(data);
+	free(s->conf->dnssec.keys);
+	assert_true(asprintf(&s->conf->dnssec.keys, "%s/keys/%s", data, fixture) > 0);
+}
+
+static size_t count_type(const struct drdns_zone *z, ldns_rr_type t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs); i++)
+		n += ldns_rr_get_type(ldns_rr_list_rr(z->rrs, i)) == t;
+	return n;
+}
+
+/* Keys for the zone: the published set is signed (DNSKEY, NSEC, RRSIGs), the
+ * plan and the reply say with which keys, and what is on disk is what is
+ * served. */
+static void test_promote_signs(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "ecdsa");
+	simulate_transfer(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_t *d = json_object_get(json_array_get(json_object_get(reply, "zones"), 0), "dnssec");
+	assert_true(json_is_true(json_object_get(d, "signed")));
+	assert_int_equal(json_array_size(json_object_get(d, "keys")), 2);
+	assert_true(json_integer_value(json_object_get(d, "signatures")) > 0);
+	json_decref(reply);
+	const struct drdns_zoneset *served = drdns_server_zones(s->ctx.server);
+	assert_non_null(served);
+	assert_int_equal(count_type(served->zones[0], LDNS_RR_TYPE_DNSKEY), 2);
+	assert_true(count_type(served->zones[0], LDNS_RR_TYPE_NSEC) > 0);
+	assert_true(count_type(served->zones[0], LDNS_RR_TYPE_RRSIG) > 0);
+	assert_true(s->ctx.state->promoted);
+}
+
+/* A corrupt key: exit 1, the file named, nothing changed. */
+static void test_promote_bad_key_changes_nothing(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "mismatch");
+	json_t *reply = promote(s, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "keys"));
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), ".private"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+/* The dry run lists the keys and signs nothing. */
+static void test_promote_dry_run_shows_keys(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "csk");
+	json_t *reply = promote(s, true, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_t *d = json_object_get(json_array_get(json_object_get(reply, "zones"), 0), "dnssec");
+	assert_true(json_is_true(json_object_get(d, "signed")));
+	assert_int_equal(json_array_size(json_object_get(d, "keys")), 1);
+	assert_null(json_object_get(d, "signatures"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
 /* state.json cannot be replaced: the promotion fails and changes nothing. */
 static void test_commit_failure_changes_nothing(void **state)
 {
@@ -1094,6 +1163,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_serial_known_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_live_secondary_is_exit_3, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_zone_set, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_promote_signs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_promote_bad_key_changes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_promote_dry_run_shows_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_failure_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_busy_is_audited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shutdown_during_probes, setup, teardown),

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Integration test: a signed DR set, transferred to real BIND, NSD and Knot
+# secondaries, verifies.
+#
+# Runs itself inside a private network namespace (unshare -n) like failover.sh.
+# Keys are made with BIND's dnssec-keygen at run time: example.edu with an
+# ECDSAP256SHA256 KSK and ZSK, 2.0.192.in-addr.arpa with one ED25519 key (a CSK).
+#
+# Checks, in order:
+#   - drdnsd --check accepts the keys; a corrupt private key makes it fail with
+#     the file named;
+#   - promote --dry-run shows each zone's keys;
+#   - with the campus black-holed, a promote with a corrupt key fails (exit 1),
+#     and nothing changed (REFUSED, secondaries on the campus serial);
+#   - with the key repaired, promote signs: every fast secondary (BIND
+#     drdns-first, NSD with TSIG, Knot) serves the DR serial, and an AXFR taken
+#     from each verifies with ldns-verify-zone and with BIND's dnssec-verify;
+#     the DNSKEY set is the one in the key files.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=${DRDNS_SRC:-$(cd "$HERE/../.." && pwd)}
+export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
+
+if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
+    export DRDNS_IN_NETNS=1
+    exec unshare -n -- "$0" "$@"
+fi
+
+source "$SRC/scripts/lib/sandbox.sh"
+source "$SRC/scripts/lib/drdns.sh"
+
+pass=0
+fail=0
+ok()   { pass=$((pass + 1)); echo "PASS: $*"; }
+bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+finish() {
+    echo "dnssec: $pass checks passed, $fail failed"
+    if [ "$fail" -ne 0 ]; then
+        sandbox_dump_logs 40
+        echo "==== drdnsd log ====" >&2
+        tail -n 80 "$SANDBOX_DIR/drdnsd.log" >&2 || true
+    fi
+}
+
+CAMPUS_SERIAL=2026112301
+DR_SERIAL=2026112302
+ZONES=(example.edu 2.0.192.in-addr.arpa)
+FAST=(127.0.0.11 127.0.0.12 127.0.0.13) # dr-first BIND, NSD, Knot
+
+sandbox_require_netns
+WORK=$(mktemp -d /tmp/drdns-dnssec.XXXXXX)
+sandbox_init "$WORK"
+trap 'finish; sandbox_cleanup' EXIT
+sandbox_start_all
+
+KEYS=$WORK/keys
+mkdir -p "$KEYS"
+dnssec-keygen -q -K "$KEYS" -a ECDSAP256SHA256 -f KSK example.edu >/dev/null
+dnssec-keygen -q -K "$KEYS" -a ECDSAP256SHA256 example.edu >/dev/null
+dnssec-keygen -q -K "$KEYS" -a ED25519 -f KSK 2.0.192.in-addr.arpa >/dev/null
+
+mkdir -p "$WORK/drdns"
+cp -r "$SRC/zones-dr" "$WORK/drdns/zones-dr"
+CONF=$WORK/drdns/drdns.conf
+DRDNS_CONF_EXTRA="dnssec = { keys = \"$KEYS\"; };" drdns_write_conf "$CONF" "$WORK/drdns/zones-dr"
+check "drdnsd --check accepts the keys" "$DRDNS_BUILD/drdnsd" --check -c "$CONF"
+
+# A corrupt private key: named, and the check fails.
+zsk_private=$(grep -L "DNSKEY 257" "$KEYS"/Kexample.edu.+013+*.key | head -n 1 | sed 's/\.key$/.private/')
+cp "$zsk_private" "$WORK/private.orig"
+sed -i 's/^PrivateKey: .*/PrivateKey: bm90IGEga2V5/' "$zsk_private"
+set +e
+msg=$("$DRDNS_BUILD/drdnsd" --check -c "$CONF" 2>&1); rc=$?
+set -e
+check "a corrupt private key: --check exit 1" test "$rc" = 1
+check "  naming the key file" grep -q "$(basename "$zsk_private" .private)" <<<"$msg"
+
+drdns_start "$CONF"
+serves_all() { # SERIAL ADDR...
+    local serial=$1 a z
+    shift
+    for a in "$@"; do
+        for z in "${ZONES[@]}"; do
+            [ "$(sandbox_soa_serial "$a" "$z")" = "$serial" ] || { echo "  $a $z: $(sandbox_soa_serial "$a" "$z")"; return 1; }
+        done
+    done
+}
+refuses() { dig +time=2 +tries=1 +norec @"$1" "$2" SOA | grep -q 'status: REFUSED'; }
+
+sandbox_blackhole 127.0.0.10 127.0.0.15
+set +e
+out=$(drdnsctl --json promote --reason "dnssec test: corrupt key" --yes --wait 5); rc=$?
+set -e
+check "promote with a corrupt key: exit 1" test "$rc" = 1
+check "  the error names the key file" grep -q "$(basename "$zsk_private" .private)" <<<"$out"
+check "  nothing changed: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.edu
+check "  the secondaries keep the campus serial" serves_all "$CAMPUS_SERIAL" "${FAST[@]}"
+cp "$WORK/private.orig" "$zsk_private"
+
+out=$(drdnsctl --json promote --reason "dnssec test" --dry-run)
+check "dry run: example.edu signed with a KSK and a ZSK (13)" test "$(json_get "$out" '[ (k["algorithm"], k["ksk"]) for z in d["zones"] if z["zone"]=="example.edu." for k in z["dnssec"]["keys"]] == [(13, True), (13, False)]')" = true
+check "  2.0.192.in-addr.arpa signed with one ED25519 key" test "$(json_get "$out" '[len(z["dnssec"]["keys"]) for z in d["zones"] if z["zone"]=="2.0.192.in-addr.arpa."][0]')" = 1
+
+set +e
+out=$(drdnsctl --json promote --reason "dnssec test" --yes --wait 30); rc=$?
+set -e
+check "promote signs and publishes (exit 0 or 3: ns4 lists the campus first)" test "$rc" = 0 -o "$rc" = 3
+check "  the fast secondaries serve the DR serial" serves_all "$DR_SERIAL" "${FAST[@]}"
+check "  signatures reported" test "$(json_get "$out" 'all(z["dnssec"]["signatures"] > 0 for z in d["zones"])')" = true
+
+for a in "${FAST[@]}" "$DRDNS_ADDR"; do
+    for z in "${ZONES[@]}"; do
+        f=$WORK/axfr-$a-$z.zone
+        sandbox_axfr "$a" "$z" >"$f" || true
+        check "$a $z: AXFR has RRSIGs" grep -q " RRSIG " "$f"
+        check "$a $z: ldns-verify-zone" ldns-verify-zone -q "$f"
+        # one key signing everything (a CSK): dnssec-verify's -z
+        zopt=(); [ "$z" = 2.0.192.in-addr.arpa ] && zopt=(-z)
+        check "$a $z: dnssec-verify" dnssec-verify -q "${zopt[@]}" -o "$z" "$f"
+    done
+done
+rdata() { awk '$4 == "DNSKEY" { $1 = $2 = $3 = $4 = ""; $0 = $0; $1 = $1; print }' | sort; }
+want=$(grep -hv '^;' "$KEYS"/Kexample.edu.+013+*.key | ldns-read-zone -c /dev/stdin 2>/dev/null | rdata)
+got=$(rdata <"$WORK/axfr-127.0.0.11-example.edu.zone")
+check "the DNSKEY set served is the key files' one" test "$want" = "$got"
+
+[ "$fail" -eq 0 ]
