@@ -380,3 +380,6 @@ for name in drdns ldns-signzone dnssec-signzone; do
         r = (w > 0) ? s / w : 0
         printf "| %s | %.2f | %d | %.0f | %s | %s |\n", n, w, s, r, (c > 0 ? sprintf("%.0f%%", 100 * r / c) : "n/a"), m }'
 done
+phase=$(sed -n 's/.* in \([0-9.]*\) s (\([0-9]*\) signatures\/s.*/\1 \2/p' "$SD/drdns.log")
+echo
+echo "End to end: reading the zone file, signing, writing the signed file. drdns's signing phase alone (its own report): ${phase% *} s, ${phase#* } signatures/s$(awk -v r="${phase#* }" -v c="$ceiling" 'BEGIN { if (c > 0 && r > 0) printf " (%.0f%% of the ceiling)", 100 * r / c }')."

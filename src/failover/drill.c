@@ -544,9 +544,10 @@ static void run_step(struct drill_op *op)
 			finish(op, DRDNS_EXIT_ERROR, NULL, "cannot build the drill zone: %s", err);
 			return;
 		}
-		if (drdns_server_set_drill(op->ctx->server, set) < 0) { /* hands it over */
+		int ret = drdns_server_set_drill(op->ctx->server, set); /* hands it over */
+		if (ret < 0) {
 			finish(op, DRDNS_EXIT_ERROR, NULL, "cannot serve the drill zone: %s",
-			       drdns_strerror(DRDNS_ENOMEM));
+			       drdns_strerror(ret));
 			return;
 		}
 		op->serving = true;
@@ -595,9 +596,9 @@ static void run_step(struct drill_op *op)
 
 /* ---- pre-flight ---- */
 
-/* Every answering off-campus secondary's drill-zone serial must be S (in step
- * with the campus), or S + T or S + 2T (left there by a drill cut short: this
- * drill takes it on from there); pick the peers. */
+/* The master's serial S of the drill zone, the step serials, and the peers:
+ * every off-campus secondary that answers for the drill zone, whatever it
+ * serves (one left on S + T by a drill cut short is marked: no full test). */
 static bool choose_peers(struct drill_op *op)
 {
 	size_t zi = op->drill_index;
