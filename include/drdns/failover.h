@@ -140,7 +140,7 @@ int drdns_check_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
  * promote --dry-run --force would show) succeeds, so the serial plan is safe;
  * NS that would be dropped are warnings, NS kept only for min_ns although
  * silent fail; every configured secondary that is not on_campus answers for
- * every zone; DNSSEC keys (no zone is signed yet: reported as not configured);
+ * every zone; DNSSEC: the keys load and key continuity holds (continuity.h);
  * the master answers for the drill zone.  Any failure: exit 4, nothing
  * changed.
  *

@@ -54,6 +54,7 @@
 #define NSEC3_HLEN  20 /* SHA-1 */
 #define MAX_TYPES   (65536 + 4)
 #define MAX_BITMAP  (256 * 34)
+#define MAX_RUNS    (MAX_THREADS + 2)
 
 /* ------------------------------------------------------------ arena */
 
@@ -177,6 +178,8 @@ struct signer {
 
 	struct rec *recs; /* main records */
 	size_t nrecs, caprecs;
+	size_t runs[MAX_RUNS + 1]; /* recs[runs[i] .. runs[i + 1]) sorted, i < nruns */
+	size_t nruns;
 	struct rrset *sets;
 	size_t nsets;
 	struct name *names;
@@ -340,7 +343,7 @@ static struct rec *rec_push(struct signer *s)
 
 /* Fill r's canonical fields from r->rr.  Returns 0, DRDNS_ENOMEM, or
  * DRDNS_EDNSSEC for a record that cannot be put in canonical form. */
-static int rec_canon(struct signer *s, struct rec *r)
+static int rec_canon(struct arena *a, struct rec *r)
 {
 	const ldns_rr *rr = r->rr;
 	const ldns_rdf *own = ldns_rr_owner(rr);
@@ -349,14 +352,14 @@ static int rec_canon(struct signer *s, struct rec *r)
 	size_t olen = wire_name_len(ldns_rdf_data(own), ldns_rdf_size(own));
 	if (olen == 0 || olen > 255)
 		return DRDNS_EDNSSEC;
-	uint8_t *o = arena_alloc(&s->arena, olen);
+	uint8_t *o = arena_alloc(a, olen);
 	if (!o)
 		return DRDNS_ENOMEM;
 	memcpy(o, ldns_rdf_data(own), olen);
 	lower(o, olen);
 	r->owner = o;
 	r->olen = (uint16_t)olen;
-	r->skey = make_skey(&s->arena, o, olen, &r->sklen);
+	r->skey = make_skey(a, o, olen, &r->sklen);
 	if (!r->skey)
 		return DRDNS_ENOMEM;
 	r->type = (uint16_t)ldns_rr_get_type(rr);
@@ -366,7 +369,7 @@ static int rec_canon(struct signer *s, struct rec *r)
 		len += ldns_rdf_size(ldns_rr_rdf(rr, i));
 	if (len > 65535)
 		return DRDNS_EDNSSEC;
-	uint8_t *d = arena_alloc(&s->arena, len ? len : 1);
+	uint8_t *d = arena_alloc(a, len ? len : 1);
 	if (!d)
 		return DRDNS_ENOMEM;
 	bool low = is_lower_type(r->type);
@@ -419,6 +422,208 @@ static int cmp_rec(const void *a, const void *b)
 	if (x->type != y->type)
 		return x->type < y->type ? -1 : 1;
 	return keycmp(x->rdata, x->rdlen, y->rdata, y->rdlen);
+}
+
+/* ------------------------------------------------------------ input */
+
+/* A share of a parallel phase: items [lo, hi), with its own arena. */
+struct part {
+	struct signer *s;
+	void *ctx;
+	size_t lo, hi;
+	struct rec *out; /* take_input: where its records go, n of them */
+	size_t n;
+	struct arena arena;
+	int ret;
+	const char *msg; /* what went wrong when ret is DRDNS_EDNSSEC */
+	pthread_t tid;
+	bool started;
+};
+
+static unsigned thread_limit(const struct signer *s)
+{
+	long n = s->p->threads ? (long)s->p->threads : sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > MAX_THREADS)
+		n = MAX_THREADS;
+	return (unsigned)n;
+}
+
+/* Run fn on n items split into contiguous shares, one thread per share (at
+ * least grain items each; a share whose thread cannot start runs here).
+ * Returns the shares (*nt of them), or NULL when out of memory. */
+static struct part *run_parts(struct signer *s, size_t n, size_t grain, void *(*fn)(void *),
+                              void *ctx, unsigned *nt)
+{
+	unsigned t = thread_limit(s);
+	if (t > n / grain + 1)
+		t = (unsigned)(n / grain + 1);
+	struct part *pp = calloc(t, sizeof(*pp));
+	if (!pp)
+		return NULL;
+	for (unsigned i = 0; i < t; i++) {
+		pp[i].s = s;
+		pp[i].ctx = ctx;
+		pp[i].lo = n * i / t;
+		pp[i].hi = n * (i + 1) / t;
+	}
+	for (unsigned i = 1; i < t; i++)
+		pp[i].started = pthread_create(&pp[i].tid, NULL, fn, &pp[i]) == 0;
+	fn(&pp[0]);
+	for (unsigned i = 1; i < t; i++) {
+		if (pp[i].started)
+			pthread_join(pp[i].tid, NULL);
+		else
+			fn(&pp[i]);
+	}
+	*nt = t;
+	return pp;
+}
+
+/* The first error of the shares (in item order), their arenas handed to s. */
+static int parts_done(struct signer *s, struct part *pp, unsigned nt, const char **msg)
+{
+	int ret = 0;
+	for (unsigned i = 0; i < nt; i++) {
+		if (!ret && pp[i].ret) {
+			ret = pp[i].ret;
+			*msg = pp[i].msg;
+		}
+		struct arena_block **tail = &pp[i].arena.head;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = s->arena.head;
+		s->arena.head = pp[i].arena.head;
+	}
+	free(pp);
+	return ret;
+}
+
+static bool skip_type(ldns_rr_type t)
+{
+	return t == LDNS_RR_TYPE_DNSKEY || t == LDNS_RR_TYPE_RRSIG || t == LDNS_RR_TYPE_NSEC ||
+	       t == LDNS_RR_TYPE_NSEC3 || t == LDNS_RR_TYPE_NSEC3PARAM;
+}
+
+/* A share of the input: records [lo, hi) of in->rrs cloned and put in
+ * canonical form into out[0 .. n), then sorted. */
+static void *input_run(void *arg)
+{
+	struct part *pp = arg;
+	const struct drdns_zone *in = pp->s->in;
+	pp->out = (struct rec *)pp->ctx + pp->lo;
+	for (size_t i = pp->lo; i < pp->hi; i++) {
+		const ldns_rr *src = ldns_rr_list_rr(in->rrs, i);
+		ldns_rr_type t = ldns_rr_get_type(src);
+		if (skip_type(t))
+			continue;
+		if (t == LDNS_RR_TYPE_SOA &&
+		    ldns_dname_compare(ldns_rr_owner(src), in->origin) == 0)
+			continue; /* a second SOA at the apex: in->soa is the one */
+		if (ldns_rr_get_class(src) != LDNS_RR_CLASS_IN) {
+			pp->msg = "a record of class other than IN";
+			pp->ret = DRDNS_EDNSSEC;
+			return NULL;
+		}
+		struct rec *r = &pp->out[pp->n];
+		memset(r, 0, sizeof(*r));
+		if (!(r->rr = ldns_rr_clone(src))) {
+			pp->ret = DRDNS_ENOMEM;
+			return NULL;
+		}
+		pp->n++;
+		pp->ret = rec_canon(&pp->arena, r);
+		if (pp->ret) {
+			pp->msg = "a record cannot be put in canonical form";
+			return NULL;
+		}
+	}
+	/* glibc's qsort is a merge sort (stable): of records equal in canonical
+	 * form the first one in the input stays first */
+	qsort(pp->out, pp->n, sizeof(*pp->out), cmp_rec);
+	return NULL;
+}
+
+/* Move the input records into s->recs (behind what is there), cloned and in
+ * canonical form, in parallel for a large zone; each share's records are
+ * sorted, a run in s->runs. */
+static int take_input(struct signer *s, char *err, size_t errlen)
+{
+	size_t nin = s->in->rrs ? ldns_rr_list_rr_count(s->in->rrs) : 0;
+	if (nin == 0)
+		return 0;
+	if (s->caprecs - s->nrecs < nin)
+		return DRDNS_ENOMEM; /* reserved by the caller */
+	unsigned nt = 0;
+	struct part *pp = run_parts(s, nin, 8192, input_run, s->recs + s->nrecs, &nt);
+	if (!pp)
+		return DRDNS_ENOMEM;
+	/* close the gaps left by skipped records */
+	for (unsigned t = 0; t < nt; t++) {
+		memmove(s->recs + s->nrecs, pp[t].out, pp[t].n * sizeof(*pp[t].out));
+		s->nrecs += pp[t].n;
+		if (pp[t].n && s->nruns < MAX_RUNS - 1)
+			s->runs[++s->nruns] = s->nrecs;
+	}
+	const char *msg = NULL;
+	int ret = parts_done(s, pp, nt, &msg);
+	if (ret == DRDNS_EDNSSEC)
+		set_err(err, errlen, "zone %s: %s", s->in->name, msg);
+	return ret;
+}
+
+static void merge2(const struct rec *a, size_t na, const struct rec *b, size_t nb, struct rec *out)
+{
+	while (na && nb) {
+		if (cmp_rec(b, a) < 0) {
+			*out++ = *b++;
+			nb--;
+		} else {
+			*out++ = *a++;
+			na--;
+		}
+	}
+	memcpy(out, a, na * sizeof(*a));
+	memcpy(out + na, b, nb * sizeof(*b));
+}
+
+/* Sort s->recs: a run for every share of the input and one for the records
+ * added around it, merged pairwise (stable, like qsort). */
+static int sort_recs(struct signer *s)
+{
+	size_t *b = s->runs;
+	size_t nr = s->nruns;
+	if (b[nr] != s->nrecs) { /* the records added last */
+		qsort(s->recs + b[nr], s->nrecs - b[nr], sizeof(*s->recs), cmp_rec);
+		b[++nr] = s->nrecs;
+	}
+	if (nr <= 1)
+		return 0;
+	struct rec *tmp = malloc(s->nrecs * sizeof(*tmp));
+	if (!tmp)
+		return DRDNS_ENOMEM;
+	struct rec *src = s->recs, *dst = tmp;
+	while (nr > 1) {
+		size_t w = 0;
+		for (size_t i = 0; i < nr; i += 2) {
+			if (i + 1 < nr)
+				merge2(src + b[i], b[i + 1] - b[i], src + b[i + 1],
+				       b[i + 2] - b[i + 1], dst + b[i]);
+			else
+				memcpy(dst + b[i], src + b[i], (b[i + 1] - b[i]) * sizeof(*src));
+			b[w++] = b[i];
+		}
+		b[w] = b[nr];
+		nr = w;
+		struct rec *t = src;
+		src = dst;
+		dst = t;
+	}
+	free(dst);
+	s->recs = src;
+	s->caprecs = s->nrecs;
+	return 0;
 }
 
 /* ------------------------------------------------------------ type bitmaps */
@@ -490,7 +695,7 @@ static int add_dnskeys(struct signer *s)
 		if (!r->rr)
 			return DRDNS_ENOMEM;
 		ldns_rr_set_ttl(r->rr, s->soa_ttl);
-		int ret = rec_canon(s, r);
+		int ret = rec_canon(&s->arena, r);
 		if (ret)
 			return ret;
 	}
@@ -517,13 +722,7 @@ static int add_nsec3param(struct signer *s, uint8_t *scratch)
 	                     scratch);
 	if (!r->rr)
 		return DRDNS_ENOMEM;
-	return rec_canon(s, r);
-}
-
-static bool skip_type(ldns_rr_type t)
-{
-	return t == LDNS_RR_TYPE_DNSKEY || t == LDNS_RR_TYPE_RRSIG || t == LDNS_RR_TYPE_NSEC ||
-	       t == LDNS_RR_TYPE_NSEC3 || t == LDNS_RR_TYPE_NSEC3PARAM;
+	return rec_canon(&s->arena, r);
 }
 
 /* Group sorted records into RRsets and names; find the zone cuts. */
@@ -634,13 +833,14 @@ static int alloc_chain(struct signer *s, size_t n)
 	return s->crecs && s->csets ? 0 : DRDNS_ENOMEM;
 }
 
-static int chain_push(struct signer *s, const uint8_t *owner, size_t olen, const uint8_t *skey,
-                      uint16_t sklen, uint16_t type, const uint8_t *rd, size_t rdlen,
-                      uint8_t *scratch)
+/* Chain record i (crecs[i], csets[i]); its rdata copied into arena a. */
+static int chain_set(struct signer *s, struct arena *a, size_t i, const uint8_t *owner, size_t olen,
+                     const uint8_t *skey, uint16_t sklen, uint16_t type, const uint8_t *rd,
+                     size_t rdlen)
 {
-	struct rec *r = &s->crecs[s->nc];
-	struct rrset *rs = &s->csets[s->nc];
-	uint8_t *d = arena_alloc(&s->arena, rdlen);
+	struct rec *r = &s->crecs[i];
+	struct rrset *rs = &s->csets[i];
+	uint8_t *d = arena_alloc(a, rdlen);
 	if (!d)
 		return DRDNS_ENOMEM;
 	memcpy(d, rd, rdlen);
@@ -652,7 +852,7 @@ static int chain_push(struct signer *s, const uint8_t *owner, size_t olen, const
 	r->rdlen = (uint16_t)rdlen;
 	r->type = type;
 	r->ttl = s->neg_ttl;
-	(void)scratch; /* r->rr is made by the first job that signs it, in parallel */
+	/* r->rr is made by the first job that signs it, in parallel */
 	rs->recs = r;
 	rs->n = 1;
 	rs->name = SIZE_MAX;
@@ -660,11 +860,44 @@ static int chain_push(struct signer *s, const uint8_t *owner, size_t olen, const
 	rs->type = type;
 	rs->labels = rrsig_labels(owner);
 	rs->sign = true;
-	s->nc++;
 	return 0;
 }
 
-static int build_nsec(struct signer *s, uint8_t *scratch)
+static int chain_push(struct signer *s, const uint8_t *owner, size_t olen, const uint8_t *skey,
+                      uint16_t sklen, uint16_t type, const uint8_t *rd, size_t rdlen)
+{
+	int ret = chain_set(s, &s->arena, s->nc, owner, olen, skey, sklen, type, rd, rdlen);
+	if (!ret)
+		s->nc++;
+	return ret;
+}
+
+/* A share of the NSEC chain: the records of names idx[lo .. hi). */
+static void *nsec_run(void *arg)
+{
+	struct part *pp = arg;
+	struct signer *s = pp->s;
+	const size_t *idx = pp->ctx;
+	size_t n = s->nc;
+	uint16_t *types = malloc(MAX_TYPES * sizeof(*types));
+	uint8_t *rd = malloc(255 + MAX_BITMAP);
+	if (!types || !rd)
+		pp->ret = DRDNS_ENOMEM;
+	for (size_t i = pp->lo; i < pp->hi && !pp->ret; i++) {
+		const struct name *nm = &s->names[idx[i]];
+		const struct rec *next = s->names[idx[(i + 1) % n]].r0;
+		memcpy(rd, next->owner, next->olen);
+		size_t nt = name_types(s, nm, false, types);
+		size_t len = next->olen + put_bitmap(rd + next->olen, types, nt);
+		pp->ret = chain_set(s, &pp->arena, i, nm->r0->owner, nm->r0->olen, nm->r0->skey,
+		                    nm->r0->sklen, T_NSEC, rd, len);
+	}
+	free(types);
+	free(rd);
+	return NULL;
+}
+
+static int build_nsec(struct signer *s)
 {
 	size_t *idx = malloc((s->nnames ? s->nnames : 1) * sizeof(*idx));
 	if (!idx)
@@ -674,21 +907,13 @@ static int build_nsec(struct signer *s, uint8_t *scratch)
 		if (!(s->names[k].flags & NAME_OCCLUDED))
 			idx[n++] = k;
 	int ret = alloc_chain(s, n);
-	uint16_t *types = malloc(MAX_TYPES * sizeof(*types));
-	uint8_t *rd = malloc(255 + MAX_BITMAP);
-	if (!types || !rd)
-		ret = DRDNS_ENOMEM;
-	for (size_t i = 0; i < n && !ret; i++) {
-		const struct name *nm = &s->names[idx[i]];
-		const struct rec *next = s->names[idx[(i + 1) % n]].r0;
-		memcpy(rd, next->owner, next->olen);
-		size_t nt = name_types(s, nm, false, types);
-		size_t len = next->olen + put_bitmap(rd + next->olen, types, nt);
-		ret = chain_push(s, nm->r0->owner, nm->r0->olen, nm->r0->skey, nm->r0->sklen,
-		                 T_NSEC, rd, len, scratch);
+	if (!ret) {
+		s->nc = n;
+		unsigned nt = 0;
+		struct part *pp = run_parts(s, n, 8192, nsec_run, idx, &nt);
+		const char *msg = NULL;
+		ret = pp ? parts_done(s, pp, nt, &msg) : DRDNS_ENOMEM;
 	}
-	free(types);
-	free(rd);
 	free(idx);
 	return ret;
 }
@@ -720,7 +945,7 @@ static int nsec3_hash(EVP_MD_CTX *ctx, const EVP_MD *sha1, const struct drdns_si
 	return 0;
 }
 
-static int build_nsec3(struct signer *s, uint8_t *scratch, char *err, size_t errlen)
+static int build_nsec3(struct signer *s, char *err, size_t errlen)
 {
 	const struct drdns_sign_params *p = s->p;
 	/* chain names: every authoritative name and every delegation (but
@@ -872,7 +1097,7 @@ static int build_nsec3(struct signer *s, uint8_t *scratch, char *err, size_t err
 		if (h[i].name != SIZE_MAX)
 			nt = name_types(s, &s->names[h[i].name], true, types);
 		o += put_bitmap(rd + o, types, nt);
-		ret = chain_push(s, owner, olen, skey, sklen, T_NSEC3, rd, o, scratch);
+		ret = chain_push(s, owner, olen, skey, sklen, T_NSEC3, rd, o);
 	}
 	/* the hashed owners are all one label below the apex and base32hex
 	 * keeps byte order, so hash order is canonical order: the chain is ready
@@ -1481,6 +1706,13 @@ int drdns_zone_sign(const struct drdns_zone *in, const struct drdns_keyset *ks,
 	struct drdns_zone *z = NULL;
 
 	if (!ret) {
+		/* room for the SOA, the input, the DNSKEYs and NSEC3PARAM */
+		size_t cap = (in->rrs ? ldns_rr_list_rr_count(in->rrs) : 0) + s.nkeys + 2;
+		s.recs = malloc(cap * sizeof(*s.recs));
+		s.caprecs = s.recs ? cap : 0;
+		ret = s.recs ? 0 : DRDNS_ENOMEM;
+	}
+	if (!ret) {
 		/* the SOA first: origin and TTLs come from it */
 		const ldns_rdf *min = ldns_rr_rdf(in->soa, 6);
 		s.soa_ttl = ldns_rr_ttl(in->soa);
@@ -1491,54 +1723,34 @@ int drdns_zone_sign(const struct drdns_zone *in, const struct drdns_keyset *ks,
 		struct rec *r = rec_push(&s);
 		ret = !r ? DRDNS_ENOMEM : !(r->rr = ldns_rr_clone(in->soa)) ? DRDNS_ENOMEM : 0;
 		if (!ret)
-			ret = rec_canon(&s, r);
+			ret = rec_canon(&s.arena, r);
 		if (!ret && (ldns_rr_get_type(r->rr) != LDNS_RR_TYPE_SOA ||
 		             ldns_dname_compare(ldns_rr_owner(r->rr), in->origin) != 0)) {
 			set_err(err, errlen, "zone %s: the SOA is not at the apex", in->name);
 			ret = DRDNS_EDNSSEC;
 		}
 		if (!ret) {
+			s.runs[0] = 0;
+			s.runs[1] = 1;
+			s.nruns = 1;
 			s.origin = r->owner;
 			s.origin_len = r->olen;
 			s.origin_skey = r->skey;
 			s.origin_sklen = r->sklen;
 		}
 	}
-	size_t nin = in->rrs ? ldns_rr_list_rr_count(in->rrs) : 0;
-	for (size_t i = 0; i < nin && !ret; i++) {
-		const ldns_rr *src = ldns_rr_list_rr(in->rrs, i);
-		ldns_rr_type t = ldns_rr_get_type(src);
-		if (skip_type(t))
-			continue;
-		if (t == LDNS_RR_TYPE_SOA &&
-		    ldns_dname_compare(ldns_rr_owner(src), in->origin) == 0)
-			continue; /* a second SOA at the apex: in->soa is the one */
-		if (ldns_rr_get_class(src) != LDNS_RR_CLASS_IN) {
-			set_err(err, errlen, "zone %s: a record of class other than IN", in->name);
-			ret = DRDNS_EDNSSEC;
-			break;
-		}
-		struct rec *r = rec_push(&s);
-		if (!r || !(r->rr = ldns_rr_clone(src))) {
-			ret = DRDNS_ENOMEM;
-			break;
-		}
-		ret = rec_canon(&s, r);
-		if (ret == DRDNS_EDNSSEC)
-			set_err(err, errlen, "zone %s: a record cannot be put in canonical form",
-			        in->name);
-	}
+	if (!ret)
+		ret = take_input(&s, err, errlen);
 	if (!ret)
 		ret = add_dnskeys(&s);
 	if (!ret && params->nsec3)
 		ret = add_nsec3param(&s, scratch);
-	if (!ret) {
-		qsort(s.recs, s.nrecs, sizeof(*s.recs), cmp_rec);
-		ret = group(&s, err, errlen);
-	}
 	if (!ret)
-		ret =
-		    params->nsec3 ? build_nsec3(&s, scratch, err, errlen) : build_nsec(&s, scratch);
+		ret = sort_recs(&s);
+	if (!ret)
+		ret = group(&s, err, errlen);
+	if (!ret)
+		ret = params->nsec3 ? build_nsec3(&s, err, errlen) : build_nsec(&s);
 	if (!ret)
 		ret = make_jobs(&s, &earliest);
 	if (!ret)

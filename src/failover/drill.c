@@ -699,6 +699,47 @@ static void preflight_verdict(struct drill_op *op)
 	run_step(op);
 }
 
+/* DNSSEC from the plan: keys present where configured (a bad key fails the
+ * plan itself), and key continuity per zone (continuity.h): the drill's dry
+ * run is forced, so a break shows in the plan instead of refusing it. */
+static void dnssec_item(struct drill_op *op)
+{
+	size_t zi, n_signed = 0, n_broken = 0;
+	json_t *z;
+	char broken[768] = "";
+	size_t used = 0;
+	json_array_foreach(op->plan, zi, z)
+	{
+		const json_t *d = json_object_get(z, "dnssec");
+		const char *zone = json_string_value(json_object_get(z, "zone"));
+		const char *cont = json_string_value(json_object_get(d, "continuity"));
+		n_signed += json_is_true(json_object_get(d, "signed"));
+		if (cont && (!strcmp(cont, "mismatch") || !strcmp(cont, "would-unsign"))) {
+			n_broken++;
+			if (used < sizeof(broken))
+				used += (size_t)snprintf(
+				    broken + used, sizeof(broken) - used, "%s%s: %s",
+				    used ? "; " : "", zone ? zone : "?",
+				    json_string_value(json_object_get(d, "message")));
+		} else if (cont && !strcmp(cont, "unknown")) {
+			warn(op,
+			     "%s: DNSSEC key continuity could not be checked (no nameserver "
+			     "answered for the DNSKEY set)",
+			     zone ? zone : "?");
+		}
+	}
+	if (n_broken)
+		item(op, "dnssec", false, "%s", broken);
+	else if (n_signed)
+		item(op, "dnssec", true,
+		     "%zu zones would be signed; their keys load, and the nameservers publish the "
+		     "same DNSKEY sets (or none yet)",
+		     n_signed);
+	else
+		item(op, "dnssec", true,
+		     "no zone would be signed, and no nameserver publishes DNSKEYs for one");
+}
+
 /* The promotion plan (promote --dry-run --force over our probes). */
 static void on_plan(json_t *reply, void *arg)
 {
@@ -707,8 +748,10 @@ static void on_plan(json_t *reply, void *arg)
 	int code = (int)json_integer_value(json_object_get(reply, "exit"));
 	if (code != DRDNS_EXIT_OK) {
 		const char *e = json_string_value(json_object_get(reply, "error"));
-		item(op, "serial_plan", false, "the promotion plan fails: %s", e ? e : "?");
-		if (code != DRDNS_EXIT_REFUSED)
+		bool keys = e && strstr(e, "DNSSEC");
+		item(op, keys ? "dnssec" : "serial_plan", false, "the promotion plan fails: %s",
+		     e ? e : "?");
+		if (code != DRDNS_EXIT_REFUSED && !keys)
 			op->preflight_exit = DRDNS_EXIT_ERROR;
 		json_decref(reply);
 		preflight_verdict(op);
@@ -743,6 +786,7 @@ static void on_plan(json_t *reply, void *arg)
 	}
 	item(op, "serial_plan", true,
 	     "a promotion now would publish a serial above every serial seen, on every zone");
+	dnssec_item(op);
 	if (used)
 		item(op, "nameservers", false,
 		     "NS kept only to honour min_ns although they do not answer: %s", kept_silent);
@@ -837,8 +881,6 @@ static bool load_dr_set(struct drill_op *op)
 	drdns_diag_clear(&diag);
 	item(op, "dr_set", true, "%s: %zu zones, valid (%zu advisory warnings)",
 	     conf->zones.directory, op->dr->n, n_warn);
-	item(op, "dnssec", true,
-	     "not configured: drdns serves the DR set unsigned, no keys are needed");
 	if (op->zone) {
 		struct drdns_zone *z = drdns_zoneset_find(op->dr, op->zone);
 		if (!z) {

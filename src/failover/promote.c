@@ -17,6 +17,7 @@
 #include "drdns/server.h"
 #include "drdns/state.h"
 #include "drdns/zone.h"
+#include "continuity.h"
 #include "nameservers.h"
 
 #include <openssl/crypto.h>
@@ -695,6 +696,127 @@ static void sign_then_commit(struct promote_op *op, struct drdns_zoneset *set,
 	}
 }
 
+static void free_keys(struct drdns_keyset **keys, size_t n)
+{
+	for (size_t i = 0; keys && i < n; i++)
+		drdns_keyset_free(keys[i]);
+	free(keys);
+}
+
+/* The plan is complete: a dry run reports it; otherwise sign what has keys,
+ * then commit.  Takes out and keys over. */
+static void after_plan(struct promote_op *op, struct drdns_zoneset *out, struct drdns_keyset **keys)
+{
+	if (op->dry_run) {
+		free_keys(keys, out->n);
+		drdns_zoneset_free(out);
+		json_t *reply =
+		    json_pack("{s:i, s:s, s:b, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK, "command",
+		              "promote", "dry_run", true, "already_promoted", false, "message",
+		              "dry run: nothing changed", "zones", op->zones_json);
+		finish(op, reply);
+		return;
+	}
+	if (keys)
+		sign_then_commit(op, out, keys); /* hands both over */
+	else
+		commit_and_notify(op, out);
+}
+
+/* ---- step 3c: DNSSEC key continuity (continuity.h) ---- */
+
+struct continuity_run {
+	struct promote_op *op;
+	struct drdns_zoneset *out;
+	struct drdns_keyset **keys;
+};
+
+static void on_dnskeys(struct drdns_dnskey_result *results, size_t n, void *arg)
+{
+	struct continuity_run *run = arg;
+	struct promote_op *op = run->op;
+	struct drdns_zoneset *out = run->out;
+	struct drdns_keyset **keys = run->keys;
+	free(run);
+	char why[1024] = "";
+	size_t used = 0, broken = 0;
+	for (size_t z = 0; z < out->n; z++) {
+		ldns_rr_list *ours = keys && keys[z] ? drdns_keyset_dnskeys(keys[z], 3600) : NULL;
+		json_t *detail = NULL;
+		enum drdns_continuity c =
+		    drdns_continuity_check(out->zones[z]->name, ours, results, n, &detail);
+		ldns_rr_list_deep_free(ours);
+		json_t *zj = json_array_get(op->zones_json, z);
+		json_t *d = json_object_get(zj, "dnssec");
+		if (!d && zj && (d = json_pack("{s:b}", "signed", false)))
+			json_object_set_new(zj, "dnssec", d);
+		if (d && detail)
+			json_object_update(d, detail);
+		if (drdns_continuity_breaks(c)) {
+			broken++;
+			if (used < sizeof(why))
+				used += (size_t)snprintf(
+				    why + used, sizeof(why) - used, "\n  %s: %s",
+				    out->zones[z]->name,
+				    json_string_value(json_object_get(detail, "message")));
+		}
+		drdns_log(c == DRDNS_CONT_SAME || c == DRDNS_CONT_UNSIGNED ? DRDNS_LOG_INFO
+		                                                           : DRDNS_LOG_WARNING,
+		          "failover", "dnssec continuity zone=%s result=%s", out->zones[z]->name,
+		          drdns_continuity_str(c));
+		json_decref(detail);
+	}
+	drdns_dnskey_results_free(results, n);
+	if (broken && !op->force) {
+		free_keys(keys, out->n);
+		drdns_zoneset_free(out);
+		fail(
+		    op, DRDNS_EXIT_REFUSED,
+		    "refused: DNSSEC key continuity would break:%s\nNothing changed. Fix the keys, "
+		    "or repeat with --force to promote anyway",
+		    why);
+		return;
+	}
+	after_plan(op, out, keys);
+}
+
+/* Ask every nameserver that answered the SOA probe for each zone's DNSKEY set,
+ * then compare with what would be published (also without a dnssec group: a
+ * zone signed on the campus must not be published unsigned).  Takes out and
+ * keys over. */
+static void check_continuity(struct promote_op *op, struct drdns_zoneset *out,
+                             struct drdns_keyset **keys)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	struct drdns_dnskey_target *targets = calloc(op->ns.n * out->n + 1, sizeof(*targets));
+	struct continuity_run *run = calloc(1, sizeof(*run));
+	size_t n = 0;
+	for (size_t i = 0; targets && i < op->ns.n; i++)
+		for (size_t z = 0; z < out->n; z++)
+			if (probe_of(op, i, z)->answered)
+				targets[n++] = (struct drdns_dnskey_target){
+				    .label = op->ns.list[i].name,
+				    .address = op->ns.list[i].address,
+				    .port = op->ns.list[i].port,
+				    .zone = out->zones[z]->name,
+				};
+	int ret = DRDNS_ENOMEM;
+	if (targets && run) {
+		*run = (struct continuity_run){.op = op, .out = out, .keys = keys};
+		ret = drdns_dnskey_probe(op->ctx->loop, conf->controller.address, targets, n,
+		                         conf->policy.probe_timeout, conf->policy.probe_attempts,
+		                         on_dnskeys, run);
+	}
+	free(targets);
+	if (ret < 0) {
+		free(run);
+		free_keys(keys, out->n);
+		drdns_zoneset_free(out);
+		fail(op, DRDNS_EXIT_ERROR, "cannot ask for the DNSKEY sets: %s; nothing changed",
+		     drdns_strerror(ret));
+	}
+}
+
 /* ---- step 3: rewrite ---- */
 
 static void rewrite_all(struct promote_op *op)
@@ -788,22 +910,8 @@ static void rewrite_all(struct promote_op *op)
 	struct drdns_keyset **keys = NULL;
 	if (load_keys(op, out, &keys, err, sizeof(err)) < 0)
 		goto failed;
-	if (op->dry_run) {
-		for (size_t i = 0; keys && i < out->n; i++)
-			drdns_keyset_free(keys[i]);
-		free(keys);
-		drdns_zoneset_free(out);
-		json_t *reply =
-		    json_pack("{s:i, s:s, s:b, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK, "command",
-		              "promote", "dry_run", true, "already_promoted", false, "message",
-		              "dry run: nothing changed", "zones", op->zones_json);
-		finish(op, reply);
-		return;
-	}
-	if (keys)
-		sign_then_commit(op, out, keys); /* hands both over */
-	else
-		commit_and_notify(op, out);
+	/* always: a signed campus zone must not be served unsigned either */
+	check_continuity(op, out, keys); /* hands both over */
 	return;
 failed:
 	drdns_zoneset_free(out);

@@ -242,6 +242,9 @@ check "after a restart: still primary" test "$(json_get "$(drdnsctl --json statu
 check "  still serving the DR serial" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
 
 # --- failback (demote) --------------------------------------------------------
+# The operator fails back by hand: the watchdog is paused first, or it may step
+# down by itself (it does once the campus is ahead and the secondaries follow).
+drdnsctl pause --reason "test: manual failback" >/dev/null
 # The campus comes back still at its old serial: demote must refuse (exit 4),
 # name the serial the campus must publish (DR serial + 1), and change nothing.
 sandbox_unblackhole 127.0.0.10 127.0.0.15
@@ -251,7 +254,7 @@ set -e
 check "demote with the campus behind: exit 4" test "$rc" = 4
 check "  names the serial the campus must publish ($((DR_SERIAL + 1)))" \
     test "$(json_get "$out" 'sorted(set(z["master_must_publish"] for z in d["zones"]))')" = "[$((DR_SERIAL + 1))]"
-error_has() { json_get "$1" 'd["error"]' | grep -q "$2"; } # JSON TEXT
+error_has() { grep -q "$2" <<<"$(json_get "$1" 'd["error"]')"; } # JSON TEXT (no pipe: pipefail + grep -q races)
 check "  the error says why" error_has "$out" "the master must publish $((DR_SERIAL + 1))"
 check "  nothing changed: still primary, serving $DR_SERIAL" \
     test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = primary
@@ -283,5 +286,6 @@ check "  AXFR from ns2 (NSD) is the campus zone again (NS ns0 back)" bash -c "di
 check "  audit: demote committed and done" grep -q '"action":"demote".*"result":"done"\|"result":"done".*"action":"demote"' "$AUDIT"
 out=$(drdnsctl --json demote --reason "test: again" --yes)
 check "a second demote: exit 0, nothing to do" test "$(json_get "$out" 'd["exit"]')" = 0
+drdnsctl resume --reason "test: failback done" >/dev/null
 
 [ "$fail" -eq 0 ]

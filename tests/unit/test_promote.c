@@ -33,6 +33,7 @@
 #include "drdns/conf.h"
 #include "drdns/ctl.h"
 #include "drdns/diag.h"
+#include "drdns/dnssec.h"
 #include "drdns/error.h"
 #include "drdns/failover.h"
 #include "drdns/fsutil.h"
@@ -599,6 +600,108 @@ static void test_promote_dry_run_shows_keys(void **state)
 	assert_nothing_changed(s);
 }
 
+/* ---- DNSSEC key continuity ---- */
+
+/* ns1 serves the campus copy with the DNSKEY set of a key fixture. */
+static void ns1_publishes_keys(struct sandbox *s, const char *fixture)
+{
+	char *dir = NULL;
+	assert_true(asprintf(&dir, "%s/keys/%s", getenv("DRDNS_TEST_DATA"), fixture) > 0);
+	struct drdns_keyset *ks = NULL;
+	struct drdns_diag diag = {0};
+	assert_int_equal(drdns_keyset_load(dir, "example.edu", &ks, &diag), 0);
+	assert_non_null(ks);
+	drdns_diag_clear(&diag);
+	struct drdns_zoneset *set = set_with_serial(s, CAMPUS_SERIAL);
+	ldns_rr_list *keys = drdns_keyset_dnskeys(ks, 3600);
+	for (size_t i = 0; i < ldns_rr_list_rr_count(keys); i++)
+		ldns_rr_list_push_rr(set->zones[0]->rrs, ldns_rr_clone(ldns_rr_list_rr(keys, i)));
+	ldns_rr_list_deep_free(keys);
+	drdns_keyset_free(ks);
+	free(dir);
+	drdns_server_set_zones(s->ns1, set);
+}
+
+static const char *continuity_of(const json_t *reply)
+{
+	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
+	return json_string_value(json_object_get(json_object_get(z, "dnssec"), "continuity"));
+}
+
+static json_t *promote_forced(struct sandbox *s, double wait)
+{
+	json_t *who = json_pack("{s:i}", "uid", 0);
+	struct drdns_promote_opts o = {
+	    .reason = "unit test", .force = true, .wait = wait, .who = who};
+	struct result r = {0};
+	assert_int_equal(drdns_promote_start(&s->ctx, &o, on_done, &r), 0);
+	json_decref(who);
+	run_until(s, &r);
+	return r.reply;
+}
+
+/* The secondary publishes the keys drdns has: signed and published. */
+static void test_continuity_same_keys(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "ecdsa");
+	ns1_publishes_keys(s, "ecdsa");
+	simulate_transfer(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_string_equal(continuity_of(reply), "same");
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+}
+
+/* The secondary publishes other keys: refused (dry run too), nothing changed;
+ * --force promotes all the same. */
+static void test_continuity_mismatch_refused(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "ecdsa");
+	ns1_publishes_keys(s, "ed25519");
+	json_t *reply = promote(s, true, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	json_decref(reply);
+	reply = promote(s, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	const char *err = json_string_value(json_object_get(reply, "error"));
+	assert_non_null(strstr(err, "key continuity"));
+	assert_non_null(strstr(err, "ns1.example.edu."));
+	assert_non_null(strstr(err, "--force"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+	reply = promote_forced(s, 0.3);
+	assert_int_not_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_string_equal(continuity_of(reply), "mismatch");
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+}
+
+/* Signed on the campus, no dnssec group here: never serve it unsigned. */
+static void test_continuity_would_unsign_refused(void **state)
+{
+	struct sandbox *s = *state;
+	ns1_publishes_keys(s, "ecdsa");
+	json_t *reply = promote(s, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "error")), "unsigned"));
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
+/* Unsigned on the campus and here: nothing to say, promoted as before. */
+static void test_continuity_unsigned(void **state)
+{
+	struct sandbox *s = *state;
+	simulate_transfer(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_string_equal(continuity_of(reply), "unsigned");
+	json_decref(reply);
+}
+
 /* state.json cannot be replaced: the promotion fails and changes nothing. */
 static void test_commit_failure_changes_nothing(void **state)
 {
@@ -1150,6 +1253,22 @@ static void test_drill_resumes_cut_short(void **state)
 	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
 }
 
+/* The drill's pre-flight catches a key continuity break (its forced dry run
+ * would not refuse it). */
+static void test_drill_preflight_dnssec_mismatch(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	use_keys(s, "ecdsa");
+	ns1_publishes_keys(s, "ed25519");
+	json_t *reply = drill(s, NULL, true, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_int_equal(preflight_ok(reply, "dnssec"), 0);
+	json_decref(reply);
+	assert_nothing_changed(s);
+}
+
 int main(void)
 {
 	srand((unsigned)getpid());
@@ -1166,6 +1285,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_promote_signs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_promote_bad_key_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_promote_dry_run_shows_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_continuity_same_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_continuity_mismatch_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_continuity_would_unsign_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_continuity_unsigned, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_preflight_dnssec_mismatch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_failure_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_busy_is_audited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shutdown_during_probes, setup, teardown),
