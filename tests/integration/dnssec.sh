@@ -22,32 +22,8 @@
 #     verifies with ldns-verify-zone and with BIND's dnssec-verify; the DNSKEY
 #     set is the campus's.
 set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/lib.sh" "$@"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=${DRDNS_SRC:-$(cd "$HERE/../.." && pwd)}
-export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
-
-if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
-    export DRDNS_IN_NETNS=1
-    exec unshare -n -- "$0" "$@"
-fi
-
-source "$SRC/scripts/lib/sandbox.sh"
-source "$SRC/scripts/lib/drdns.sh"
-
-pass=0
-fail=0
-ok()   { pass=$((pass + 1)); echo "PASS: $*"; }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() {
-    echo "dnssec: $pass checks passed, $fail failed"
-    if [ "$fail" -ne 0 ]; then
-        sandbox_dump_logs 40
-        echo "==== drdnsd log ====" >&2
-        tail -n 80 "$SANDBOX_DIR/drdnsd.log" >&2 || true
-    fi
-}
 
 CAMPUS_SERIAL=2026112301
 DR_SERIAL=2026112302

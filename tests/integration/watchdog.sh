@@ -60,18 +60,7 @@
 #              restart removes the left-over generation and the watchdog promotes
 #              again: still exactly one bump.
 set -euo pipefail
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=${DRDNS_SRC:-$(cd "$HERE/../.." && pwd)}
-export DRDNS_BUILD=${DRDNS_BUILD:-$SRC/build}
-
-if [ "${DRDNS_IN_NETNS:-}" != 1 ]; then
-    export DRDNS_IN_NETNS=1
-    exec unshare -n -- "$0" "$@"
-fi
-
-source "$SRC/scripts/lib/sandbox.sh"
-source "$SRC/scripts/lib/drdns.sh"
+source "$(cd "$(dirname "$0")" && pwd)/lib.sh" "$@"
 
 # python3 may be a version-manager shim that costs ~0.3 s a call; the state is
 # polled with it, so put the real interpreter first on PATH.
@@ -79,23 +68,11 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 PATH="$(dirname "$PY"):$PATH"
 export PATH
 
-pass=0
-fail=0
-T0=$(date +%s)
-ok()   { pass=$((pass + 1)); echo "PASS: $*"; }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+T0=$IT_T0
+IT_LOG_LINES=150
 # checkd WHAT DIAG CMD...: like check, and on failure also runs DIAG (a command line).
 checkd() { local what=$1 diag=$2; shift 2; if "$@"; then ok "$what"; else bad "$what"; eval "$diag" || true; fi; }
 note() { echo "---- [$(( $(date +%s) - T0 )) s] $*"; }
-finish() {
-    echo "watchdog: $pass checks passed, $fail failed ($(( $(date +%s) - T0 )) s)"
-    if [ "$fail" -ne 0 ]; then
-        sandbox_dump_logs 40
-        echo "==== drdnsd log ====" >&2
-        tail -n 150 "$SANDBOX_DIR/drdnsd.log" >&2 || true
-    fi
-}
 
 CAMPUS=127.0.0.10
 NS0=127.0.0.15
