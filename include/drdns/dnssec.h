@@ -1,5 +1,5 @@
 /*
- * DNSSEC for the DR set: the zone's keys, and signing (issue 5).
+ * DNSSEC for the DR set: the zone's keys, and signing.
  *
  * Keys live in one directory as BIND writes them (dnssec-keygen):
  * K<zone>+<alg>+<tag>.key (the DNSKEY record) and K<zone>+<alg>+<tag>.private
