@@ -72,16 +72,6 @@ check "a corrupt private key: --check exit 1" test "$rc" = 1
 check "  naming the key file" grep -q "$(basename "$zsk_private" .private)" <<<"$msg"
 
 drdns_start "$CONF"
-serves_all() { # SERIAL ADDR...
-    local serial=$1 a z
-    shift
-    for a in "$@"; do
-        for z in "${ZONES[@]}"; do
-            [ "$(sandbox_soa_serial "$a" "$z")" = "$serial" ] || { echo "  $a $z: $(sandbox_soa_serial "$a" "$z")"; return 1; }
-        done
-    done
-}
-refuses() { dig +time=2 +tries=1 +norec @"$1" "$2" SOA | grep -q 'status: REFUSED'; }
 
 sandbox_blackhole 127.0.0.10 127.0.0.15
 set +e

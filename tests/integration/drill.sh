@@ -59,9 +59,6 @@ all_serve() { # ZONE SERIAL
         [ "$(serial_of "$a" "$1")" = "$2" ] || { echo "  $a $1: $(serial_of "$a" "$1")"; return 1; }
     done
 }
-refuses() { # ADDR ZONE
-    dig +time=2 +tries=1 +norec @"$1" "$2" SOA | grep -q 'status: REFUSED'
-}
 txt_of() { dig +short +time=2 +tries=1 +norec @"$1" "$DRILL" TXT; }
 prod_unchanged() {
     local z

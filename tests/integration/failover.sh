@@ -54,18 +54,6 @@ drdns_write_conf "$CONF" "$WORK/drdns/zones-dr" '{ name = "ns5.example.edu."; ad
 check "drdnsd --check accepts the sandbox configuration" "$DRDNS_BUILD/drdnsd" --check -c "$CONF"
 drdns_start "$CONF"
 
-serves_all() { # SERIAL ADDR...
-    local serial=$1 a z
-    shift
-    for a in "$@"; do
-        for z in "${ZONES[@]}"; do
-            [ "$(sandbox_soa_serial "$a" "$z")" = "$serial" ] || { echo "  $a $z: $(sandbox_soa_serial "$a" "$z")"; return 1; }
-        done
-    done
-}
-refuses() { # ADDR ZONE
-    dig +time=2 +tries=1 +norec @"$1" "$2" SOA | grep -q 'status: REFUSED'
-}
 
 # --- standby ---------------------------------------------------------------
 out=$(drdnsctl --json status) || true

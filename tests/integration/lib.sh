@@ -13,6 +13,9 @@
 #   HERE SRC DRDNS_BUILD     the test directory, the source tree, the build
 #   ok WHAT / bad WHAT       count and print "PASS: WHAT" / "FAIL: WHAT"
 #   check WHAT CMD...        ok or bad by CMD's exit status
+#   serves_all SERIAL ADDR... every ADDR serves SERIAL for every zone in
+#                            $ZONES (the script's); the first mismatch is printed
+#   refuses ADDR ZONE        ADDR answers REFUSED for ZONE's SOA
 #   finish                   prints "<script>: N checks passed, N failed (T s)"
 #                            and, after a failure, the daemons' logs
 #                            (IT_LOG_LINES lines of drdnsd's, default 80)
@@ -43,4 +46,19 @@ finish() {
         echo "==== drdnsd log ====" >&2
         tail -n "${IT_LOG_LINES:-80}" "$SANDBOX_DIR/drdnsd.log" >&2 || true
     fi
+}
+
+serves_all() {
+    local serial=$1 a z
+    shift
+    for a in "$@"; do
+        for z in "${ZONES[@]}"; do
+            [ "$(sandbox_soa_serial "$a" "$z")" = "$serial" ] || { echo "  $a $z: $(sandbox_soa_serial "$a" "$z")"; return 1; }
+        done
+    done
+}
+# No pipe into grep -q: under pipefail, grep exiting at the first match can
+# SIGPIPE dig and fail the check.
+refuses() {
+    grep -q 'status: REFUSED' <<<"$(dig +time=2 +tries=1 +norec @"$1" "$2" SOA)"
 }

@@ -128,7 +128,7 @@ log_lacks() { ! log_has "$@"; }
 not() { ! "$@"; }
 log_lacks_re() { ! log_since "$1" | grep -E -- "$2" >/dev/null; } # MARK REGEX
 
-serves_all() { # SERIAL ADDR...
+serves_all_quiet() { # SERIAL ADDR...: as serves_all (lib.sh), printing nothing (polled)
     local serial=$1 a z
     shift
     for a in "$@"; do
@@ -149,9 +149,6 @@ max_serial() { # ADDR...: the highest serial any of them serves, either zone
         if [ -n "$s" ] && [ "$s" -gt "$m" ]; then m=$s; fi
     done; done
     echo "$m"
-}
-refuses() { # ADDR ZONE
-    dig +time=2 +tries=1 +norec @"$1" "$2" SOA | grep 'status: REFUSED' >/dev/null
 }
 ns_set() { # ADDR: the NS RRset of example.edu, one line
     dig +short +norec +time=2 +tries=1 @"$1" example.edu NS | sort | tr '\n' ' '
@@ -344,7 +341,7 @@ check "  never MASTER_DOWN, ISOLATED, PROMOTING or PROMOTED" \
 check "  no promotion attempted (log; pre_promote hook never ran)" \
     eval 'no_promotion_attempted "$mark" && [ ! -e "$HOOKS/pre_promote.log" ]'
 check "  no promote in the audit log" test "$(audit_count "$AUDIT" 'r["action"]=="promote"')" = 0
-check "  secondaries still at the campus serial" serves_all "$CAMPUS_SERIAL" "${SECS[@]}"
+check "  secondaries still at the campus serial" serves_all_quiet "$CAMPUS_SERIAL" "${SECS[@]}"
 
 # ---- (c) isolation ------------------------------------------------------------------
 note "(c) isolation: the campus and every secondary dark"
@@ -405,7 +402,7 @@ check "  hook env: DRDNS_ZONES names both zones ($zones_env)" \
     eval '[[ $zones_env == *example.edu* && $zones_env == *2.0.192.in-addr.arpa* ]]'
 check "  not promoted, drdns REFUSED" no_promotion_attempted "$(logmark)"
 check "  no promote in the audit log" test "$(audit_count "$AUDIT" 'r["action"]=="promote"')" = 0
-check "  secondaries still at the campus serial" serves_all "$CAMPUS_SERIAL" "${LIVE[@]}"
+check "  secondaries still at the campus serial" serves_all_quiet "$CAMPUS_SERIAL" "${LIVE[@]}"
 check "  metrics: drdns_pre_promote_vetoes_total 1" metric_is drdns_pre_promote_vetoes_total 1
 check "  back to MASTER_DOWN with alert promote_failed" wait_until 10 state_alert MASTER_DOWN promote_failed
 
@@ -430,8 +427,8 @@ unblackhole_all "${LIVE[@]}"
 check "state.json: promoted" wait_until 20 promoted_in "$STATE"
 check "  the pre_promote hook ran again and let it through" test "$(hook_runs pre_promote)" = 2
 checkd "  ns1 (BIND dr-first), ns2 (NSD), ns3 (Knot) serve $DR_SERIAL" 'show_serials "${FAST[@]}"' \
-    wait_until 40 serves_all "$DR_SERIAL" "${FAST[@]}"
-check "  drdns serves $DR_SERIAL" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
+    wait_until 40 serves_all_quiet "$DR_SERIAL" "${FAST[@]}"
+check "  drdns serves $DR_SERIAL" serves_all_quiet "$DR_SERIAL" "$DRDNS_ADDR"
 check "  watchdog state PROMOTED" wait_until 10 state_is PROMOTED
 check "  status: role primary, state PROMOTED" test "$(st 'd["role"]+" "+d["state"]')" = "primary PROMOTED"
 check "  status: the reason is the watchdog's" test "$(st 'd["reason"].startswith("watchdog:")')" = true
@@ -457,13 +454,13 @@ check "  drdnsd log: automatic promotion" log_has "$mark" 'automatic promotion r
 check "  drdnsd log: the promotion used the watchdog's probe round" log_has "$mark" "promote uses the watchdog's probe round"
 t_ns4=$(now_ms)
 checkd "  ns4 (BIND campus-first) converges to $DR_SERIAL" 'show_serials $NS4' \
-    wait_until 110 serves_all "$DR_SERIAL" "$NS4"
+    wait_until 110 serves_all_quiet "$DR_SERIAL" "$NS4"
 echo "  ns4 converged $(( ($(now_ms) - t_ns4) / 1000 )) s after the fast secondaries were checked"
 check "  the promotion finished: every live secondary converged (exit 0)" \
     wait_until 20 log_has "$mark" "automatic promotion finished exit=0 committed=yes"
 check "  audit: the final record (done)" \
     test "$(audit_count "$AUDIT" 'r["action"]=="promote" and r["result"]=="done" and r["who"]=={"watchdog":"dr-sandbox"}')" = 1
-check "  every live secondary serves $DR_SERIAL" serves_all "$DR_SERIAL" "${LIVE[@]}"
+check "  every live secondary serves $DR_SERIAL" serves_all_quiet "$DR_SERIAL" "${LIVE[@]}"
 # post_promote runs when the automatic promotion finishes, i.e. after the wait
 # for convergence (ns4: about a minute after the commit), not at the commit.
 check "  post_promote hook ran (once)" wait_until 10 eval '[ "$(hook_runs post_promote)" = 1 ]'
@@ -480,14 +477,14 @@ mark=$(logmark)
 unblackhole_all "$CAMPUS" "$NS0"
 check "alert master_returned (campus $CAMPUS_SERIAL < DR $DR_SERIAL)" wait_until 15 has_alert master_returned
 check "  still PROMOTED" state_is PROMOTED
-check "  drdns still serves $DR_SERIAL" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
+check "  drdns still serves $DR_SERIAL" serves_all_quiet "$DR_SERIAL" "$DRDNS_ADDR"
 wait_rounds 4 || true
 check "  no step-down while the campus is behind" log_lacks "$mark" "stepping down"
 
 note "(e) the campus publishes $FAILBACK_SERIAL"
 nmark=$(ns1_mark)
 for z in "${ZONES[@]}"; do sandbox_campus_bump_serial "$z" "$FAILBACK_SERIAL"; done
-check "campus serves $FAILBACK_SERIAL" serves_all "$FAILBACK_SERIAL" "$CAMPUS"
+check "campus serves $FAILBACK_SERIAL" serves_all_quiet "$FAILBACK_SERIAL" "$CAMPUS"
 t_bump=$(now_ms)
 # The watchdog steps down once the master is ahead on every zone AND every
 # answering secondary serves the master's serial (auto_demote = false).  The
@@ -495,7 +492,7 @@ t_bump=$(now_ms)
 # looked for in the log.
 check "alert master_ahead raised" wait_until 15 log_has "$mark" "kind=master_ahead"
 checkd "  ns2 (NSD), ns3 (Knot), ns4 (BIND campus-first), ns0 follow the campus" 'show_serials "${SECS[@]}"' \
-    wait_until 30 serves_all "$FAILBACK_SERIAL" 127.0.0.12 127.0.0.13 "$NS4" "$NS0"
+    wait_until 30 serves_all_quiet "$FAILBACK_SERIAL" 127.0.0.12 127.0.0.13 "$NS4" "$NS0"
 # Does BIND listing drdns first (ns1) move to the campus while drdns still serves
 # the lower DR serial?  Give it 20 s more.
 if wait_until 20 log_has "$mark" "stepping down"; then
@@ -531,7 +528,7 @@ check "  watchdog NORMAL" wait_until 15 state_is NORMAL
 check "  status: standby" test "$(st 'd["role"]')" = standby
 check "  post_demote hook ran (DRDNS_ROLE=standby)" wait_until 10 eval '[ "$(hook_env post_demote DRDNS_ROLE)" = standby ]'
 checkd "  every secondary, ns1 included, serves $FAILBACK_SERIAL" 'show_serials "${SECS[@]}"' \
-    wait_until 30 serves_all "$FAILBACK_SERIAL" "${SECS[@]}"
+    wait_until 30 serves_all_quiet "$FAILBACK_SERIAL" "${SECS[@]}"
 check "  metrics: drdns_stepdowns_total 1, drdns_promoted 0" \
     wait_until 5 eval '[ "$(metric drdns_stepdowns_total) $(metric drdns_promoted)" = "1 0" ]'
 mark2=$(logmark)
@@ -589,7 +586,7 @@ mark=$(logmark)
 drdns_start "$C3"
 check "the watchdog promotes" wait_until 20 promoted_in "$S3"
 check "  on its own" log_has "$mark" 'automatic promotion reason="watchdog:'
-checkd "  ns1, ns2, ns3 converge to $E3" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all "$E3" "${FAST[@]}"
+checkd "  ns1, ns2, ns3 converge to $E3" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E3" "${FAST[@]}"
 in_flight=$(audit_eval "$S3/audit.log" '[r["result"] for r in recs if r["action"]=="promote"]')
 ns4_now=$(sandbox_soa_serial "$NS4" example.edu)
 check "  the promotion is still waiting (audit $in_flight; ns4 at $ns4_now)" \
@@ -601,12 +598,12 @@ mark=$(logmark)
 pp_before=$(hook_runs post_promote)
 drdns_start "$C3"
 check "restart: resumes as primary" log_has "$mark" "resuming as primary"
-check "  drdns serves $E3" serves_all "$E3" "$DRDNS_ADDR"
+check "  drdns serves $E3" serves_all_quiet "$E3" "$DRDNS_ADDR"
 check "  no second promotion" log_lacks "$mark" "promote requested"
 t_ns4=$(now_ms)
-checkd "  ns4 converges to exactly $E3" 'show_serials $NS4' wait_until 130 serves_all "$E3" "$NS4"
+checkd "  ns4 converges to exactly $E3" 'show_serials $NS4' wait_until 130 serves_all_quiet "$E3" "$NS4"
 echo "  ns4 converged $(( ($(now_ms) - t_ns4) / 1000 )) s after the restart"
-check "  every live secondary serves $E3" serves_all "$E3" "${LIVE[@]}"
+check "  every live secondary serves $E3" serves_all_quiet "$E3" "${LIVE[@]}"
 check "  state.json: serial $E3, one generation" \
     test "$(serials_of "$S3") $(gens "$S3")" = "$E3 $E3 gen-$(state_json "$S3" 'd["generation"]') "
 check "  audit: exactly one promote committed" \
@@ -629,17 +626,17 @@ check "  log: the fault point" log_has "$mark" "DRDNS_TEST_FAULT=after-commit: k
 check "  state.json: promoted, serial $E1 for both zones" \
     test "$(state_json "$S1" 'd["promoted"]') $(serials_of "$S1")" = "true $E1 $E1"
 check "  one generation on disk" test "$(gens "$S1")" = "gen-$(state_json "$S1" 'd["generation"]') "
-check "  the secondaries have not moved (nothing served, no NOTIFY)" serves_all "$before" "${FAST[@]}"
+check "  the secondaries have not moved (nothing served, no NOTIFY)" serves_all_quiet "$before" "${FAST[@]}"
 mark=$(logmark)
 nmark=$(ns1_mark)
 pp_before=$(hook_runs post_promote)
 drdns_start "$C1"
 check "restart: resumes as primary" log_has "$mark" "resuming as primary"
-check "  drdns serves $E1" serves_all "$E1" "$DRDNS_ADDR"
+check "  drdns serves $E1" serves_all_quiet "$E1" "$DRDNS_ADDR"
 # (drdnsd logs "resume notify acked=" only when the whole batch is over, ~31 s
 # with dead ns0 retried; ns1's own log shows the NOTIFY at once)
 check "  resume NOTIFY sent (ns1 logs a NOTIFY from drdns)" wait_until 20 ns1_notified_by_drdns "$nmark"
-checkd "  ns1, ns2, ns3 converge to exactly $E1" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all "$E1" "${FAST[@]}"
+checkd "  ns1, ns2, ns3 converge to exactly $E1" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E1" "${FAST[@]}"
 check "  no second promotion" log_lacks "$mark" "promote requested"
 gen1=$(state_json "$S1" 'd["generation"]')
 drdns_stop TERM
@@ -649,7 +646,7 @@ wait_rounds_st() { sleep "$1"; } # no metrics here: rounds are 0.5 s apart
 wait_rounds_st 3
 check "second restart: state.json unchanged (generation $gen1, serial $E1)" \
     test "$(state_json "$S1" 'd["generation"]') $(serials_of "$S1")" = "$gen1 $E1 $E1"
-check "  drdns, ns1, ns2, ns3 serve $E1" serves_all "$E1" "$DRDNS_ADDR" "${FAST[@]}"
+check "  drdns, ns1, ns2, ns3 serve $E1" serves_all_quiet "$E1" "$DRDNS_ADDR" "${FAST[@]}"
 check "  watchdog PROMOTED" test "$(st 'd["state"]')" = PROMOTED
 check "  no promotion since the restart" log_lacks "$mark" "promote requested"
 n_audit=$(audit_count "$S1/audit.log" 'r["action"]=="promote" and r["result"]=="committed"')
@@ -675,7 +672,7 @@ check "  state.json: not promoted (absent, or promoted false)" not promoted_in "
 left_over=$(gens "$S2")
 check "  a left-over generation on disk ($left_over)" test -n "$left_over"
 for g in $left_over; do touch "$S2/$g/.left-over-marker"; done
-check "  the secondaries have not moved" serves_all "$before" "${FAST[@]}"
+check "  the secondaries have not moved" serves_all_quiet "$before" "${FAST[@]}"
 mark=$(logmark)
 drdns_start "$C2"
 check "restart: the watchdog promotes again" wait_until 20 log_has "$mark" 'automatic promotion reason="watchdog:'
@@ -683,8 +680,8 @@ check "  state.json: promoted, serial $E2" \
     wait_until 10 eval '[ "$(state_json "$S2" "d.get(\"promoted\")") $(serials_of "$S2")" = "true $E2 $E2" ]'
 check "  the left-over generation was removed" eval '! ls "$S2"/gen-*/.left-over-marker >/dev/null 2>&1'
 check "  exactly one generation on disk" test "$(gens "$S2")" = "gen-$(state_json "$S2" 'd["generation"]') "
-checkd "  ns1, ns2, ns3 converge to exactly $E2" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all "$E2" "${FAST[@]}"
-check "  drdns serves $E2" serves_all "$E2" "$DRDNS_ADDR"
+checkd "  ns1, ns2, ns3 converge to exactly $E2" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E2" "${FAST[@]}"
+check "  drdns serves $E2" serves_all_quiet "$E2" "$DRDNS_ADDR"
 drdns_stop TERM
 
 [ "$fail" -eq 0 ]
