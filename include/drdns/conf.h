@@ -20,6 +20,8 @@
 struct drdns_diag;
 struct drdns_tsig_key;
 
+#define DRDNS_CONF_MAX_THRESHOLDS 16
+
 struct drdns_secondary {
 	char *name;                 /* NS name, lowercase, trailing dot: "ns1.example.edu." */
 	char *address;              /* IPv4 or IPv6 literal */
@@ -91,7 +93,8 @@ struct drdns_conf {
 		char *post_promote;
 		char *post_demote;
 		char *on_alert;
-		double timeout; /* seconds before a hook is killed, default 30 */
+		char *on_escalate; /* an alert nobody acknowledged (alerts.h) */
+		double timeout;    /* seconds before a hook is killed, default 30 */
 	} hooks;
 
 	/* Prometheus text endpoint (http://address:port/metrics); off when address is
@@ -113,7 +116,20 @@ struct drdns_conf {
 		uint8_t nsec3_salt_len;
 		bool nsec3_opt_out; /* default false */
 		unsigned threads;   /* signing threads, 0 (default): every CPU */
+		uint32_t refresh;   /* promoted: re-sign when the earliest signature drdns
+		                     * serves expires within this many seconds; default
+		                     * validity / 4, at most (validity - jitter) / 2 */
 	} dnssec;
+	/* Acknowledgeable alerts (alerts.h) and the RRSIG expiry watch (expiry.h). */
+	struct {
+		double repeat; /* seconds between on_alert runs until acked, default 3600 */
+		unsigned escalate_after; /* repeats before on_escalate, default 3; 0: never */
+		uint32_t rrsig_thresholds[DRDNS_CONF_MAX_THRESHOLDS]; /* seconds, descending;
+		                                                       * default 7d, 3d, 1d */
+		size_t n_rrsig_thresholds;
+		double rrsig_scan_interval; /* seconds between AXFR scans of every copy,
+		                             * default 3600 */
+	} alerts;
 	/* DR drills (drdnsctl drill). */
 	struct {
 		char *zone; /* the drill zone, lowercase with trailing dot, or NULL */

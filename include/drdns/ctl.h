@@ -44,6 +44,8 @@ enum drdns_ctl_cmd {
 	DRDNS_CMD_RELOAD,
 	DRDNS_CMD_CHECK,
 	DRDNS_CMD_DRILL,
+	DRDNS_CMD_RESIGN,
+	DRDNS_CMD_ACK,
 	DRDNS_CMD_UNKNOWN,
 };
 const char *drdns_ctl_cmd_name(enum drdns_ctl_cmd cmd);

@@ -32,6 +32,9 @@
  * master was at least last_ok - REFRESH, where last_ok is the last time this
  * controller saw the master answer the zone.  The earliest moment a secondary
  * may drop the zone is therefore  last_ok - REFRESH + EXPIRE  (the "deadline").
+ * A signed zone also goes dark when its signatures expire: when drdns could
+ * re-sign it (it holds the keys), the earliest RRSIG expiration served counts
+ * as a deadline too (round_zone.rrsig_dark), whichever comes first.
  * The watchdog promotes no later than expire_margin before the earliest
  * deadline, even when promote_after would wait longer.
  */
@@ -91,6 +94,10 @@ struct drdns_round_zone {
 	/* every answering secondary that carries the zone serves master_serial or
 	 * newer (only meaningful when master == OK) */
 	bool secondaries_at_master;
+	/* the earliest RRSIG expiration the nameservers serve for the zone (unix
+	 * time, expiry.h), when drdns holds keys and could sign it after a
+	 * promotion; 0: none.  It counts for the deadline like the EXPIRE. */
+	double rrsig_dark;
 };
 
 struct drdns_round {
@@ -154,6 +161,7 @@ struct drdns_detector_zone {
 	bool current;       /* the zone was in the last round (only those count for the
 	                     * deadline: a zone removed from zones-dr/ must not) */
 	double reported_ok; /* last_ok when contact_changed last reported it */
+	double rrsig_dark;  /* from the last round (drdns_round_zone.rrsig_dark) */
 };
 
 struct drdns_detector {

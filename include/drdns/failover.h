@@ -62,6 +62,31 @@ struct drdns_promote_opts {
 int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *opts,
                         drdns_op_done_cb done, void *arg);
 
+/*
+ * Re-sign while promoted: drdns's signatures must never age out while it is
+ * the primary.  The watchdog starts this when the earliest signature served
+ * expires within dnssec.refresh; drdnsctl resign asks for it.  Takes the set
+ * being served; every zone with keys gets the next serial (above the
+ * published one and every serial a nameserver serves or was seen serving) and
+ * fresh signatures; zones without keys stay as they are.  Then, as for a
+ * promotion: key continuity against what the nameservers publish now (a
+ * changed key set is refused with exit 4 unless force), a new generation
+ * committed (the role, the promotion's time, reason and who are kept), the
+ * server swapped, NOTIFY and convergence (--wait).  Reply as promote's with
+ * "command": "resign" and zones[] {zone, old_serial, new_serial, dnssec}.
+ * Exit 1 when no zone has keys.  Returns 0 and calls done later, or
+ * DRDNS_ESTATE (not promoted) / DRDNS_EBUSY / DRDNS_ENOMEM.
+ */
+struct drdns_resign_opts {
+	const char *reason; /* copied */
+	bool dry_run;
+	bool force;        /* publish although the DNSKEY set differs from the nameservers' */
+	double wait;       /* < 0: policy.default_wait */
+	const json_t *who; /* borrowed */
+};
+int drdns_resign_start(struct drdns_ctx *ctx, const struct drdns_resign_opts *opts,
+                       drdns_op_done_cb done, void *arg);
+
 /* Probe the master and every secondary now and report (see ctl.h for the shape). */
 int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
 

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "drdns/alerts.h"
+
 struct drdns_zoneset;
 struct drdns_diag;
 
@@ -56,6 +58,11 @@ struct drdns_state {
 	char *paused_reason;
 	struct drdns_state_contact *contact; /* n_contact, owned */
 	size_t n_contact;
+	/* the watchdog's acknowledgeable alerts (alerts.h), so a restart neither
+	 * raises them again nor forgets who acknowledged them (owned, with their
+	 * strings; `restored` is not saved) */
+	struct drdns_alert *alerts;
+	size_t n_alerts;
 };
 
 /* Read state_dir/state.json; a missing file gives a fresh (not promoted) state.
@@ -80,6 +87,9 @@ void drdns_state_note_seen(struct drdns_state *st, const char *zone, uint32_t se
  * Returns 0 or DRDNS_ENOMEM. */
 int drdns_state_note_contact(struct drdns_state *st, const char *zone, double last_ok,
                              uint32_t expire, uint32_t refresh);
+/* Replace st's alerts with copies of the n in list (0 or DRDNS_ENOMEM: then st
+ * is unchanged). */
+int drdns_state_set_alerts(struct drdns_state *st, const struct drdns_alert *list, size_t n);
 /* Published serial of zone, or false. */
 bool drdns_state_published(const struct drdns_state *st, const char *zone, uint32_t *serial);
 

@@ -43,6 +43,12 @@ int drdns_watchdog_reconf(struct drdns_watchdog *wd);
 int drdns_watchdog_set_paused(struct drdns_watchdog *wd, bool paused, const char *reason,
                               const char *who, char *err, size_t errlen);
 
+/* drdnsctl ack ID --reason: acknowledge an alert of the alert book (alerts.h)
+ * and persist it in state.json.  Returns 0, or an error with a message in err
+ * (an unknown id lists the active ones; nothing changed). */
+int drdns_watchdog_ack(struct drdns_watchdog *wd, const char *id, const char *who,
+                       const char *reason, char *err, size_t errlen);
+
 /* The watchdog's view for drdnsctl status ("watchdog" object): state, paused,
  * streaks, outage start, active alerts, per-zone deadline and seconds left,
  * per-secondary serial/lag, last round time.  New reference. */

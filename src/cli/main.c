@@ -40,6 +40,7 @@ struct cli {
 	bool wait_set;
 	/* drill */
 	const char *zone;
+	const char *alert_id; /* ack ID */
 	bool preflight_only;
 };
 
@@ -115,10 +116,11 @@ static void print_usage(FILE *f)
 	    "  -h, --help           this help\n"
 	    "      --version        print the version\n"
 	    "\n"
-	    "pause and resume options:\n"
-	    "  -r, --reason TEXT    why (required for pause; recorded in the audit log)\n"
+	    "pause, resume and ack options:\n"
+	    "  -r, --reason TEXT    why (required for pause and ack; recorded in the audit\n"
+	    "                       log)\n"
 	    "\n"
-	    "promote and demote options:\n"
+	    "promote, demote and resign options:\n"
 	    "  -r, --reason TEXT    why (required; recorded in the audit log with who and when)\n"
 	    "  -n, --dry-run        show the plan, change nothing\n"
 	    "  -y, --yes            do not ask for confirmation (required when stdin is not a\n"
@@ -270,6 +272,11 @@ static void parse_command_options(struct cli *c, const struct drdns_ctl_cmd_info
 			break;
 		default: bad_option(c, opt, argv);
 		}
+	}
+	if (info->cmd == DRDNS_CMD_ACK) {
+		if (optind >= argc || !argv[optind][0])
+			usage_error(c, "ack needs the alert's ID (drdnsctl status lists them)");
+		c->alert_id = argv[optind++];
 	}
 	if (optind < argc)
 		usage_error(c, "%s takes no argument '%s'", info->name, argv[optind]);
@@ -489,7 +496,7 @@ static void print_zone_plan(FILE *f, const json_t *z)
 {
 	const char *name = jstr(z, "zone");
 	long long from = 0, to = 0, floor = 0;
-	bool have_from = jint(z, "max_observed", &from);
+	bool have_from = jint(z, "max_observed", &from) || jint(z, "old_serial", &from);
 	bool have_to = jint(z, "new_serial", &to);
 	bool have_floor = jint(z, "file_serial", &floor);
 	const char *note = jstr(z, "note");
@@ -709,6 +716,80 @@ static void print_demote(FILE *f, const json_t *r)
 	fflush(f);
 }
 
+/* "2d 03h 15m" (or "EXPIRED 1h 05m ago") for seconds left. */
+static void fmt_left(char *buf, size_t len, long long left)
+{
+	long long a = left < 0 ? -left : left;
+	if (a >= 86400)
+		snprintf(buf, len, "%s%lldd %02lldh %02lldm%s", left < 0 ? "EXPIRED " : "",
+		         a / 86400, a % 86400 / 3600, a % 3600 / 60, left < 0 ? " ago" : "");
+	else
+		snprintf(buf, len, "%s%lldh %02lldm%s", left < 0 ? "EXPIRED " : "", a / 3600,
+		         a % 3600 / 60, left < 0 ? " ago" : "");
+}
+
+/* The watchdog's DNSSEC view: per signed zone, time to dark and re-signing. */
+static void print_status_dnssec(FILE *f, const json_t *wd)
+{
+	const json_t *wz;
+	size_t k;
+	time_t now = time(NULL);
+	struct table t = {.ncols = 5};
+	table_row(&t, "ZONE", "TIME TO DARK", "CAUSE", "EARLIEST RRSIG", "NEXT RE-SIGN");
+	json_array_foreach(json_object_get(wd, "zones"), k, wz)
+	{
+		const json_t *d = json_object_get(wz, "dnssec");
+		long long dark, rrsig, resign;
+		char c1[48] = "-", c2[96] = "-", c3[48] = "-";
+		if (!json_is_object(d))
+			continue;
+		if (jint(d, "seconds_to_dark", &dark))
+			fmt_left(c1, sizeof(c1), dark);
+		if (jint(d, "rrsig_earliest", &rrsig)) {
+			fmt_left(c2, sizeof(c2), rrsig - (long long)now);
+			if (jstr(d, "rrsig_earliest_at"))
+				snprintf(c2 + strlen(c2), sizeof(c2) - strlen(c2), " (%s)",
+				         jstr(d, "rrsig_earliest_at"));
+		}
+		if (jint(d, "next_resign", &resign))
+			fmt_left(c3, sizeof(c3), resign - (long long)now);
+		if (jbool(d, "signed") != 1 && !jint(d, "seconds_to_dark", &dark))
+			continue;
+		table_row(&t, jstr(wz, "zone"), c1,
+		          jstr(d, "dark_cause") ? jstr(d, "dark_cause") : "-",
+		          jbool(d, "signed") == 1 ? c2 : "unsigned", c3);
+	}
+	if (t.nrows > 1) {
+		fputs("time to dark:\n", f);
+		table_print(f, &t, "  ");
+	} else {
+		table_free(&t);
+	}
+	const json_t *dn = json_object_get(wd, "dnssec");
+	if (jstr(dn, "resign_error"))
+		fprintf(f, "re-signing: %s\n", jstr(dn, "resign_error"));
+}
+
+/* An alert that can be acknowledged: who did, or how to. */
+static void print_alert_ack(FILE *f, const json_t *o)
+{
+	if (jbool(o, "ackable") != 1)
+		return;
+	const json_t *ack = json_object_get(o, "ack");
+	if (jbool(o, "acked") == 1 && json_is_object(ack)) {
+		fprintf(f, "\n      acknowledged by %s: %s",
+		        jstr(ack, "who") ? jstr(ack, "who") : "?",
+		        jstr(ack, "reason") ? jstr(ack, "reason") : "");
+		return;
+	}
+	long long repeats = 0;
+	jint(o, "repeats", &repeats);
+	fprintf(f,
+	        "\n      NOT acknowledged (repeated %lld time%s%s): drdnsctl ack %s --reason ...",
+	        repeats, repeats == 1 ? "" : "s", jbool(o, "escalated") == 1 ? ", ESCALATED" : "",
+	        jstr(o, "id") ? jstr(o, "id") : "ID");
+}
+
 static void print_status(FILE *f, const json_t *r)
 {
 	static const char *const known[] = {
@@ -781,6 +862,7 @@ static void print_status(FILE *f, const json_t *r)
 			        jstr(wz, "zone") ? jstr(wz, "zone") : "?", left / 86400,
 			        left % 86400 / 3600, left % 3600 / 60);
 		}
+		print_status_dnssec(f, wd);
 	}
 
 	if (json_is_object(m)) {
@@ -870,6 +952,7 @@ static void print_status(FILE *f, const json_t *r)
 					fputs(jstr(o, "message") ? jstr(o, "message")
 					                         : jstr(o, "text"),
 					      f);
+					print_alert_ack(f, o);
 				} else {
 					print_value(f, o);
 				}
@@ -1089,7 +1172,7 @@ static int output(const struct cli *c, const json_t *reply, enum drdns_ctl_cmd c
 		fflush(stdout);
 		return reply_exit(reply);
 	}
-	if (cmd == DRDNS_CMD_PROMOTE)
+	if (cmd == DRDNS_CMD_PROMOTE || cmd == DRDNS_CMD_RESIGN)
 		print_promote(stdout, reply);
 	else if (cmd == DRDNS_CMD_DEMOTE)
 		print_demote(stdout, reply);
@@ -1132,8 +1215,8 @@ static bool blank(const char *s)
 static int cmd_simple(struct cli *c, enum drdns_ctl_cmd cmd)
 {
 	const char *name = drdns_ctl_cmd_name(cmd);
-	if (cmd == DRDNS_CMD_PAUSE && (!c->reason || blank(c->reason)))
-		usage_error(c, "pause needs --reason TEXT (it is recorded in the audit log)");
+	if ((cmd == DRDNS_CMD_PAUSE || cmd == DRDNS_CMD_ACK) && (!c->reason || blank(c->reason)))
+		usage_error(c, "%s needs --reason TEXT (it is recorded in the audit log)", name);
 	if (!c->timeout_set)
 		c->timeout = STATUS_TIMEOUT;
 	json_t *client = client_identity();
@@ -1141,6 +1224,8 @@ static int cmd_simple(struct cli *c, enum drdns_ctl_cmd cmd)
 	    json_pack("{s:s, s:o}", "command", name, "client", client ? client : json_object());
 	if (req && c->reason)
 		json_object_set_new(req, "reason", json_string(c->reason));
+	if (req && c->alert_id)
+		json_object_set_new(req, "id", json_string(c->alert_id));
 	if (!req)
 		fail(c, DRDNS_EXIT_ERROR, "out of memory");
 	json_t *reply = call(c, req, true);
@@ -1261,6 +1346,11 @@ static int cmd_change(struct cli *c, enum drdns_ctl_cmd cmd)
 			snprintf(question, sizeof(question),
 			         "Stop serving the DR set and fail back to the master for %zu %s?",
 			         n, n == 1 ? "zone" : "zones");
+		else if (cmd == DRDNS_CMD_RESIGN)
+			snprintf(
+			    question, sizeof(question),
+			    "Sign %zu %s afresh under the next serial and NOTIFY the secondaries?",
+			    n, n == 1 ? "zone" : "zones");
 		else if (jbool(plan, "already_promoted") == 1)
 			snprintf(question, sizeof(question),
 			         "drdns is already the primary. NOTIFY the secondaries again?");
@@ -1321,8 +1411,10 @@ int main(int argc, char **argv)
 	switch (cmd) {
 	case DRDNS_CMD_STATUS: return cmd_status(&c);
 	case DRDNS_CMD_PROMOTE:
+	case DRDNS_CMD_RESIGN:
 	case DRDNS_CMD_DEMOTE: return cmd_change(&c, cmd);
 	case DRDNS_CMD_PAUSE:
+	case DRDNS_CMD_ACK:
 	case DRDNS_CMD_RESUME:
 	case DRDNS_CMD_RELOAD: return cmd_simple(&c, cmd);
 	case DRDNS_CMD_CHECK: return cmd_check(&c);

@@ -58,8 +58,9 @@
 #define DNSSEC_NSEC3_ITER_MAX 100LL      /* RFC 9276: 0; validators give up above ~100 */
 
 /* Every key drdns knows, per group.  Anything else is an error naming it. */
-static const char *const root_keys[] = {"controller", "master",  "secondaries", "zones",  "policy",
-                                        "hooks",      "metrics", "drill",       "dnssec", NULL};
+static const char *const root_keys[] = {"controller", "master", "secondaries", "zones",
+                                        "policy",     "hooks",  "metrics",     "drill",
+                                        "dnssec",     "alerts", NULL};
 static const char *const controller_keys[] = {
     "id",        "address",   "port",     "ns_name",        "control_socket",
     "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
@@ -72,13 +73,15 @@ static const char *const policy_keys[] = {
     "auto_promote",    "probe_timeout",        "probe_attempts", "notify_timeout",
     "notify_attempts", "poll_interval",        "default_wait",   "promote_after",
     "expire_margin",   "block_after_failover", "auto_demote",    NULL};
-static const char *const hooks_keys[] = {"pre_promote", "post_promote", "post_demote",
-                                         "on_alert",    "timeout",      NULL};
+static const char *const hooks_keys[] = {"pre_promote", "post_promote", "post_demote", "on_alert",
+                                         "on_escalate", "timeout",      NULL};
 static const char *const metrics_keys[] = {"address", "port", NULL};
 static const char *const drill_keys[] = {"zone", NULL};
 static const char *const dnssec_keys[] = {
-    "keys",       "validity",      "inception_offset", "jitter", "nsec3", "nsec3_iterations",
-    "nsec3_salt", "nsec3_opt_out", "threads",          NULL};
+    "keys",       "validity",      "inception_offset", "jitter",  "nsec3", "nsec3_iterations",
+    "nsec3_salt", "nsec3_opt_out", "threads",          "refresh", NULL};
+static const char *const alerts_keys[] = {"repeat", "escalate_after", "rrsig_thresholds",
+                                          "rrsig_scan_interval", NULL};
 
 /* Messages are collected, then handed to the diagnostics collector sorted by
  * file and line, so the output reads like a compiler's whatever order the
@@ -893,6 +896,7 @@ static void load_hooks(struct loader *l, const config_setting_t *root, struct dr
 	load_hook(l, g, "post_promote", &c->hooks.post_promote);
 	load_hook(l, g, "post_demote", &c->hooks.post_demote);
 	load_hook(l, g, "on_alert", &c->hooks.on_alert);
+	load_hook(l, g, "on_escalate", &c->hooks.on_escalate);
 	get_num(l, g, "hooks", "timeout", 0, EXCL, HOOK_TIMEOUT_MAX, &c->hooks.timeout, NULL);
 }
 
@@ -967,6 +971,81 @@ static void load_dnssec(struct loader *l, const config_setting_t *root, struct d
 		       v);
 	if (get_int(l, g, "dnssec", "threads", 0, 256, &n))
 		c->dnssec.threads = (unsigned)n;
+	/* Re-signing must leave fresh signatures well clear of the threshold, or
+	 * every round would re-sign again. */
+	uint32_t refresh_max = (c->dnssec.validity - c->dnssec.jitter) / 2;
+	c->dnssec.refresh = c->dnssec.validity / 4;
+	if (get_int(l, g, "dnssec", "refresh", 600, DNSSEC_VALIDITY_MAX, &n)) {
+		c->dnssec.refresh = (uint32_t)n;
+		if (c->dnssec.refresh > refresh_max)
+			report(l, get_member(g, "refresh"),
+			       "dnssec.refresh: %u is more than half of what a fresh signature "
+			       "lives (dnssec.validity - dnssec.jitter = %u): drdns would re-sign "
+			       "again and again",
+			       c->dnssec.refresh, c->dnssec.validity - c->dnssec.jitter);
+	}
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* alerts { repeat; escalate_after; rrsig_thresholds; rrsig_scan_interval } */
+static void load_alerts(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
+{
+	const config_setting_t *g = get_group(l, root, "alerts", false);
+	long long n;
+	if (!g)
+		return;
+	check_keys(l, g, "alerts", alerts_keys);
+	get_num(l, g, "alerts", "repeat", 10, INCL, 604800, &c->alerts.repeat, NULL);
+	if (get_int(l, g, "alerts", "escalate_after", 0, 1000, &n))
+		c->alerts.escalate_after = (unsigned)n;
+	get_num(l, g, "alerts", "rrsig_scan_interval", 5, INCL, 86400,
+	        &c->alerts.rrsig_scan_interval, NULL);
+	const config_setting_t *s = get_member(g, "rrsig_thresholds");
+	if (!s)
+		return;
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		report(l, s,
+		       "alerts.rrsig_thresholds: expected a list of seconds, such as [604800, "
+		       "259200, 86400]");
+		return;
+	}
+	int count = config_setting_length(s);
+	if (count > DRDNS_CONF_MAX_THRESHOLDS) {
+		report(l, s, "alerts.rrsig_thresholds: %d entries, at most %d", count,
+		       DRDNS_CONF_MAX_THRESHOLDS);
+		return;
+	}
+	uint32_t th[DRDNS_CONF_MAX_THRESHOLDS];
+	size_t used = 0;
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		int t = config_setting_type(e);
+		long long v = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64
+		                  ? config_setting_get_int64(e)
+		                  : -1;
+		if (v < 60 || v > DNSSEC_VALIDITY_MAX) {
+			report(l, e,
+			       "alerts.rrsig_thresholds[%d]: expected seconds from 60 to %lld "
+			       "(integers)",
+			       i, DNSSEC_VALIDITY_MAX);
+			return;
+		}
+		for (size_t j = 0; j < used; j++)
+			if (th[j] == (uint32_t)v) {
+				report(l, e, "alerts.rrsig_thresholds[%d]: %lld is listed twice", i,
+				       v);
+				return;
+			}
+		th[used++] = (uint32_t)v;
+	}
+	qsort(th, used, sizeof(th[0]), cmp_desc);
+	memcpy(c->alerts.rrsig_thresholds, th, sizeof(th[0]) * used);
+	c->alerts.n_rrsig_thresholds = used;
 }
 
 /* drill { zone } -- whether the zone is in the DR set is checked by --check and
@@ -1098,6 +1177,13 @@ static void set_defaults(struct drdns_conf *c)
 	c->metrics.port = 9353;
 	c->dnssec.validity = 2592000; /* 30 days */
 	c->dnssec.inception_offset = 3600;
+	c->alerts.repeat = 3600.0;
+	c->alerts.escalate_after = 3;
+	c->alerts.rrsig_thresholds[0] = 604800; /* 7 days */
+	c->alerts.rrsig_thresholds[1] = 259200; /* 3 days */
+	c->alerts.rrsig_thresholds[2] = 86400;  /* 1 day */
+	c->alerts.n_rrsig_thresholds = 3;
+	c->alerts.rrsig_scan_interval = 3600.0;
 }
 
 int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag *diag)
@@ -1176,6 +1262,7 @@ int drdns_conf_load(const char *path, struct drdns_conf **out, struct drdns_diag
 	load_metrics(&l, root, c);
 	load_drill(&l, root, c);
 	load_dnssec(&l, root, c);
+	load_alerts(&l, root, c);
 	check_cross(&l, root, c);
 	flush_messages(&l);
 
@@ -1228,6 +1315,7 @@ void drdns_conf_free(struct drdns_conf *conf)
 	free(conf->hooks.post_promote);
 	free(conf->hooks.post_demote);
 	free(conf->hooks.on_alert);
+	free(conf->hooks.on_escalate);
 	free(conf->metrics.address);
 	free(conf->drill.zone);
 	free(conf->dnssec.keys);

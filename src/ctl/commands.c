@@ -30,6 +30,11 @@ static const struct drdns_ctl_cmd_info commands[] = {
     {DRDNS_CMD_DRILL, "drill", "[--zone ZONE] [--preflight-only] [--wait SECONDS] [--reason TEXT]",
      "DR drill: a read-only pre-flight, then a live promote and return of the drill zone only",
      false, true},
+    {DRDNS_CMD_RESIGN, "resign", "--reason TEXT [--dry-run] [--yes] [--force] [--wait SECONDS]",
+     "while promoted: sign the served zones afresh under the next serial, and NOTIFY", true, true},
+    {DRDNS_CMD_ACK, "ack", "ID --reason TEXT",
+     "acknowledge an alert (status lists the ids): it stops repeating; who and why are recorded",
+     false, true},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

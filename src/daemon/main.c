@@ -288,6 +288,88 @@ static void handle_pause(struct daemon *d, struct drdns_ctl_request *req, const 
 	                               command, "message", msg, "paused", pause));
 }
 
+static void handle_resign(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
+                          const struct drdns_ctl_peer *peer)
+{
+	const char *reason;
+	double wait;
+	if (!change_args(req, body, "resign", &reason, &wait))
+		return;
+	json_t *who = who_from(body, peer);
+	struct drdns_resign_opts opts = {
+	    .reason = reason,
+	    .dry_run = json_is_true(json_object_get(body, "dry_run")),
+	    .force = json_is_true(json_object_get(body, "force")),
+	    .wait = wait,
+	    .who = who,
+	};
+	int ret = drdns_resign_start(&d->ctx, &opts, reply_done, req);
+	json_decref(who);
+	if (ret == DRDNS_ESTATE)
+		drdns_ctl_reply(req,
+		                drdns_error_reply("resign", DRDNS_EXIT_ERROR,
+		                                  "not promoted: drdns serves nothing to "
+		                                  "re-sign (the campus primary signs); nothing "
+		                                  "changed"));
+	else if (ret == DRDNS_EBUSY)
+		drdns_ctl_reply(req, drdns_error_reply("resign", DRDNS_EXIT_ERROR,
+		                                       "a promotion, step-down or re-signing is in "
+		                                       "progress; nothing changed"));
+	else if (ret < 0)
+		drdns_ctl_reply(req, drdns_error_reply("resign", DRDNS_EXIT_ERROR,
+		                                       "%s; nothing changed", drdns_strerror(ret)));
+}
+
+static void handle_ack(struct daemon *d, struct drdns_ctl_request *req, const json_t *body,
+                       const struct drdns_ctl_peer *peer)
+{
+	const json_t *jreason = json_object_get(body, "reason");
+	const json_t *jid = json_object_get(body, "id");
+	const char *reason = json_string_value(jreason), *id = json_string_value(jid);
+	if (!json_is_string(jreason) || !*reason || !one_line(reason)) {
+		drdns_ctl_reply(req,
+		                drdns_error_reply("ack", DRDNS_EXIT_USAGE,
+		                                  "ack needs --reason TEXT: one line of text"));
+		return;
+	}
+	if (!json_is_string(jid) || !*id || !one_line(id)) {
+		drdns_ctl_reply(req, drdns_error_reply("ack", DRDNS_EXIT_USAGE,
+		                                       "ack needs the alert's ID (drdnsctl status "
+		                                       "lists them)"));
+		return;
+	}
+	if (!d->ctx.watchdog) {
+		drdns_ctl_reply(req,
+		                drdns_error_reply("ack", DRDNS_EXIT_ERROR,
+		                                  "the watchdog is not running; nothing changed"));
+		return;
+	}
+	json_t *who = who_from(body, peer);
+	char *who_text = drdns_who_text(who), err[1024] = "out of memory; nothing changed";
+	int ret = who_text
+	              ? drdns_watchdog_ack(d->ctx.watchdog, id, who_text, reason, err, sizeof(err))
+	              : DRDNS_ENOMEM;
+	free(who_text);
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s}", "controller",
+	                        d->ctx.conf->controller.id, "action", "ack", "id", id, "reason",
+	                        reason, "who", who, "result", ret < 0 ? "error" : "done");
+	if (rec && ret < 0)
+		json_object_set_new(rec, "detail", json_string(err));
+	if (!rec || drdns_audit_append(d->ctx.conf->controller.audit_log, rec) < 0)
+		drdns_log(DRDNS_LOG_ERR, "daemon", "audit log write failed path=%s",
+		          d->ctx.conf->controller.audit_log);
+	json_decref(rec);
+	json_decref(who);
+	if (ret < 0) {
+		drdns_ctl_reply(req, drdns_error_reply("ack", DRDNS_EXIT_ERROR, "%s", err));
+		return;
+	}
+	char msg[512];
+	snprintf(msg, sizeof(msg), "acknowledged %s: it stops repeating until it clears", id);
+	drdns_ctl_reply(req, json_pack("{s:i, s:s, s:s, s:s}", "exit", DRDNS_EXIT_OK, "command",
+	                               "ack", "id", id, "message", msg));
+}
+
 static bool streq_null(const char *a, const char *b)
 {
 	return a == b || (a && b && !strcmp(a, b));
@@ -480,6 +562,8 @@ static void on_request(struct drdns_ctl_request *req, const json_t *body,
 	case DRDNS_CMD_RELOAD: handle_reload(d, req); break;
 	case DRDNS_CMD_CHECK: handle_check(d, req); break;
 	case DRDNS_CMD_DRILL: handle_drill(d, req, body, peer); break;
+	case DRDNS_CMD_RESIGN: handle_resign(d, req, body, peer); break;
+	case DRDNS_CMD_ACK: handle_ack(d, req, body, peer); break;
 	default:
 		drdns_ctl_reply(req, drdns_error_reply(name ? name : "?", DRDNS_EXIT_USAGE,
 		                                       "unknown command \"%s\"", name ? name : ""));

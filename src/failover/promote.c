@@ -44,7 +44,9 @@ struct promote_op {
 	char *reason;
 	json_t *who;
 	bool dry_run, force, repeat;
-	bool committed; /* state.json names a new generation */
+	bool resign;         /* drdns_resign_start: a new signed generation while promoted */
+	const char *command; /* "promote" or "resign": replies, audit, logs */
+	bool committed;      /* state.json names a new generation */
 	double wait;
 	drdns_op_done_cb done;
 	void *done_arg;
@@ -130,7 +132,7 @@ static void audit(struct promote_op *op, const char *result, int exit_code, cons
 		json_object_set_new(serials, op->serials[i].zone,
 		                    json_integer(op->serials[i].serial));
 	json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s?, s:b, s:b, s:o}", "controller",
-	                        conf->controller.id, "action", "promote", "reason", op->reason,
+	                        conf->controller.id, "action", op->command, "reason", op->reason,
 	                        "who", op->who, "result", result, "detail", detail, "force",
 	                        op->force, "repeat", op->repeat, "serials", serials);
 	if (rec && exit_code >= 0) /* < 0: an intermediate record (the operation goes on) */
@@ -150,7 +152,7 @@ static void finish(struct promote_op *op, json_t *reply)
 		reply =
 		    json_pack("{s:i, s:s, s:s}", "exit",
 		              op->committed ? DRDNS_EXIT_PARTIAL : DRDNS_EXIT_ERROR, "command",
-		              "promote", "error",
+		              op->command, "error",
 		              op->committed ? "promoted, but the report could not be built (out "
 		                              "of memory): check with drdnsctl status"
 		                            : "out of memory");
@@ -165,7 +167,7 @@ static void finish(struct promote_op *op, json_t *reply)
 		audit(op, result, exit_code, err ? err : msg);
 	}
 	drdns_log(exit_code == 0 ? DRDNS_LOG_NOTICE : DRDNS_LOG_WARNING, "failover",
-	          "promote finished exit=%d dry_run=%s repeat=%s", exit_code,
+	          "%s finished exit=%d dry_run=%s repeat=%s", op->command, exit_code,
 	          op->dry_run ? "yes" : "no", op->repeat ? "yes" : "no");
 	ctx->busy = false;
 	drdns_op_done_cb done = op->done;
@@ -183,9 +185,9 @@ static void fail(struct promote_op *op, int exit_code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	drdns_log(DRDNS_LOG_WARNING, "failover", "promote failed exit=%d error=\"%s\"", exit_code,
-	          msg);
-	finish(op, drdns_error_reply("promote", exit_code, "%s", msg));
+	drdns_log(DRDNS_LOG_WARNING, "failover", "%s failed exit=%d error=\"%s\"", op->command,
+	          exit_code, msg);
+	finish(op, drdns_error_reply(op->command, exit_code, "%s", msg));
 }
 
 static double since_start(const struct promote_op *op)
@@ -270,14 +272,15 @@ static void peer_step_done(struct promote_op *op)
 	int code = all && !none ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
 	char msg[256];
 	snprintf(msg, sizeof(msg), "%s; %s after %.1f s",
-	         op->repeat ? "already promoted: serials unchanged, NOTIFY sent again"
-	                    : "promoted: drdns is the primary for the DR zone set",
+	         op->resign   ? "re-signed: a new generation with fresh signatures is served"
+	         : op->repeat ? "already promoted: serials unchanged, NOTIFY sent again"
+	                      : "promoted: drdns is the primary for the DR zone set",
 	         none  ? "no secondary answered, so none was notified or converged"
 	         : all ? "every live secondary converged"
 	               : "some secondaries did not converge",
 	         since_start(op));
 	json_t *reply = json_pack("{s:i, s:s, s:b, s:b, s:s, s:O, s:o}", "exit", code, "command",
-	                          "promote", "dry_run", false, "already_promoted", op->repeat,
+	                          op->command, "dry_run", false, "already_promoted", op->repeat,
 	                          "message", msg, "zones", op->zones_json, "secondaries", secs);
 	finish(op, reply);
 }
@@ -436,10 +439,15 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 	}
 	next.promoted = true;
 	next.generation = gen;
-	next.changed_at = time(NULL);
-	next.last_promotion_at = next.changed_at; /* the watchdog's anti-flap block */
-	next.reason = strdup(op->reason);
-	next.who = drdns_who_text(op->who);
+	if (op->resign) { /* the same promotion goes on: its time, reason and who stay */
+		next.reason = strdup(ctx->state->reason ? ctx->state->reason : "");
+		next.who = strdup(ctx->state->who ? ctx->state->who : "");
+	} else {
+		next.changed_at = time(NULL);
+		next.last_promotion_at = next.changed_at; /* the watchdog's anti-flap block */
+		next.reason = strdup(op->reason);
+		next.who = drdns_who_text(op->who);
+	}
 	next.zones = calloc(op->n_serials ? op->n_serials : 1, sizeof(*next.zones));
 	ret = next.reason && next.who && next.zones ? 0 : DRDNS_ENOMEM;
 	for (size_t i = 0; ret == 0 && i < op->n_serials; i++) {
@@ -493,8 +501,8 @@ static int commit(struct promote_op *op, const struct drdns_zoneset *rewritten, 
 		          gen);
 	written = NULL;
 	drdns_state_gc(state_dir, gen);
-	drdns_log(DRDNS_LOG_NOTICE, "failover", "promoted generation=%lu zones=%zu reason=\"%s\"",
-	          gen, n_written, op->reason);
+	drdns_log(DRDNS_LOG_NOTICE, "failover", "%s generation=%lu zones=%zu reason=\"%s\"",
+	          op->resign ? "re-signed" : "promoted", gen, n_written, op->reason);
 cleanup:
 	drdns_zoneset_free(written);
 	drdns_diag_clear(&diag);
@@ -712,8 +720,8 @@ static void after_plan(struct promote_op *op, struct drdns_zoneset *out, struct 
 		drdns_zoneset_free(out);
 		json_t *reply =
 		    json_pack("{s:i, s:s, s:b, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK, "command",
-		              "promote", "dry_run", true, "already_promoted", false, "message",
-		              "dry run: nothing changed", "zones", op->zones_json);
+		              op->command, "dry_run", true, "already_promoted", op->resign,
+		              "message", "dry run: nothing changed", "zones", op->zones_json);
 		finish(op, reply);
 		return;
 	}
@@ -918,6 +926,105 @@ failed:
 	fail(op, exit_code, "%s; nothing changed", err);
 }
 
+/* ---- re-signing while promoted (drdns_resign_start) ---- */
+
+/* The set being served, with the next serial and fresh signatures for every
+ * zone that has keys; the zones without keys unchanged.  Then key continuity,
+ * commit and NOTIFY as for a promotion. */
+static void resign_all(struct promote_op *op)
+{
+	struct drdns_ctx *ctx = op->ctx;
+	struct drdns_zoneset *out = calloc(1, sizeof(*out));
+	struct drdns_keyset **keys = NULL;
+	char err[512] = "";
+	int exit_code = DRDNS_EXIT_ERROR;
+	op->zones_json = json_array();
+	op->serials = calloc(op->dr->n ? op->dr->n : 1, sizeof(*op->serials));
+	if (out)
+		out->zones = calloc(op->dr->n ? op->dr->n : 1, sizeof(*out->zones));
+	if (!out || !out->zones || !op->serials || !op->zones_json) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto failed;
+	}
+	for (size_t z = 0; z < op->dr->n; z++) {
+		const char *name = op->dr->zones[z]->name;
+		uint32_t published;
+		if (!drdns_state_published(ctx->state, name, &published)) {
+			snprintf(
+			    err, sizeof(err),
+			    "zone %s is served but %s/state.json has no serial for it: restart "
+			    "drdnsd",
+			    name, ctx->conf->controller.state_dir);
+			goto failed;
+		}
+		if (!(out->zones[z] = drdns_zone_clone(op->dr->zones[z]))) {
+			snprintf(err, sizeof(err), "out of memory");
+			goto failed;
+		}
+		out->n++;
+		op->serials[z].zone = name;
+		op->serials[z].serial = published;
+		op->n_serials++;
+		json_array_append_new(op->zones_json,
+		                      json_pack("{s:s, s:I, s:I}", "zone", name, "old_serial",
+		                                (json_int_t)published, "new_serial",
+		                                (json_int_t)published));
+	}
+	if (load_keys(op, out, &keys, err, sizeof(err)) < 0)
+		goto failed;
+	if (!keys) {
+		snprintf(err, sizeof(err),
+		         "nothing to re-sign: no zone of the served set has keys%s%s",
+		         ctx->conf->dnssec.keys ? " in " : " (no dnssec.keys configured)",
+		         ctx->conf->dnssec.keys ? ctx->conf->dnssec.keys : "");
+		goto failed;
+	}
+	for (size_t z = 0; z < out->n; z++) {
+		if (!keys[z])
+			continue;
+		/* above what is published, and above every serial any nameserver serves
+		 * or was ever seen serving (the secondaries only take a greater one) */
+		uint32_t *observed = calloc(op->ns.n + ctx->state->n_seen + 1, sizeof(*observed));
+		size_t n_observed = 0;
+		if (!observed) {
+			snprintf(err, sizeof(err), "out of memory");
+			free_keys(keys, out->n);
+			goto failed;
+		}
+		observed[n_observed++] = op->serials[z].serial;
+		for (size_t i = 0; i < op->ns.n; i++)
+			if (probe_of(op, i, z)->answered)
+				observed[n_observed++] = probe_of(op, i, z)->serial;
+		for (size_t i = 0; i < ctx->state->n_seen; i++)
+			if (!strcmp(ctx->state->seen[i].zone, out->zones[z]->name))
+				observed[n_observed++] = ctx->state->seen[i].serial;
+		uint32_t next = 0, floor = op->serials[z].serial + 1;
+		const char *why = NULL;
+		int ret = drdns_serial_next(observed, n_observed, floor, &next, &why);
+		free(observed);
+		ldns_rdf *rdf = ret == 0 ? ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, next) : NULL;
+		if (!rdf) {
+			snprintf(err, sizeof(err), "zone %s: no safe serial after %u: %s",
+			         out->zones[z]->name, op->serials[z].serial,
+			         ret < 0 && why ? why : "out of memory");
+			exit_code = ret < 0 ? DRDNS_EXIT_REFUSED : DRDNS_EXIT_ERROR;
+			free_keys(keys, out->n);
+			goto failed;
+		}
+		ldns_rdf_deep_free(ldns_rr_set_rdf(out->zones[z]->soa, rdf, 2));
+		op->serials[z].serial = next;
+		json_object_set_new(json_array_get(op->zones_json, z), "new_serial",
+		                    json_integer((json_int_t)next));
+		drdns_log(DRDNS_LOG_INFO, "failover", "resign plan zone=%s serial=%u",
+		          out->zones[z]->name, next);
+	}
+	check_continuity(op, out, keys); /* hands both over */
+	return;
+failed:
+	drdns_zoneset_free(out);
+	fail(op, exit_code, "%s; nothing changed", err);
+}
+
 /* ---- step 2: probes ---- */
 
 static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
@@ -939,6 +1046,10 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 		return;
 	}
 
+	if (op->resign) {
+		resign_all(op);
+		return;
+	}
 	if (op->repeat) {
 		if (op->dry_run) {
 			finish(op,
@@ -1067,38 +1178,98 @@ static int served_set(struct drdns_ctx *ctx, struct drdns_zoneset **out, struct 
 	return 0;
 }
 
-int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *opts,
-                        drdns_op_done_cb done, void *arg)
+/* A new operation holding ctx->busy, or NULL with *ret set (DRDNS_EBUSY: an
+ * attempt all the same, so on record unless a dry run). */
+static struct promote_op *op_new(struct drdns_ctx *ctx, const char *command, const char *reason,
+                                 const json_t *who, bool dry_run, bool force, double wait,
+                                 drdns_op_done_cb done, void *arg, int *ret)
 {
 	struct promote_op *op = calloc(1, sizeof(*op));
+	*ret = DRDNS_ENOMEM;
 	if (!op)
-		return DRDNS_ENOMEM;
+		return NULL;
 	op->ctx = ctx;
-	op->reason = strdup(opts->reason);
-	op->who = opts->who ? json_deep_copy(opts->who) : json_object();
-	op->dry_run = opts->dry_run;
-	op->force = opts->force;
-	op->wait = opts->wait;
+	op->command = command;
+	op->reason = strdup(reason ? reason : "");
+	op->who = who ? json_deep_copy(who) : json_object();
+	op->dry_run = dry_run;
+	op->force = force;
+	op->wait = wait;
 	op->repeat = ctx->state->promoted;
 	op->done = done;
 	op->done_arg = arg;
 	op->started_ns = uv_hrtime();
 	if (!op->reason || !op->who) {
 		op_free(op);
-		return DRDNS_ENOMEM;
+		return NULL;
 	}
-	if (ctx->busy) { /* an attempt all the same: on record */
+	if (ctx->busy) {
 		if (!op->dry_run)
 			audit(op, "error", DRDNS_EXIT_ERROR,
 			      "another promotion is in progress; nothing changed");
 		op_free(op);
-		return DRDNS_EBUSY;
+		*ret = DRDNS_EBUSY;
+		return NULL;
 	}
 	ctx->busy = true;
 	drdns_log(DRDNS_LOG_NOTICE, "failover",
-	          "promote requested dry_run=%s force=%s repeat=%s reason=\"%s\"",
+	          "%s requested dry_run=%s force=%s repeat=%s reason=\"%s\"", command,
 	          op->dry_run ? "yes" : "no", op->force ? "yes" : "no", op->repeat ? "yes" : "no",
 	          op->reason);
+	*ret = 0;
+	return op;
+}
+
+int drdns_resign_start(struct drdns_ctx *ctx, const struct drdns_resign_opts *opts,
+                       drdns_op_done_cb done, void *arg)
+{
+	if (!ctx->state->promoted)
+		return DRDNS_ESTATE;
+	int ret;
+	struct promote_op *op = op_new(ctx, "resign", opts->reason, opts->who, opts->dry_run,
+	                               opts->force, opts->wait, done, arg, &ret);
+	if (!op)
+		return ret;
+	op->resign = true;
+	struct drdns_diag diag = {0};
+	ret = served_set(ctx, &op->dr, &diag);
+	if (ret < 0) {
+		char *text = drdns_diag_join(&diag);
+		drdns_diag_clear(&diag);
+		fail(op, DRDNS_EXIT_ERROR,
+		     "the published set (generation %lu) cannot be read: %s; nothing changed%s%s",
+		     ctx->state->generation, drdns_strerror(ret), text && *text ? ":\n" : "",
+		     text ? text : "");
+		free(text);
+		return 0;
+	}
+	drdns_diag_clear(&diag);
+	/* Fresh probes: the new serial must beat whatever every nameserver serves,
+	 * and continuity compares with what they publish now. */
+	struct drdns_soa_target *targets = NULL;
+	size_t n_targets = 0;
+	ret = drdns_nameservers_build(ctx->conf, op->dr, &op->ns);
+	if (ret == 0)
+		ret = drdns_nameservers_targets(&op->ns, op->dr, &targets, &n_targets);
+	if (ret == 0)
+		ret = drdns_probe_soa(ctx->loop, ctx->conf->controller.address, targets, n_targets,
+		                      ctx->conf->policy.probe_timeout,
+		                      ctx->conf->policy.probe_attempts, false, on_probed, op);
+	free(targets);
+	if (ret < 0)
+		fail(op, DRDNS_EXIT_ERROR, "cannot start the SOA probes: %s; nothing changed",
+		     drdns_strerror(ret));
+	return 0;
+}
+
+int drdns_promote_start(struct drdns_ctx *ctx, const struct drdns_promote_opts *opts,
+                        drdns_op_done_cb done, void *arg)
+{
+	int ret0;
+	struct promote_op *op = op_new(ctx, "promote", opts->reason, opts->who, opts->dry_run,
+	                               opts->force, opts->wait, done, arg, &ret0);
+	if (!op)
+		return ret0;
 
 	/* Step 1: the whole DR set, or nothing.  Already promoted: the set being
 	 * served (a repeat publishes nothing new, and zones-dr may be mid-edit). */

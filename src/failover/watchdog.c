@@ -8,10 +8,13 @@
  */
 #include "drdns/watchdog.h"
 
+#include "drdns/alerts.h"
 #include "drdns/conf.h"
 #include "drdns/detector.h"
 #include "drdns/diag.h"
+#include "drdns/dnssec.h"
 #include "drdns/error.h"
+#include "drdns/expiry.h"
 #include "drdns/failover.h"
 #include "drdns/hooks.h"
 #include "drdns/log.h"
@@ -27,9 +30,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
-#define RETRY_AFTER    60.0 /* first retry after a failed automatic promotion */
-#define ALERT_HOOK_MIN 60.0 /* on_alert runs at most this often per alert kind */
+#define RETRY_AFTER    60.0  /* first retry after a failed automatic promotion */
+#define ALERT_HOOK_MIN 60.0  /* on_alert runs at most this often per alert kind */
+#define SCAN_TIMEOUT   10.0  /* seconds per AXFR of the RRSIG scan */
+#define SCAN_PARALLEL  2     /* pool threads a scan may hold (signing needs the others) */
+#define SCAN_SOON      5.0   /* after a role change or a re-signing: scan again soon */
+#define RESIGN_RETRY   600.0 /* after a failed re-signing */
+#define RESIGN_WAIT                                                                                \
+	10.0 /* convergence wait of an automatic re-signing (the scans                             \
+	      * follow the secondaries after that) */
+
+/* One nameserver's copy of one zone, from the RRSIG scans. */
+struct rrsig_copy {
+	bool known;                   /* fetched at least once */
+	struct drdns_rrsig_summary s; /* the last successful scan */
+	double fetched_at;
+	double tried_at;  /* last attempt */
+	char detail[160]; /* the last attempt's outcome */
+};
 
 /* Per (nameserver, zone): what the secondary served lately. */
 struct track {
@@ -67,6 +87,22 @@ struct drdns_watchdog {
 	double last_round_at;
 	unsigned long rounds, promotions, stepdowns, hook_vetoes;
 	bool last_promoted;
+
+	/* DNSSEC (expiry.h, alerts.h): the alert book, the RRSIG scans of every
+	 * nameserver's copy, drdns's own signatures and re-signing */
+	struct drdns_alertbook book;
+	struct rrsig_copy *copies;     /* n_targets, like targets (owned) */
+	bool *can_sign;                /* set->n: dnssec.keys holds keys for the zone */
+	struct drdns_rrsig_scan *scan; /* in flight, or NULL */
+	double next_scan, last_scan;
+	bool scanned;                    /* a scan completed since the targets were built */
+	struct drdns_rrsig_summary *own; /* set->n, drdns's served copies (promoted) */
+	unsigned long own_gen;           /* the generation own describes, 0: none */
+	struct drdns_expiry_out *expiry; /* set->n, the last evaluation */
+	bool resigning;
+	double resign_retry_at;
+	char resign_error[512];
+	unsigned long resigns;
 };
 
 struct round {
@@ -85,6 +121,11 @@ static double now_unix(void)
 	return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
+static double conf_scan_interval(const struct drdns_conf *conf)
+{
+	return conf->alerts.rrsig_scan_interval > 0 ? conf->alerts.rrsig_scan_interval : 3600.0;
+}
+
 static void targets_clear(struct drdns_watchdog *wd)
 {
 	for (size_t i = 0; wd->track && i < wd->n_targets; i++) {
@@ -96,6 +137,17 @@ static void targets_clear(struct drdns_watchdog *wd)
 	wd->track = NULL;
 	free(wd->targets);
 	wd->targets = NULL;
+	free(wd->copies);
+	wd->copies = NULL;
+	free(wd->can_sign);
+	wd->can_sign = NULL;
+	free(wd->own);
+	wd->own = NULL;
+	wd->own_gen = 0;
+	free(wd->expiry);
+	wd->expiry = NULL;
+	wd->scanned = false;
+	wd->next_scan = 0; /* scan the new targets at once */
 	drdns_soa_results_free(wd->udp, wd->n_udp);
 	drdns_soa_results_free(wd->tcp, wd->n_tcp);
 	wd->udp = wd->tcp = NULL;
@@ -112,6 +164,7 @@ static void wd_unref(struct drdns_watchdog *wd)
 		return;
 	targets_clear(wd);
 	drdns_detector_free(&wd->det);
+	drdns_alertbook_free(&wd->book);
 	free(wd);
 }
 
@@ -159,6 +212,22 @@ static int build_targets(struct drdns_watchdog *wd)
 	if (ret == 0 &&
 	    !(wd->track = calloc(wd->n_targets ? wd->n_targets : 1, sizeof(*wd->track))))
 		ret = DRDNS_ENOMEM;
+	if (ret == 0 &&
+	    (!(wd->copies = calloc(wd->n_targets ? wd->n_targets : 1, sizeof(*wd->copies))) ||
+	     !(wd->can_sign = calloc(set->n ? set->n : 1, sizeof(*wd->can_sign))) ||
+	     !(wd->own = calloc(set->n ? set->n : 1, sizeof(*wd->own))) ||
+	     !(wd->expiry = calloc(set->n ? set->n : 1, sizeof(*wd->expiry)))))
+		ret = DRDNS_ENOMEM;
+	/* Which zones drdns could sign: only those count for the expiry guard (a
+	 * promotion helps a zone whose signatures run out only if drdns re-signs it). */
+	for (size_t z = 0; ret == 0 && ctx->conf->dnssec.keys && z < set->n; z++) {
+		struct drdns_keyset *ks = NULL;
+		struct drdns_diag kd = {0};
+		if (drdns_keyset_load(ctx->conf->dnssec.keys, set->zones[z]->name, &ks, &kd) == 0)
+			wd->can_sign[z] = ks != NULL;
+		drdns_keyset_free(ks);
+		drdns_diag_clear(&kd);
+	}
 	if (ret < 0)
 		targets_clear(wd);
 	return ret;
@@ -204,11 +273,13 @@ static void serials_text(const struct drdns_watchdog *wd, char *buf, size_t len)
 	}
 }
 
-/* Run hook `name` (path may be NULL: then `then` runs at once with ok). */
-static void
-run_hook(struct drdns_watchdog *wd, const char *name, const char *path, const char *reason,
-         const char *alert, const char *alert_msg,
-         void (*then)(struct drdns_watchdog *, const struct drdns_hook_result *, void *), void *arg)
+/* Run hook `name` (path may be NULL: then `then` runs at once with ok).  repeat
+ * >= 0: DRDNS_ALERT_REPEAT (alert book runs). */
+static void run_hook_ex(struct drdns_watchdog *wd, const char *name, const char *path,
+                        const char *reason, const char *alert, const char *alert_msg, int repeat,
+                        void (*then)(struct drdns_watchdog *, const struct drdns_hook_result *,
+                                     void *),
+                        void *arg)
 {
 	const struct drdns_conf *conf = wd->ctx->conf;
 	if (!path) {
@@ -223,7 +294,7 @@ run_hook(struct drdns_watchdog *wd, const char *name, const char *path, const ch
 		used += (size_t)snprintf(zones + used, sizeof(zones) - used, "%s%s",
 		                         used ? " " : "", wd->set->zones[z]->name);
 	serials_text(wd, serials, sizeof(serials));
-	char *env[10] = {0}; /* at most 9 variables below, and the NULL */
+	char *env[11] = {0}; /* at most 10 variables below, and the NULL */
 	int n = 0;
 	if (asprintf(&env[n], "DRDNS_STATE=%s", drdns_wd_state_name(wd->det.state)) >= 0)
 		n++;
@@ -243,6 +314,8 @@ run_hook(struct drdns_watchdog *wd, const char *name, const char *path, const ch
 	if (alert && asprintf(&env[n], "DRDNS_ALERT=%s", alert) >= 0)
 		n++;
 	if (alert_msg && asprintf(&env[n], "DRDNS_ALERT_MESSAGE=%s", alert_msg) >= 0)
+		n++;
+	if (repeat >= 0 && asprintf(&env[n], "DRDNS_ALERT_REPEAT=%d", repeat) >= 0)
 		n++;
 	env[n] = NULL;
 	struct hook_run *h = calloc(1, sizeof(*h));
@@ -270,6 +343,14 @@ run_hook(struct drdns_watchdog *wd, const char *name, const char *path, const ch
 		if (then)
 			then(wd, &fail, arg);
 	}
+}
+
+static void
+run_hook(struct drdns_watchdog *wd, const char *name, const char *path, const char *reason,
+         const char *alert, const char *alert_msg,
+         void (*then)(struct drdns_watchdog *, const struct drdns_hook_result *, void *), void *arg)
+{
+	run_hook_ex(wd, name, path, reason, alert, alert_msg, -1, then, arg);
 }
 
 /* ---- actions ---- */
@@ -538,6 +619,345 @@ static void blind(struct drdns_watchdog *wd, const char *why)
 	         NULL, NULL);
 }
 
+/* ---- DNSSEC: RRSIG scans, time to dark, the alert book, re-signing ---- */
+
+/* Keep the book in state.json: a restart must neither raise every alert again
+ * nor forget who acknowledged one. */
+static int persist_book(struct drdns_watchdog *wd)
+{
+	struct drdns_ctx *ctx = wd->ctx;
+	int ret = drdns_state_set_alerts(ctx->state, wd->book.alerts, wd->book.n);
+	if (ret == 0)
+		ret = drdns_state_save(ctx->conf->controller.state_dir, ctx->state);
+	if (ret < 0)
+		drdns_log(DRDNS_LOG_WARNING, "alert", "cannot save the alerts dir=%s error=\"%s\"",
+		          ctx->conf->controller.state_dir, drdns_strerror(ret));
+	return ret;
+}
+
+/* drdns's own signatures, per served generation (summarizing a big zone is
+ * not free: once per generation, not per round). */
+static void own_refresh(struct drdns_watchdog *wd, double now)
+{
+	struct drdns_ctx *ctx = wd->ctx;
+	const struct drdns_zoneset *served = ctx->server ? drdns_server_zones(ctx->server) : NULL;
+	if (!ctx->state->promoted || !served || !wd->own) {
+		if (wd->own)
+			memset(wd->own, 0, wd->set->n * sizeof(*wd->own));
+		wd->own_gen = 0;
+		return;
+	}
+	if (wd->own_gen == ctx->state->generation)
+		return;
+	for (size_t z = 0; z < wd->set->n; z++) {
+		const struct drdns_zone *mine = drdns_zoneset_find(served, wd->set->zones[z]->name);
+		memset(&wd->own[z], 0, sizeof(wd->own[z]));
+		if (mine)
+			drdns_zone_rrsig_summarize(mine, (int64_t)now, &wd->own[z]);
+	}
+	wd->own_gen = ctx->state->generation;
+}
+
+/* Every zone's time to dark, alert level and re-sign time, from the last scans
+ * and drdns's own copy, at `now`. */
+static void dnssec_evaluate(struct drdns_watchdog *wd, double now)
+{
+	if (!wd->set || !wd->expiry || !wd->copies)
+		return;
+	own_refresh(wd, now);
+	const struct drdns_conf *conf = wd->ctx->conf;
+	bool promoted = wd->ctx->state->promoted;
+	size_t nz = wd->set->n, nns = wd->ns.n;
+	struct drdns_expiry_zone *zones = calloc(nz, sizeof(*zones));
+	struct drdns_expiry_copy *copies = calloc(nz * nns + 1, sizeof(*copies));
+	if (!zones || !copies) {
+		free(zones);
+		free(copies);
+		return;
+	}
+	for (size_t z = 0; z < nz; z++) {
+		struct drdns_expiry_zone *ez = &zones[z];
+		ez->zone = wd->set->zones[z]->name;
+		ez->soa_deadline = promoted ? 0 : drdns_detector_zone_deadline(&wd->det, ez->zone);
+		ez->own = promoted && wd->own_gen != 0;
+		ez->own_signatures = wd->own[z].signatures;
+		ez->own_earliest = wd->own[z].earliest;
+		ez->copies = &copies[z * nns];
+		for (size_t i = 0; i < nns; i++) {
+			/* promoted, the campus copy is not served to anyone */
+			if (promoted && wd->ns.list[i].is_master)
+				continue;
+			const struct rrsig_copy *c = &wd->copies[i * nz + z];
+			copies[z * nns + ez->n_copies++] = (struct drdns_expiry_copy){
+			    .server = wd->ns.list[i].name,
+			    .known = c->known,
+			    .signatures = c->s.signatures,
+			    .earliest = c->s.earliest,
+			    .earliest_what = c->s.earliest_what,
+			};
+		}
+	}
+	struct drdns_expiry_conf ec = {
+	    .thresholds = conf->alerts.rrsig_thresholds,
+	    .n_thresholds = conf->alerts.n_rrsig_thresholds,
+	    .refresh = conf->dnssec.refresh,
+	};
+	drdns_expiry_evaluate(&ec, zones, nz, now, wd->expiry);
+	/* the outputs borrow server labels from wd->ns and "drdns": both outlive
+	 * the arrays freed here */
+	free(zones);
+	free(copies);
+}
+
+/* A scan in flight: which target each result belongs to. */
+struct scan_run {
+	struct drdns_watchdog *wd;
+	size_t *index; /* per scan target: its index in wd->targets */
+	unsigned build_gen;
+};
+
+static void on_scanned(struct drdns_rrsig_result *results, size_t n, void *arg)
+{
+	struct scan_run *run = arg;
+	struct drdns_watchdog *wd = run->wd;
+	double now = now_unix();
+	wd->scan = NULL;
+	if (!wd->stopped && run->build_gen == wd->build_gen && wd->copies) {
+		size_t fetched = 0, failed = 0;
+		for (size_t k = 0; k < n; k++) {
+			struct rrsig_copy *c = &wd->copies[run->index[k]];
+			c->tried_at = now;
+			snprintf(c->detail, sizeof(c->detail), "%s", results[k].detail);
+			if (results[k].fetched) {
+				c->known = true;
+				c->s = results[k].summary;
+				c->fetched_at = now;
+				fetched++;
+			} else {
+				failed++;
+				drdns_log(DRDNS_LOG_INFO, "watchdog",
+				          "rrsig scan failed server=%s zone=%s detail=\"%s\"",
+				          results[k].label, results[k].zone, results[k].detail);
+			}
+		}
+		wd->scanned = true;
+		wd->last_scan = now;
+		drdns_log(DRDNS_LOG_INFO, "watchdog", "rrsig scan done copies=%zu failed=%zu",
+		          fetched, failed);
+	}
+	drdns_rrsig_results_free(results, n);
+	free(run->index);
+	free(run);
+	wd_unref(wd);
+}
+
+static void scan_maybe_start(struct drdns_watchdog *wd, double now)
+{
+	struct drdns_ctx *ctx = wd->ctx;
+	if (wd->scan || wd->stopped || !wd->copies || now < wd->next_scan || !wd->udp)
+		return;
+	size_t nz = wd->set->n;
+	struct drdns_rrsig_target *t = calloc(wd->n_targets + 1, sizeof(*t));
+	size_t *index = calloc(wd->n_targets + 1, sizeof(*index));
+	size_t n = 0;
+	for (size_t i = 0; t && index && i < wd->n_targets && i < wd->n_udp; i++) {
+		size_t ns = i / nz;
+		/* a nameserver that gave no answer this round is dark: keep what it
+		 * served last, do not spend a timeout on it */
+		if (drdns_soa_result_silent(&wd->udp[i]))
+			continue;
+		if (ctx->state->promoted && wd->ns.list[ns].is_master)
+			continue;
+		t[n] = (struct drdns_rrsig_target){
+		    .label = wd->ns.list[ns].name,
+		    .address = wd->ns.list[ns].address,
+		    .port = wd->ns.list[ns].port,
+		    .zone = wd->set->zones[i % nz]->name,
+		};
+		index[n++] = i;
+	}
+	struct scan_run *run = calloc(1, sizeof(*run));
+	int ret = t && index && run ? 0 : DRDNS_ENOMEM;
+	if (ret == 0 && n > 0) {
+		run->wd = wd;
+		run->index = index;
+		run->build_gen = wd->build_gen;
+		wd->refs++;
+		ret =
+		    drdns_rrsig_scan_start(ctx->loop, ctx->conf->controller.address, t, n,
+		                           SCAN_TIMEOUT, SCAN_PARALLEL, on_scanned, run, &wd->scan);
+		if (ret < 0) {
+			wd->refs--;
+			wd->scan = NULL;
+		} else {
+			index = NULL;
+			run = NULL;
+		}
+	}
+	wd->next_scan = now + conf_scan_interval(ctx->conf);
+	if (ret < 0)
+		drdns_log(DRDNS_LOG_WARNING, "watchdog", "cannot start the RRSIG scan error=\"%s\"",
+		          drdns_strerror(ret));
+	else if (n == 0)
+		wd->scanned = true; /* nothing answers: nothing to scan, the evaluation goes on */
+	free(t);
+	free(index);
+	free(run);
+}
+
+/* Hold this round's conditions in the book and run what it says. */
+static void book_sync(struct drdns_watchdog *wd, double now)
+{
+	const struct drdns_conf *conf = wd->ctx->conf;
+	size_t nz = wd->set && wd->expiry ? wd->set->n : 0;
+	struct drdns_alert_cond *conds = calloc(nz + 2, sizeof(*conds));
+	size_t n = 0;
+	if (!conds)
+		return;
+	for (size_t z = 0; z < nz; z++)
+		if (wd->expiry[z].level >= 0)
+			conds[n++] = (struct drdns_alert_cond){wd->expiry[z].alert_id,
+			                                       wd->expiry[z].alert_msg};
+	if (wd->resign_error[0] && wd->ctx->state->promoted)
+		conds[n++] = (struct drdns_alert_cond){"resign-failed", wd->resign_error};
+	struct drdns_alert_action *act = NULL;
+	size_t n_act = 0;
+	int ret = drdns_alertbook_sync(&wd->book, conds, n, now, &act, &n_act);
+	free(conds);
+	if (ret < 0)
+		return;
+	for (size_t i = 0; i < n_act; i++) {
+		const struct drdns_alert_action *a = &act[i];
+		switch (a->kind) {
+		case DRDNS_ALERT_RUN:
+			drdns_log(DRDNS_LOG_WARNING, "alert", "%s id=%s repeat=%u message=\"%s\"",
+			          a->repeat ? "repeated" : "raised", a->id, a->repeat, a->message);
+			run_hook_ex(wd, "on_alert", conf->hooks.on_alert, NULL, a->id, a->message,
+			            (int)a->repeat, NULL, NULL);
+			break;
+		case DRDNS_ALERT_ESCALATE:
+			drdns_log(
+			    DRDNS_LOG_ERR, "alert",
+			    "escalated id=%s repeats=%u message=\"%s\": nobody acknowledged it "
+			    "(drdnsctl ack %s --reason ...)",
+			    a->id, a->repeat, a->message, a->id);
+			run_hook_ex(wd, "on_escalate", conf->hooks.on_escalate, NULL, a->id,
+			            a->message, (int)a->repeat, NULL, NULL);
+			break;
+		case DRDNS_ALERT_CLEARED:
+			drdns_log(DRDNS_LOG_NOTICE, "alert", "cleared id=%s acked=%s", a->id,
+			          a->acked ? "yes" : "no");
+			break;
+		}
+	}
+	drdns_alert_actions_free(act, n_act);
+	if (n_act > 0)
+		persist_book(wd);
+}
+
+struct resign_run {
+	struct drdns_watchdog *wd;
+};
+
+static void on_resigned(json_t *reply, void *arg)
+{
+	struct resign_run *run = arg;
+	struct drdns_watchdog *wd = run->wd;
+	int code = (int)json_integer_value(json_object_get(reply, "exit"));
+	const char *err = json_string_value(json_object_get(reply, "error"));
+	wd->resigning = false;
+	if (!wd->stopped) {
+		double now = now_unix();
+		if (code == DRDNS_EXIT_OK || code == DRDNS_EXIT_PARTIAL) {
+			wd->resigns++;
+			wd->resign_error[0] = 0;
+			wd->resign_retry_at = 0;
+			wd->next_scan = now + SCAN_SOON; /* see the secondaries take it */
+			drdns_log(DRDNS_LOG_NOTICE, "watchdog", "re-signed exit=%d", code);
+		} else {
+			wd->resign_retry_at = now + RESIGN_RETRY;
+			snprintf(wd->resign_error, sizeof(wd->resign_error),
+			         "re-signing failed (exit %d): %s; drdns retries in %.0f s", code,
+			         err ? err : "?", RESIGN_RETRY);
+			drdns_log(DRDNS_LOG_ERR, "watchdog", "%s", wd->resign_error);
+		}
+	}
+	json_decref(reply);
+	free(run);
+	wd_unref(wd);
+}
+
+/* Promoted: re-sign when drdns's earliest signature is within dnssec.refresh.
+ * Also while paused: pausing stops failovers, not the signatures from ageing,
+ * and a zone whose signatures expire goes dark for every validating resolver. */
+static void resign_maybe(struct drdns_watchdog *wd, double now)
+{
+	struct drdns_ctx *ctx = wd->ctx;
+	if (!ctx->state->promoted || ctx->busy || wd->resigning || now < wd->resign_retry_at ||
+	    !wd->expiry || wd->det.state != DRDNS_WD_PROMOTED)
+		return;
+	size_t due = wd->set->n;
+	for (size_t z = 0; z < wd->set->n && due == wd->set->n; z++)
+		if (wd->expiry[z].resign_due)
+			due = z;
+	if (due == wd->set->n)
+		return;
+	char reason[512], when[32];
+	time_t t = (time_t)wd->own[due].earliest;
+	struct tm tm;
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+	snprintf(reason, sizeof(reason),
+	         "watchdog: zone %s has signatures expiring at %s, within dnssec.refresh (%u s)",
+	         wd->set->zones[due]->name, when, ctx->conf->dnssec.refresh);
+	json_t *who = json_pack("{s:s}", "watchdog", ctx->conf->controller.id);
+	struct resign_run *run = calloc(1, sizeof(*run));
+	struct drdns_resign_opts opts = {
+	    .reason = reason,
+	    .wait = RESIGN_WAIT,
+	    .who = who,
+	};
+	int ret = DRDNS_ENOMEM;
+	if (run && who) {
+		run->wd = wd;
+		wd->refs++;
+		wd->resigning = true;
+		drdns_log(DRDNS_LOG_NOTICE, "watchdog", "re-signing reason=\"%s\"", reason);
+		ret = drdns_resign_start(ctx, &opts, on_resigned, run);
+		if (ret < 0) {
+			wd->refs--;
+			wd->resigning = false;
+		} else {
+			run = NULL;
+		}
+	}
+	json_decref(who);
+	free(run);
+	if (ret < 0 && ret != DRDNS_EBUSY) {
+		wd->resign_retry_at = now + RESIGN_RETRY;
+		snprintf(wd->resign_error, sizeof(wd->resign_error),
+		         "re-signing could not start: %s; drdns retries in %.0f s",
+		         drdns_strerror(ret), RESIGN_RETRY);
+		drdns_log(DRDNS_LOG_ERR, "watchdog", "%s", wd->resign_error);
+	}
+}
+
+int drdns_watchdog_ack(struct drdns_watchdog *wd, const char *id, const char *who,
+                       const char *reason, char *err, size_t errlen)
+{
+	int ret = drdns_alertbook_ack(&wd->book, id, who, reason, now_unix(), err, errlen);
+	if (ret < 0)
+		return ret;
+	drdns_log(DRDNS_LOG_NOTICE, "alert", "acknowledged id=%s who=\"%s\" reason=\"%s\"", id, who,
+	          reason);
+	ret = persist_book(wd);
+	if (ret < 0)
+		snprintf(err, errlen,
+		         "acknowledged, but %s/state.json could not be saved (%s): a restart "
+		         "would forget it",
+		         wd->ctx->conf->controller.state_dir, drdns_strerror(ret));
+	return ret;
+}
+
 /* ---- rounds ---- */
 
 static bool is_secondary_row(const struct drdns_watchdog *wd, size_t ns_index)
@@ -585,6 +1005,7 @@ static void round_finished(struct round *r)
 		drdns_soa_results_free(r->tcp, r->n_tcp);
 		return;
 	}
+	dnssec_evaluate(wd, r->started);
 	/* The isolation quorum: configured secondaries that are not on the campus
 	 * (those are expected to go dark with the master). */
 	size_t total = 0, answered = 0;
@@ -613,6 +1034,8 @@ static void round_finished(struct round *r)
 		rz->refresh = u->answered ? u->refresh : t ? t->refresh : 0;
 		rz->has_published =
 		    drdns_state_published(ctx->state, rz->zone, &rz->published_serial);
+		if (wd->expiry && wd->can_sign && wd->can_sign[z])
+			rz->rrsig_dark = (double)wd->expiry[z].rrsig_dark;
 		/* every answering secondary at (or past) the master's serial */
 		rz->secondaries_at_master = u->answered;
 		for (size_t i = 1; i < wd->ns.n && u->answered; i++) {
@@ -702,6 +1125,12 @@ static void round_finished(struct round *r)
 		act_promote(wd, r, dec.reason);
 	else if (dec.action == DRDNS_WD_STEPDOWN)
 		act_stepdown(wd, r, dec.reason);
+	/* Alerts only once every copy has been looked at since the start: until
+	 * then, what state.json restored (acknowledgements) stands. */
+	if (wd->scanned)
+		book_sync(wd, r->started);
+	resign_maybe(wd, r->started);
+	scan_maybe_start(wd, r->started);
 
 	if (wd->round_cb) {
 		char summary[256];
@@ -831,6 +1260,11 @@ int drdns_watchdog_start(struct drdns_ctx *ctx, drdns_watchdog_round_cb round_cb
 		    ctx->state->contact[i].expire, ctx->state->contact[i].refresh);
 	if (ctx->state->promoted)
 		wd->det.state = DRDNS_WD_PROMOTED;
+	struct drdns_alertbook_conf bc = {.repeat = ctx->conf->alerts.repeat,
+	                                  .escalate_after = ctx->conf->alerts.escalate_after};
+	drdns_alertbook_init(&wd->book, &bc);
+	for (size_t i = 0; i < ctx->state->n_alerts; i++)
+		drdns_alertbook_restore(&wd->book, &ctx->state->alerts[i]);
 	build_targets(wd); /* a failure is retried at every tick */
 	uv_timer_init(ctx->loop, &wd->timer);
 	wd->timer.data = wd;
@@ -852,6 +1286,8 @@ void drdns_watchdog_stop(struct drdns_watchdog *wd)
 	wd->stopped = true;
 	if (wd->rounds > 0) /* keep the latest master contact for the next start */
 		persist_contact(wd);
+	if (wd->scan) /* the callback still runs (and drops its reference) */
+		drdns_rrsig_scan_cancel(wd->scan);
 	wd->ctx->watchdog = NULL;
 	uv_timer_stop(&wd->timer);
 	uv_close((uv_handle_t *)&wd->timer, on_timer_closed); /* drops the first ref */
@@ -863,6 +1299,9 @@ int drdns_watchdog_reconf(struct drdns_watchdog *wd)
 	struct drdns_detector_conf dc;
 	detector_conf(wd->ctx->conf, &dc);
 	drdns_detector_set_conf(&wd->det, &dc);
+	struct drdns_alertbook_conf bc = {.repeat = wd->ctx->conf->alerts.repeat,
+	                                  .escalate_after = wd->ctx->conf->alerts.escalate_after};
+	drdns_alertbook_set_conf(&wd->book, &bc);
 	uint64_t ms = (uint64_t)(wd->ctx->conf->master.interval * 1000 + 0.5);
 	uv_timer_set_repeat(&wd->timer, ms ? ms : 1);
 	wd->rebuild = true; /* at the next tick (never under a running round's feet) */
@@ -905,6 +1344,106 @@ int drdns_watchdog_set_paused(struct drdns_watchdog *wd, bool paused, const char
 	return 0;
 }
 
+static json_t *time_or_null(double t)
+{
+	return t > 0 ? json_integer((json_int_t)t) : json_null();
+}
+
+/* One zone's signatures and time to dark (status.zones[].dnssec). */
+static json_t *zone_dnssec_json(const struct drdns_watchdog *wd, size_t z, double now)
+{
+	const struct drdns_expiry_out *e = &wd->expiry[z];
+	json_t *o = json_pack("{s:b, s:b}", "signed", e->is_signed, "drdns_can_sign",
+	                      wd->can_sign && wd->can_sign[z]);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "rrsig_earliest", time_or_null((double)e->rrsig_dark));
+	json_object_set_new(o, "rrsig_earliest_at",
+	                    e->rrsig_at ? json_string(e->rrsig_at) : json_null());
+	json_object_set_new(o, "time_to_dark", time_or_null(e->time_to_dark));
+	json_object_set_new(o, "seconds_to_dark",
+	                    e->time_to_dark > 0 ? json_integer((json_int_t)(e->time_to_dark - now))
+	                                        : json_null());
+	json_object_set_new(o, "dark_cause",
+	                    e->dark_cause ? json_string(e->dark_cause) : json_null());
+	json_object_set_new(o, "next_resign", time_or_null((double)e->next_resign));
+	json_object_set_new(o, "alert", e->level >= 0 ? json_string(e->alert_id) : json_null());
+	return o;
+}
+
+/* What the last scans found on one nameserver for one zone. */
+static json_t *copy_json(const struct rrsig_copy *c)
+{
+	json_t *o = json_pack("{s:b}", "known", c->known);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "signatures",
+	                    c->known ? json_integer((json_int_t)c->s.signatures) : json_null());
+	json_object_set_new(o, "earliest",
+	                    c->known && c->s.signatures ? json_integer((json_int_t)c->s.earliest)
+	                                                : json_null());
+	json_object_set_new(o, "earliest_what",
+	                    c->known && c->s.signatures ? json_string(c->s.earliest_what)
+	                                                : json_null());
+	json_object_set_new(o, "fetched_at", time_or_null(c->fetched_at));
+	json_object_set_new(o, "tried_at", time_or_null(c->tried_at));
+	json_object_set_new(o, "detail", c->tried_at > 0 ? json_string(c->detail) : json_null());
+	return o;
+}
+
+/* An alert of the book, as status lists it (the detector's have id and
+ * message only, and cannot be acknowledged). */
+static json_t *book_alert_json(const struct drdns_alert *a, const struct drdns_conf *conf)
+{
+	json_t *o =
+	    json_pack("{s:s, s:s, s:b, s:I, s:I, s:b, s:b}", "id", a->id, "message",
+	              a->message ? a->message : "", "ackable", true, "raised_at",
+	              (json_int_t)a->raised_at, "repeats", (json_int_t)(a->sent ? a->sent - 1 : 0),
+	              "escalated", a->escalated, "acked", a->acked);
+	if (!o)
+		return NULL;
+	if (a->acked)
+		json_object_set_new(o, "ack",
+		                    json_pack("{s:s?, s:s?, s:I}", "who", a->acked_by, "reason",
+		                              a->ack_reason, "at", (json_int_t)a->acked_at));
+	else
+		json_object_set_new(
+		    o, "next_repeat",
+		    time_or_null(a->last_sent > 0 ? a->last_sent + conf->alerts.repeat : 0));
+	return o;
+}
+
+/* status.watchdog.dnssec: scans and re-signing. */
+static json_t *dnssec_json(const struct drdns_watchdog *wd, double now)
+{
+	double next_resign = 0, dark = 0;
+	const char *dark_zone = NULL;
+	for (size_t z = 0; wd->expiry && z < wd->set->n; z++) {
+		const struct drdns_expiry_out *e = &wd->expiry[z];
+		if (e->next_resign > 0 && (next_resign == 0 || e->next_resign < next_resign))
+			next_resign = (double)e->next_resign;
+		if (e->time_to_dark > 0 && (dark == 0 || e->time_to_dark < dark)) {
+			dark = e->time_to_dark;
+			dark_zone = wd->set->zones[z]->name;
+		}
+	}
+	json_t *o = json_pack("{s:b, s:I, s:b}", "scanning", wd->scan != NULL, "resigns",
+	                      (json_int_t)wd->resigns, "resigning", wd->resigning);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "last_scan", time_or_null(wd->last_scan));
+	json_object_set_new(o, "next_scan", time_or_null(wd->next_scan));
+	json_object_set_new(o, "next_resign", time_or_null(next_resign));
+	json_object_set_new(o, "resign_error",
+	                    wd->resign_error[0] ? json_string(wd->resign_error) : json_null());
+	json_object_set_new(o, "earliest_dark",
+	                    dark > 0
+	                        ? json_pack("{s:s, s:I, s:I}", "zone", dark_zone, "at",
+	                                    (json_int_t)dark, "seconds", (json_int_t)(dark - now))
+	                        : json_null());
+	return o;
+}
+
 json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 {
 	const struct drdns_detector *d = &wd->det;
@@ -938,6 +1477,10 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 		}
 		if (wd->tcp && z < wd->n_tcp)
 			json_object_set_new(row, "master_tcp", json_string(wd->tcp[z].detail));
+		if (wd->expiry)
+			json_object_set_new(row, "dnssec", zone_dnssec_json(wd, z, now));
+		if (wd->copies)
+			json_object_set_new(row, "master_rrsig", copy_json(&wd->copies[z]));
 		json_array_append_new(zones, row);
 	}
 	json_t *secs = json_array();
@@ -955,6 +1498,9 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 			                    t->behind_since > 0
 			                        ? json_real(wd->last_round_at - t->behind_since)
 			                        : json_integer(0));
+			if (wd->copies)
+				json_object_set_new(row, "rrsig",
+				                    copy_json(&wd->copies[i * nz + z]));
 			json_array_append_new(zs, row);
 		}
 		json_array_append_new(
@@ -962,6 +1508,8 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 		                    "address", wd->ns.list[i].address, "configured",
 		                    wd->ns.list[i].secondary != NULL, "answers", any, "zones", zs));
 	}
+	for (size_t i = 0; i < wd->book.n; i++)
+		json_array_append_new(alerts, book_alert_json(&wd->book.alerts[i], wd->ctx->conf));
 	json_t *o = json_pack("{s:s, s:b, s:i, s:i, s:I, s:I, s:o, s:o, s:o}", "state",
 	                      drdns_wd_state_name(d->state), "paused", d->paused,
 	                      "master_silent_rounds", d->fail_streak, "master_answering_rounds",
@@ -995,6 +1543,7 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 	json_object_set_new(o, "earliest_deadline",
 	                    dl > 0 ? json_pack("{s:s, s:I}", "zone", dz, "at", (json_int_t)dl)
 	                           : json_null());
+	json_object_set_new(o, "dnssec", dnssec_json(wd, now));
 	return o;
 }
 
@@ -1122,6 +1671,55 @@ char *drdns_watchdog_metrics(const struct drdns_watchdog *wd)
 			put(&t, "drdns_zone_expiry_seconds{zone=\"%s\"} %.0f\n",
 			    esc(wd->set->zones[z]->name, e1, sizeof(e1)), dl - now);
 	}
+	help(&t, "drdns_zone_time_to_dark_seconds", "gauge",
+	     "seconds until the zone goes dark: the earlier of the EXPIRE deadline and the "
+	     "earliest RRSIG expiration served");
+	for (size_t z = 0; wd->expiry && z < nz; z++)
+		if (wd->expiry[z].time_to_dark > 0)
+			put(&t, "drdns_zone_time_to_dark_seconds{zone=\"%s\",cause=\"%s\"} %.0f\n",
+			    esc(wd->set->zones[z]->name, e1, sizeof(e1)), wd->expiry[z].dark_cause,
+			    wd->expiry[z].time_to_dark - now);
+	help(&t, "drdns_zone_rrsig_expiry_seconds", "gauge",
+	     "seconds until the earliest RRSIG served for the zone expires (any nameserver, or "
+	     "drdns when promoted)");
+	for (size_t z = 0; wd->expiry && z < nz; z++)
+		if (wd->expiry[z].rrsig_dark > 0)
+			put(&t, "drdns_zone_rrsig_expiry_seconds{zone=\"%s\"} %.0f\n",
+			    esc(wd->set->zones[z]->name, e1, sizeof(e1)),
+			    (double)wd->expiry[z].rrsig_dark - now);
+	help(&t, "drdns_zone_next_resign_seconds", "gauge",
+	     "promoted: seconds until drdns re-signs the zone (dnssec.refresh)");
+	for (size_t z = 0; wd->expiry && z < nz; z++)
+		if (wd->expiry[z].next_resign > 0)
+			put(&t, "drdns_zone_next_resign_seconds{zone=\"%s\"} %.0f\n",
+			    esc(wd->set->zones[z]->name, e1, sizeof(e1)),
+			    (double)wd->expiry[z].next_resign - now);
+	help(&t, "drdns_resigns_total", "counter", "automatic re-signings since drdnsd started");
+	put(&t, "drdns_resigns_total %lu\n", wd->resigns);
+	help(&t, "drdns_alerts_unacknowledged", "gauge",
+	     "alerts that repeat until drdnsctl ack (RRSIG expiry, failed re-signing)");
+	size_t unacked = 0, escalated = 0;
+	for (size_t i = 0; i < wd->book.n; i++) {
+		unacked += !wd->book.alerts[i].acked;
+		escalated += !wd->book.alerts[i].acked && wd->book.alerts[i].escalated;
+	}
+	put(&t, "drdns_alerts_unacknowledged %zu\n", unacked);
+	help(&t, "drdns_alerts_escalated", "gauge", "unacknowledged alerts that were escalated");
+	put(&t, "drdns_alerts_escalated %zu\n", escalated);
+	help(&t, "drdns_secondary_rrsig_expiry_seconds", "gauge",
+	     "seconds until the earliest RRSIG the nameserver served at the last scan expires");
+	for (size_t i = 0; wd->copies && i < wd->ns.n; i++)
+		for (size_t z = 0; z < nz; z++) {
+			const struct rrsig_copy *c = &wd->copies[i * nz + z];
+			if (!c->known || !c->s.signatures)
+				continue;
+			put(&t,
+			    "drdns_secondary_rrsig_expiry_seconds{secondary=\"%s\",zone=\"%s\"} "
+			    "%.0f\n",
+			    esc(wd->ns.list[i].name, e1, sizeof(e1)),
+			    esc(wd->set->zones[z]->name, e2, sizeof(e2)),
+			    (double)c->s.earliest - now);
+		}
 	help(&t, "drdns_secondary_up", "gauge", "1 when the nameserver answered last round");
 	for (size_t i = 1; wd->udp && i < wd->ns.n; i++) {
 		bool any = false;

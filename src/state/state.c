@@ -22,6 +22,128 @@ static void zones_free(struct drdns_state_zone *zones, size_t n)
 	free(zones);
 }
 
+static void alerts_free(struct drdns_alert *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(a[i].id);
+		free(a[i].message);
+		free(a[i].acked_by);
+		free(a[i].ack_reason);
+	}
+	free(a);
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*oom = true;
+	return d;
+}
+
+int drdns_state_set_alerts(struct drdns_state *st, const struct drdns_alert *list, size_t n)
+{
+	struct drdns_alert *copy = calloc(n ? n : 1, sizeof(*copy));
+	bool oom = !copy;
+	for (size_t i = 0; !oom && i < n; i++) {
+		copy[i] = list[i];
+		copy[i].restored = false;
+		copy[i].id = dup_or_null(list[i].id, &oom);
+		copy[i].message = dup_or_null(list[i].message, &oom);
+		copy[i].acked_by = dup_or_null(list[i].acked_by, &oom);
+		copy[i].ack_reason = dup_or_null(list[i].ack_reason, &oom);
+	}
+	if (oom) {
+		if (copy)
+			alerts_free(copy, n);
+		return DRDNS_ENOMEM;
+	}
+	alerts_free(st->alerts, st->n_alerts);
+	st->alerts = copy;
+	st->n_alerts = n;
+	return 0;
+}
+
+/* The optional "alerts" array. */
+static int alerts_from_json(json_t *arr, struct drdns_state *st)
+{
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return DRDNS_ESTATE;
+	size_t n = json_array_size(arr), i;
+	struct drdns_alert *list = calloc(n ? n : 1, sizeof(*list));
+	if (!list)
+		return DRDNS_ENOMEM;
+	json_t *e;
+	int ret = 0;
+	json_array_foreach(arr, i, e)
+	{
+		const char *id = NULL, *message = NULL, *by = NULL, *reason = NULL;
+		double raised = 0, last_sent = 0, acked_at = 0;
+		json_int_t sent = 0;
+		int escalated = 0, acked = 0;
+		if (json_unpack(e, "{s:s, s:s, s:F, s:F, s:I, s:b, s:b, s?s, s?s, s?F}", "id", &id,
+		                "message", &message, "raised_at", &raised, "last_sent", &last_sent,
+		                "sent", &sent, "escalated", &escalated, "acked", &acked, "acked_by",
+		                &by, "ack_reason", &reason, "acked_at", &acked_at) < 0 ||
+		    sent < 0 || sent > UINT32_MAX) {
+			ret = DRDNS_ESTATE;
+			break;
+		}
+		bool oom = false;
+		list[i] = (struct drdns_alert){
+		    .id = dup_or_null(id, &oom),
+		    .message = dup_or_null(message, &oom),
+		    .raised_at = raised,
+		    .last_sent = last_sent,
+		    .sent = (unsigned)sent,
+		    .escalated = escalated,
+		    .acked = acked,
+		    .acked_by = dup_or_null(by, &oom),
+		    .ack_reason = dup_or_null(reason, &oom),
+		    .acked_at = acked_at,
+		};
+		if (oom) {
+			ret = DRDNS_ENOMEM;
+			n = i + 1;
+			break;
+		}
+	}
+	if (ret < 0) {
+		alerts_free(list, n);
+		return ret;
+	}
+	alerts_free(st->alerts, st->n_alerts);
+	st->alerts = list;
+	st->n_alerts = n;
+	return 0;
+}
+
+static json_t *alerts_to_json(const struct drdns_state *st)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < st->n_alerts; i++) {
+		const struct drdns_alert *a = &st->alerts[i];
+		json_t *o = json_pack("{s:s, s:s, s:f, s:f, s:I, s:b, s:b}", "id", a->id, "message",
+		                      a->message ? a->message : "", "raised_at", a->raised_at,
+		                      "last_sent", a->last_sent, "sent", (json_int_t)a->sent,
+		                      "escalated", a->escalated, "acked", a->acked);
+		if (o && a->acked) {
+			json_object_set_new(o, "acked_by",
+			                    json_string(a->acked_by ? a->acked_by : ""));
+			json_object_set_new(o, "ack_reason",
+			                    json_string(a->ack_reason ? a->ack_reason : ""));
+			json_object_set_new(o, "acked_at", json_real(a->acked_at));
+		}
+		if (!o || json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 void drdns_state_free(struct drdns_state *st)
 {
 	if (!st)
@@ -35,6 +157,7 @@ void drdns_state_free(struct drdns_state *st)
 	for (size_t i = 0; i < st->n_contact; i++)
 		free(st->contact[i].zone);
 	free(st->contact);
+	alerts_free(st->alerts, st->n_alerts);
 	free(st);
 }
 
@@ -170,11 +293,12 @@ int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err,
 	int version = 0, promoted = 0;
 	json_int_t generation = 0, changed_at = 0;
 	json_t *reason = NULL, *who = NULL;
-	json_t *zones = NULL, *seen = NULL, *watchdog = NULL, *contact = NULL;
-	if (json_unpack_ex(root, &jerr, 0, "{s:i, s:b, s:I, s:I, s?o, s?o, s?o, s?o, s?o, s?o}",
-	                   "version", &version, "promoted", &promoted, "generation", &generation,
-	                   "changed_at", &changed_at, "reason", &reason, "who", &who, "zones",
-	                   &zones, "seen", &seen, "watchdog", &watchdog, "contact", &contact) < 0) {
+	json_t *zones = NULL, *seen = NULL, *watchdog = NULL, *contact = NULL, *alerts = NULL;
+	if (json_unpack_ex(
+	        root, &jerr, 0, "{s:i, s:b, s:I, s:I, s?o, s?o, s?o, s?o, s?o, s?o, s?o}",
+	        "version", &version, "promoted", &promoted, "generation", &generation, "changed_at",
+	        &changed_at, "reason", &reason, "who", &who, "zones", &zones, "seen", &seen,
+	        "watchdog", &watchdog, "contact", &contact, "alerts", &alerts) < 0) {
 		snprintf(err, errlen, "%s: %s", path, jerr.text);
 		ret = DRDNS_ESTATE;
 		goto cleanup;
@@ -202,6 +326,9 @@ int drdns_state_load(const char *state_dir, struct drdns_state **out, char *err,
 		ret = DRDNS_ESTATE;
 	} else if (watchdog_from_json(watchdog, st) < 0 || contact_from_json(contact, st) < 0) {
 		snprintf(err, errlen, "%s: malformed \"watchdog\" or \"contact\"", path);
+		ret = DRDNS_ESTATE;
+	} else if (alerts_from_json(alerts, st) < 0) {
+		snprintf(err, errlen, "%s: malformed \"alerts\"", path);
 		ret = DRDNS_ESTATE;
 	}
 cleanup:
@@ -237,6 +364,12 @@ int drdns_state_save(const char *state_dir, const struct drdns_state *st)
 		                                "last_ok", st->contact[i].last_ok, "expire",
 		                                (json_int_t)st->contact[i].expire, "refresh",
 		                                (json_int_t)st->contact[i].refresh));
+	json_t *alerts = root ? alerts_to_json(st) : NULL;
+	if (root && (!alerts || json_object_set_new(root, "alerts", alerts) < 0)) {
+		json_decref(root);
+		json_decref(contact);
+		return DRDNS_ENOMEM;
+	}
 	if (root && contact &&
 	    (json_object_set_new(root, "contact", contact) < 0 ||
 	     json_object_set_new(root, "watchdog",

@@ -110,9 +110,12 @@ int drdns_detector_restore_zone(struct drdns_detector *d, const char *zone, doub
 
 static double zone_deadline(const struct drdns_detector_zone *z)
 {
-	if (z->last_ok <= 0 || z->expire == 0)
-		return 0;
-	return z->last_ok - (double)z->refresh + (double)z->expire;
+	double soa = z->last_ok > 0 && z->expire != 0
+	                 ? z->last_ok - (double)z->refresh + (double)z->expire
+	                 : 0;
+	if (z->rrsig_dark > 0 && (soa == 0 || z->rrsig_dark < soa))
+		return z->rrsig_dark;
+	return soa;
 }
 
 double drdns_detector_zone_deadline(const struct drdns_detector *d, const char *zone)
@@ -177,6 +180,7 @@ static bool track_contact(struct drdns_detector *d, const struct drdns_round *r)
 		if (!z)
 			continue; /* out of memory: the guard knows less, nothing breaks */
 		z->current = true;
+		z->rrsig_dark = rz->rrsig_dark;
 		if (rz->master == DRDNS_MASTER_OK || rz->contact) {
 			bool report = z->last_ok <= 0 || z->expire != rz->expire ||
 			              z->refresh != rz->refresh ||
@@ -227,10 +231,12 @@ static void decide_standby(struct drdns_detector *d, const struct drdns_round *r
 
 	if (guard_due && !alive) {
 		iso_time(deadline, when, sizeof(when));
+		const struct drdns_detector_zone *z = find_zone(d, dz, false);
+		bool rrsig = z && z->rrsig_dark > 0 && deadline >= z->rrsig_dark;
 		cond(d, conds, DRDNS_ALERT_EXPIRY,
-		     "zone %s may expire on the secondaries from %s (%.0f s left, expire_margin "
-		     "%.0f s)",
-		     dz, when, deadline - r->now, c->expire_margin);
+		     "zone %s %s from %s (%.0f s left, expire_margin %.0f s)", dz,
+		     rrsig ? "goes dark when its RRSIGs expire" : "may expire on the secondaries",
+		     when, deadline - r->now, c->expire_margin);
 	}
 	if (d->state == DRDNS_WD_ISOLATED) {
 		cond(d, conds, DRDNS_ALERT_ISOLATED,

@@ -197,6 +197,13 @@ static void test_defaults(void **state)
 	assert_null(c->drill.zone);
 	assert_null(c->dnssec.keys);
 	assert_int_equal(c->dnssec.validity, 30 * 86400);
+	assert_null(c->hooks.on_escalate);
+	assert_true(c->alerts.repeat == 3600.0);
+	assert_int_equal(c->alerts.escalate_after, 3);
+	assert_int_equal(c->alerts.n_rrsig_thresholds, 3);
+	assert_int_equal(c->alerts.rrsig_thresholds[0], 7 * 86400);
+	assert_int_equal(c->alerts.rrsig_thresholds[2], 86400);
+	assert_true(c->alerts.rrsig_scan_interval == 3600.0);
 	assert_false(c->secondaries[0].on_campus);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
@@ -465,6 +472,15 @@ static void test_watchdog_settings(void **state)
 	assert_int_equal(c->dnssec.nsec3_salt[0], 0xab);
 	assert_int_equal(c->dnssec.nsec3_salt[1], 0x01);
 	assert_int_equal(c->dnssec.threads, 2);
+	assert_int_equal(c->dnssec.refresh, 300000);
+	assert_non_null(strstr(c->hooks.on_escalate, "/conf-hooks/ok.sh"));
+	assert_true(c->alerts.repeat == 600.0);
+	assert_int_equal(c->alerts.escalate_after, 0);
+	assert_int_equal(c->alerts.n_rrsig_thresholds, 3); /* sorted, longest first */
+	assert_int_equal(c->alerts.rrsig_thresholds[0], 172800);
+	assert_int_equal(c->alerts.rrsig_thresholds[1], 86400);
+	assert_int_equal(c->alerts.rrsig_thresholds[2], 3600);
+	assert_true(c->alerts.rrsig_scan_interval == 60.5);
 	drdns_conf_free(c);
 	drdns_diag_clear(&d);
 }
@@ -473,7 +489,7 @@ static void test_watchdog_bad(void **state)
 {
 	(void)state;
 	const char *f = "conf-watchdog-bad.conf";
-	struct drdns_diag d = expect_invalid(f, 18);
+	struct drdns_diag d = expect_invalid(f, 24);
 	expect_msg(&d, f, 3, "master.recover_after: 0 is out of range (1..100)");
 	expect_msg(&d, f, 6, "policy.promote_after: -1 is out of range");
 	expect_msg(&d, f, 6, "policy.expire_margin: 1e+09 is out of range");
@@ -492,6 +508,22 @@ static void test_watchdog_bad(void **state)
 	expect_msg(&d, f, 16, "dnssec.jitter: 999999999 is out of range");
 	expect_msg(&d, f, 16, "dnssec.nsec3_salt: 'abc' is not an even number of hex digits");
 	expect_msg(&d, f, 16, "dnssec.nsec3_iterations: 500 is out of range");
+	expect_msg(&d, f, 16, "dnssec.refresh: 10 is out of range");
+	expect_msg(&d, f, 17, "alerts.repeat: 1 is out of range");
+	expect_msg(&d, f, 17, "alerts.escalate_after: 5000 is out of range");
+	expect_msg(&d, f, 17, "alerts.rrsig_thresholds[1]: 86400 is listed twice");
+	expect_msg(&d, f, 17, "alerts.rrsig_scan_interval: 0 is out of range");
+	expect_msg(&d, f, 18, "alerts2");
+	drdns_diag_clear(&d);
+}
+
+/* Re-signing must leave fresh signatures clear of the threshold. */
+static void test_refresh_too_close(void **state)
+{
+	(void)state;
+	const char *f = "conf-refresh-bad.conf";
+	struct drdns_diag d = expect_invalid(f, 1);
+	expect_msg(&d, f, 6, "dnssec.refresh: 50000 is more than half");
 	drdns_diag_clear(&d);
 }
 
@@ -533,6 +565,7 @@ int main(void)
 	    cmocka_unit_test(test_include),
 	    cmocka_unit_test(test_watchdog_settings),
 	    cmocka_unit_test(test_watchdog_bad),
+	    cmocka_unit_test(test_refresh_too_close),
 	    cmocka_unit_test(test_null_diag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

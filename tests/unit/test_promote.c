@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -35,6 +36,7 @@
 #include "drdns/diag.h"
 #include "drdns/dnssec.h"
 #include "drdns/error.h"
+#include "drdns/expiry.h"
 #include "drdns/failover.h"
 #include "drdns/fsutil.h"
 #include "drdns/log.h"
@@ -1025,6 +1027,188 @@ static void simulate_following(struct sandbox *s)
 	uv_timer_start(&s->transfer_timer, follow_cb, 10, 10);
 }
 
+/* ---- re-signing while promoted (drdns_resign_start) ---- */
+
+/* "ns1 follows drdns": it takes drdns's served copy (signed or not) once it is
+ * newer than its own, as a secondary's transfer would. */
+static void follow_dr_cb(uv_timer_t *t)
+{
+	struct sandbox *s = t->data;
+	const struct drdns_zoneset *d = drdns_server_zones(s->ctx.server);
+	if (!d || !drdns_serial_gt(drdns_zone_serial(d->zones[0]), ns1_serial(s)))
+		return;
+	struct drdns_zoneset *copy = calloc(1, sizeof(*copy));
+	assert_non_null(copy);
+	copy->zones = calloc(1, sizeof(*copy->zones));
+	assert_non_null(copy->zones);
+	copy->zones[0] = drdns_zone_clone(d->zones[0]);
+	assert_non_null(copy->zones[0]);
+	copy->n = 1;
+	drdns_server_set_zones(s->ns1, copy);
+}
+
+static void simulate_following_dr(struct sandbox *s)
+{
+	s->transfer = true;
+	uv_timer_init(&s->loop, &s->transfer_timer);
+	s->transfer_timer.data = s;
+	uv_timer_start(&s->transfer_timer, follow_dr_cb, 10, 10);
+}
+
+static json_t *resign(struct sandbox *s, bool dry_run, bool force, double wait)
+{
+	json_t *who = json_pack("{s:s}", "user", "operator");
+	struct drdns_resign_opts o = {.reason = "unit test re-sign",
+	                              .dry_run = dry_run,
+	                              .force = force,
+	                              .wait = wait,
+	                              .who = who};
+	struct result r = {0};
+	assert_int_equal(drdns_resign_start(&s->ctx, &o, on_done, &r), 0);
+	json_decref(who);
+	run_until(s, &r);
+	assert_false(s->ctx.busy);
+	return r.reply;
+}
+
+static int64_t served_earliest(struct sandbox *s)
+{
+	const struct drdns_zoneset *served = drdns_server_zones(s->ctx.server);
+	assert_non_null(served);
+	struct drdns_rrsig_summary sum;
+	drdns_zone_rrsig_summarize(served->zones[0], (int64_t)time(NULL), &sum);
+	assert_true(sum.signatures > 0);
+	return sum.earliest;
+}
+
+/* Standby: there is nothing of drdns's to re-sign; busy: refused at once. */
+static void test_resign_refused_standby_or_busy(void **state)
+{
+	struct sandbox *s = *state;
+	struct drdns_resign_opts o = {.reason = "x", .wait = 0.1};
+	struct result r = {0};
+	assert_int_equal(drdns_resign_start(&s->ctx, &o, on_done, &r), DRDNS_ESTATE);
+	assert_false(r.done);
+	assert_nothing_changed(s);
+	use_keys(s, "ecdsa");
+	simulate_following_dr(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	s->ctx.busy = true;
+	assert_int_equal(drdns_resign_start(&s->ctx, &o, on_done, &r), DRDNS_EBUSY);
+	s->ctx.busy = false;
+	assert_false(r.done);
+}
+
+/* Promoted with keys: a new generation, the next serial, later expirations,
+ * the secondary follows; the promotion's time and reason stay; audited. */
+static void test_resign_signs_afresh(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "ecdsa");
+	simulate_following_dr(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	unsigned long gen = s->ctx.state->generation;
+	uint32_t serial = 0;
+	assert_true(drdns_state_published(s->ctx.state, "example.edu.", &serial));
+	int64_t promoted_at = s->ctx.state->last_promotion_at;
+	char *why = strdup(s->ctx.state->reason);
+	int64_t before = served_earliest(s);
+	s->conf->dnssec.validity *= 2; /* so the fresh signatures are visibly later */
+	s->conf->dnssec.jitter = 0;
+
+	reply = resign(s, false, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_string_equal(json_string_value(json_object_get(reply, "command")), "resign");
+	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
+	assert_int_equal(json_integer_value(json_object_get(z, "old_serial")), serial);
+	assert_int_equal(json_integer_value(json_object_get(z, "new_serial")), serial + 1);
+	assert_string_equal(continuity_of(reply), "same");
+	json_decref(reply);
+
+	assert_true(s->ctx.state->promoted);
+	assert_int_equal(s->ctx.state->generation, gen + 1);
+	assert_int_equal(served_serial(s->ctx.server), serial + 1);
+	assert_int_equal(ns1_serial(s), serial + 1);
+	assert_true(served_earliest(s) > before);
+	assert_int_equal(s->ctx.state->last_promotion_at, promoted_at);
+	assert_string_equal(s->ctx.state->reason, why);
+	free(why);
+	/* on disk as in memory */
+	struct drdns_state *disk = NULL;
+	char err[256];
+	assert_int_equal(drdns_state_load(s->conf->controller.state_dir, &disk, err, sizeof(err)),
+	                 0);
+	assert_int_equal(disk->generation, gen + 1);
+	assert_int_equal(disk->last_promotion_at, promoted_at);
+	drdns_state_free(disk);
+	json_t *audit = audit_lines(s);
+	json_t *last = json_array_get(audit, json_array_size(audit) - 1);
+	assert_string_equal(json_string_value(json_object_get(last, "action")), "resign");
+	assert_string_equal(json_string_value(json_object_get(last, "result")), "done");
+	json_decref(audit);
+}
+
+/* The dry run shows the plan and changes nothing; without keys there is
+ * nothing to re-sign (exit 1, nothing changed). */
+static void test_resign_dry_run_and_no_keys(void **state)
+{
+	struct sandbox *s = *state;
+	simulate_following_dr(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	unsigned long gen = s->ctx.state->generation;
+	reply = resign(s, false, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(reply, "error")), "nothing to re-sign"));
+	json_decref(reply);
+	assert_int_equal(s->ctx.state->generation, gen);
+
+	use_keys(s, "ecdsa");
+	uint32_t serial = served_serial(s->ctx.server);
+	reply = resign(s, true, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_true(json_is_true(json_object_get(reply, "dry_run")));
+	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
+	assert_int_equal(json_integer_value(json_object_get(z, "new_serial")), serial + 1);
+	json_decref(reply);
+	assert_int_equal(s->ctx.state->generation, gen);
+	assert_int_equal(served_serial(s->ctx.server), serial);
+	assert_int_equal(gen_dirs(s), 1);
+}
+
+/* The keys on disk changed since the promotion: the secondaries publish the
+ * old DNSKEY set, so re-signing would break validation: exit 4, nothing
+ * changed; --force re-signs all the same. */
+static void test_resign_key_change_refused(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "ecdsa");
+	simulate_following_dr(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	unsigned long gen = s->ctx.state->generation;
+	uint32_t serial = served_serial(s->ctx.server);
+	use_keys(s, "ed25519");
+	reply = resign(s, false, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(reply, "error")), "key continuity"));
+	json_decref(reply);
+	assert_int_equal(s->ctx.state->generation, gen);
+	assert_int_equal(served_serial(s->ctx.server), serial);
+	reply = resign(s, false, true, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	assert_int_equal(s->ctx.state->generation, gen + 1);
+}
+
 static void test_drill_refused_while_promoted(void **state)
 {
 	struct sandbox *s = *state;
@@ -1311,6 +1495,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_drill_live_pass, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_live_not_following, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_resumes_cut_short, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_refused_standby_or_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_signs_afresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_dry_run_and_no_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_key_change_refused, setup, teardown),
 	    cmocka_unit_test(test_error_reply_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

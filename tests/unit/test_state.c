@@ -238,6 +238,64 @@ static void test_corrupt(void **state)
 	expect_corrupt(dir, "{\"promoted\": true, \"generation\": 3, \"zones\": ");
 }
 
+/* The alert book survives a restart: ids, counts and acknowledgements. */
+static void test_alerts_round_trip(void **state)
+{
+	const char *dir = *state;
+	struct drdns_state *st = calloc(1, sizeof(*st));
+	assert_non_null(st);
+	struct drdns_alert list[2] = {
+	    {.id = "rrsig:example.edu:3d",
+	     .message = "example.edu: RRSIGs expire in 2d",
+	     .raised_at = 1700000000.5,
+	     .last_sent = 1700003600.5,
+	     .sent = 2,
+	     .acked = true,
+	     .acked_by = "uid 1000 (alice)",
+	     .ack_reason = "re-signing on campus, ticket 42",
+	     .acked_at = 1700001000.25},
+	    {.id = "resign-failed",
+	     .message = "m",
+	     .raised_at = 1,
+	     .last_sent = 2,
+	     .sent = 4,
+	     .escalated = true,
+	     .restored = true},
+	};
+	assert_int_equal(drdns_state_set_alerts(st, list, 2), 0);
+	assert_false(st->alerts[1].restored); /* not a saved property */
+	assert_int_equal(drdns_state_save(dir, st), 0);
+	drdns_state_free(st);
+
+	struct drdns_state *back = NULL;
+	char err[256];
+	assert_int_equal(drdns_state_load(dir, &back, err, sizeof(err)), 0);
+	assert_int_equal(back->n_alerts, 2);
+	assert_string_equal(back->alerts[0].id, "rrsig:example.edu:3d");
+	assert_string_equal(back->alerts[0].message, "example.edu: RRSIGs expire in 2d");
+	assert_true(back->alerts[0].raised_at == 1700000000.5);
+	assert_true(back->alerts[0].last_sent == 1700003600.5);
+	assert_int_equal(back->alerts[0].sent, 2);
+	assert_true(back->alerts[0].acked);
+	assert_string_equal(back->alerts[0].acked_by, "uid 1000 (alice)");
+	assert_string_equal(back->alerts[0].ack_reason, "re-signing on campus, ticket 42");
+	assert_true(back->alerts[0].acked_at == 1700001000.25);
+	assert_false(back->alerts[1].acked);
+	assert_null(back->alerts[1].acked_by);
+	assert_true(back->alerts[1].escalated);
+	assert_int_equal(back->alerts[1].sent, 4);
+	/* an empty list empties it */
+	assert_int_equal(drdns_state_set_alerts(back, NULL, 0), 0);
+	assert_int_equal(back->n_alerts, 0);
+	drdns_state_free(back);
+
+	/* a malformed entry: corrupt, with a message */
+	expect_corrupt(dir, "{\"version\": 1, \"promoted\": false, \"generation\": 0, "
+	                    "\"changed_at\": 0, \"alerts\": [{\"id\": 3}]}");
+	expect_corrupt(dir, "{\"version\": 1, \"promoted\": false, \"generation\": 0, "
+	                    "\"changed_at\": 0, \"alerts\": {}}");
+}
+
 /* ---- generations ---------------------------------------------------------- */
 
 static void test_write_and_load_generation(void **state)
@@ -481,6 +539,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_save_load_round_trip, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_save_load_null_strings, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_corrupt, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_alerts_round_trip, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_write_and_load_generation, setup_dir,
 	                                    teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_generation_numbering, setup_dir, teardown_dir),
