@@ -765,6 +765,26 @@ static void print_status_dnssec(FILE *f, const json_t *wd)
 	} else {
 		table_free(&t);
 	}
+	/* copies the last scan could not transfer: their signatures are unknown */
+	const json_t *sec, *sz;
+	size_t si, zi, unknown = 0;
+	json_array_foreach(json_object_get(wd, "secondaries"), si, sec)
+	{
+		json_array_foreach(json_object_get(sec, "zones"), zi, sz)
+		{
+			const json_t *rr = json_object_get(sz, "rrsig");
+			const char *detail = jstr(rr, "detail");
+			if (!detail || !strcmp(detail, "ok"))
+				continue;
+			if (unknown++ < 4)
+				fprintf(f, "%s %s %s: %s\n",
+				        unknown == 1 ? "rrsig scan failed:" : "                  ",
+				        jstr(sec, "name") ? jstr(sec, "name") : "?",
+				        jstr(sz, "zone") ? jstr(sz, "zone") : "?", detail);
+		}
+	}
+	if (unknown > 4)
+		fprintf(f, "                   and %zu more\n", unknown - 4);
 	const json_t *dn = json_object_get(wd, "dnssec");
 	if (jstr(dn, "resign_error"))
 		fprintf(f, "re-signing: %s\n", jstr(dn, "resign_error"));

@@ -218,6 +218,8 @@ static int build_targets(struct drdns_watchdog *wd)
 	     !(wd->own = calloc(set->n ? set->n : 1, sizeof(*wd->own))) ||
 	     !(wd->expiry = calloc(set->n ? set->n : 1, sizeof(*wd->expiry)))))
 		ret = DRDNS_ENOMEM;
+	for (size_t z = 0; ret == 0 && z < set->n; z++)
+		wd->expiry[z].level = -1; /* nothing evaluated yet */
 	/* Which zones drdns could sign: only those count for the expiry guard (a
 	 * promotion helps a zone whose signatures run out only if drdns re-signs it). */
 	for (size_t z = 0; ret == 0 && ctx->conf->dnssec.keys && z < set->n; z++) {
