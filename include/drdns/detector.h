@@ -227,7 +227,10 @@ void drdns_detector_stepdown_done(struct drdns_detector *d, double now, bool don
  * none is known;
  * *zone (may be NULL) is set to the zone it belongs to (borrowed). */
 double drdns_detector_deadline(const struct drdns_detector *d, const char **zone);
-/* The deadline of one zone, 0 when unknown. */
+/* The deadline of one zone (the earlier of EXPIRE and rrsig_dark), 0 when
+ * unknown. */
 double drdns_detector_zone_deadline(const struct drdns_detector *d, const char *zone);
+/* The EXPIRE part alone: last_ok - REFRESH + EXPIRE, 0 when unknown. */
+double drdns_detector_zone_expire_deadline(const struct drdns_detector *d, const char *zone);
 
 #endif

@@ -680,7 +680,8 @@ static void dnssec_evaluate(struct drdns_watchdog *wd, double now)
 	for (size_t z = 0; z < nz; z++) {
 		struct drdns_expiry_zone *ez = &zones[z];
 		ez->zone = wd->set->zones[z]->name;
-		ez->soa_deadline = promoted ? 0 : drdns_detector_zone_deadline(&wd->det, ez->zone);
+		ez->soa_deadline =
+		    promoted ? 0 : drdns_detector_zone_expire_deadline(&wd->det, ez->zone);
 		ez->own = promoted && wd->own_gen != 0;
 		ez->own_signatures = wd->own[z].signatures;
 		ez->own_earliest = wd->own[z].earliest;
@@ -1112,6 +1113,10 @@ static void round_finished(struct round *r)
 	 * post hooks run now, soon after the commit, and not only if the whole
 	 * operation (convergence wait included) survives. */
 	bool role_changed = ctx->state->promoted != wd->last_promoted;
+	if (role_changed && !wd->resigning) { /* a failure of the last term is history */
+		wd->resign_error[0] = 0;
+		wd->resign_retry_at = 0;
+	}
 	if (ctx->state->promoted && role_changed)
 		wd->promotions++;
 	wd->last_promoted = ctx->state->promoted;
@@ -1462,7 +1467,7 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 	size_t nz = wd->set ? wd->set->n : 0;
 	for (size_t z = 0; z < nz; z++) {
 		const char *name = wd->set->zones[z]->name;
-		double dl = drdns_detector_zone_deadline(d, name);
+		double dl = drdns_detector_zone_expire_deadline(d, name);
 		json_t *row = json_pack("{s:s}", "zone", name);
 		json_object_set_new(row, "deadline",
 		                    dl > 0 ? json_integer((json_int_t)dl) : json_null());
@@ -1668,7 +1673,7 @@ char *drdns_watchdog_metrics(const struct drdns_watchdog *wd)
 	     "seconds until a secondary may drop the zone (last master contact - REFRESH + "
 	     "EXPIRE)");
 	for (size_t z = 0; z < nz; z++) {
-		double dl = drdns_detector_zone_deadline(d, wd->set->zones[z]->name);
+		double dl = drdns_detector_zone_expire_deadline(d, wd->set->zones[z]->name);
 		if (dl > 0)
 			put(&t, "drdns_zone_expiry_seconds{zone=\"%s\"} %.0f\n",
 			    esc(wd->set->zones[z]->name, e1, sizeof(e1)), dl - now);

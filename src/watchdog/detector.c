@@ -108,11 +108,16 @@ int drdns_detector_restore_zone(struct drdns_detector *d, const char *zone, doub
 	return 0;
 }
 
+static double zone_soa_deadline(const struct drdns_detector_zone *z)
+{
+	return z->last_ok > 0 && z->expire != 0
+	           ? z->last_ok - (double)z->refresh + (double)z->expire
+	           : 0;
+}
+
 static double zone_deadline(const struct drdns_detector_zone *z)
 {
-	double soa = z->last_ok > 0 && z->expire != 0
-	                 ? z->last_ok - (double)z->refresh + (double)z->expire
-	                 : 0;
+	double soa = zone_soa_deadline(z);
 	if (z->rrsig_dark > 0 && (soa == 0 || z->rrsig_dark < soa))
 		return z->rrsig_dark;
 	return soa;
@@ -123,6 +128,14 @@ double drdns_detector_zone_deadline(const struct drdns_detector *d, const char *
 	for (size_t i = 0; i < d->n_zones; i++)
 		if (!strcmp(d->zones[i].zone, zone))
 			return zone_deadline(&d->zones[i]);
+	return 0;
+}
+
+double drdns_detector_zone_expire_deadline(const struct drdns_detector *d, const char *zone)
+{
+	for (size_t i = 0; i < d->n_zones; i++)
+		if (!strcmp(d->zones[i].zone, zone))
+			return zone_soa_deadline(&d->zones[i]);
 	return 0;
 }
 

@@ -1163,6 +1163,45 @@ static void test_expiry_guard_promotes(void **state)
 	assert_int_equal(s->count[DRDNS_ALERT_EXPIRY], 1);
 }
 
+/* A signed zone drdns can re-sign goes dark when its RRSIGs expire: that
+ * counts as a deadline like EXPIRE, whichever is first; the EXPIRE part alone
+ * stays what it was.  No RRSIG deadline (0): the EXPIRE one rules again. */
+static void test_expiry_guard_rrsig(void **state)
+{
+	struct sim *s = *state;
+	s->conf.promote_after = 1e9;
+	s->conf.expire_margin = 600;
+	sim_restart(s);
+	s->z[0].expire = 1209600; /* EXPIRE: two weeks away */
+	s->z[0].refresh = 3600;
+	s->z[0].rrsig_dark = T0 + 3000; /* the signatures: 3000 s */
+	s->dt = 60;
+	ok(s); /* T0: due at T0 + 2400 */
+	assert_true(drdns_detector_zone_deadline(&s->d, zone_names[0]) == T0 + 3000);
+	assert_true(drdns_detector_zone_expire_deadline(&s->d, zone_names[0]) ==
+	            T0 - 3600 + 1209600);
+	for (int i = 1; i < 40; i++) { /* T0+60 .. T0+2340 */
+		assert_int_equal(silent(s), DRDNS_WD_NONE);
+		assert_false(raised(s, DRDNS_ALERT_EXPIRY));
+	}
+	assert_int_equal(silent(s), DRDNS_WD_PROMOTE); /* T0+2400 */
+	assert_true(raised(s, DRDNS_ALERT_EXPIRY));
+	assert_non_null(strstr(s->d.alert_msg[DRDNS_ALERT_EXPIRY], "RRSIGs expire"));
+	assert_non_null(strstr(s->out.reason, "expiry guard"));
+
+	/* the same zone without signatures drdns could renew: the EXPIRE deadline */
+	sim_restart(s);
+	s->z[0].expire = 7200;
+	s->z[0].refresh = 1800;
+	s->z[0].rrsig_dark = 0;
+	ok(s);
+	assert_true(drdns_detector_zone_deadline(&s->d, zone_names[0]) == T0 + 5400);
+	/* RRSIGs later than EXPIRE: EXPIRE first */
+	s->z[0].rrsig_dark = T0 + 90000;
+	ok(s);
+	assert_true(drdns_detector_zone_deadline(&s->d, zone_names[0]) == T0 + 10 + 5400);
+}
+
 /* The guard still needs fail_after silent rounds (one lost round is no outage). */
 static void test_expiry_guard_needs_fail_after(void **state)
 {
@@ -1749,6 +1788,7 @@ int main(void)
 	    T(test_deadline_tracking),
 	    T(test_expiry_guard_promotes),
 	    T(test_expiry_guard_needs_fail_after),
+	    T(test_expiry_guard_rrsig),
 	    T(test_restore_zone),
 	    T(test_contact_changed),
 	    T(test_contact_changed_silent_start),

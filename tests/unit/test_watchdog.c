@@ -30,6 +30,14 @@
  * watchdog, closes every server, runs the loop until it drains and requires
  * uv_loop_close() to succeed (no handle left behind); valgrind and ASan check
  * that nothing leaks.
+ * DNSSEC (the RRSIG watch, the alert book, re-signing): ns1 lets the
+ * watchdog's AXFR scans in (allow_transfer 127.0.0.30) and serves a copy
+ * signed with the keys/ecdsa fixture as if some days ago, so its signatures
+ * expire within a threshold; scans run every 0.2 s, alerts repeat every 0.3 s.
+ * Hooks log their environment to files; "nothing more runs" checks let a few
+ * scans and repeat periods pass.  Re-signing is tested promoted, with ns1
+ * following drdns's served copy (as a secondary's transfer would), by moving
+ * dnssec.refresh past the validity and back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,6 +51,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -51,14 +60,19 @@
 #include "drdns/conf.h"
 #include "drdns/detector.h"
 #include "drdns/diag.h"
+#include "drdns/dnssec.h"
 #include "drdns/error.h"
+#include "drdns/expiry.h"
 #include "drdns/failover.h"
 #include "drdns/fsutil.h"
 #include "drdns/log.h"
+#include "drdns/serial.h"
 #include "drdns/server.h"
 #include "drdns/state.h"
 #include "drdns/watchdog.h"
 #include "drdns/zone.h"
+
+#include "testutil.h"
 
 #define CAMPUS_SERIAL 2024010105u
 #define DR_FLOOR      2024010100u
@@ -111,6 +125,10 @@ struct sandbox {
 	bool stop_on_busy;
 	bool stopped_in_round;
 	bool promoted_at_stop;
+	/* ns1's allow_transfer, when a test lets the RRSIG scans in */
+	char *scan_from[1];
+	/* called at the end of every round callback, when set */
+	void (*each_round)(struct sandbox *s);
 };
 
 #define SEEN(state) (1u << (state))
@@ -471,6 +489,8 @@ static void on_round(const char *summary, void *arg)
 		drdns_watchdog_stop(s->ctx.watchdog);
 		assert_null(s->ctx.watchdog);
 	}
+	if (s->each_round && s->ctx.watchdog)
+		s->each_round(s);
 }
 
 static void wd_start(struct sandbox *s)
@@ -1631,6 +1651,819 @@ static void test_blind_at_start(void **state)
 	assert_true(state_is(s, "NORMAL"));
 }
 
+/* ---- DNSSEC: RRSIG scans, the alert book, re-signing ------------------------ */
+
+#define DAY      86400
+#define RRSIG_3D "rrsig:example.edu:3d"
+
+/* ns1 lets the watchdog's RRSIG scans in (unsigned AXFR from the controller's
+ * address, as an operator's allow_transfer would). */
+static void ns1_allow_scans(struct sandbox *s)
+{
+	s->scan_from[0] = "127.0.0.30";
+	s->peer_conf.controller.allow_transfer = s->scan_from;
+	s->peer_conf.controller.n_allow_transfer = 1;
+}
+
+/* The campus copy at serial, signed with the ecdsa fixture keys as if at
+ * signed_at (validity 30 days, no jitter: every signature expires at
+ * signed_at + 30 days, returned in *expires). */
+static struct drdns_zoneset *signed_set(struct sandbox *s, uint32_t serial, int64_t signed_at,
+                                        int64_t *expires)
+{
+	struct drdns_zoneset *set = set_with_serial(s, serial);
+	char *dir = data_path("keys/ecdsa");
+	struct drdns_keyset *ks = NULL;
+	struct drdns_diag diag = {0};
+	assert_int_equal(drdns_keyset_load(dir, "example.edu.", &ks, &diag), 0);
+	assert_non_null(ks);
+	drdns_diag_clear(&diag);
+	free(dir);
+	struct drdns_sign_params p = {.now = (uint64_t)signed_at,
+	                              .validity = 30 * DAY,
+	                              .inception_offset = 3600,
+	                              .jitter = 0,
+	                              .threads = 1};
+	struct drdns_zone *out = NULL;
+	struct drdns_sign_stats stats;
+	char err[256] = "";
+	if (drdns_zone_sign(set->zones[0], ks, &p, &out, &stats, err, sizeof(err)) != 0)
+		fail_msg("sign: %s", err);
+	drdns_keyset_free(ks);
+	drdns_zone_free(set->zones[0]);
+	set->zones[0] = out;
+	*expires = signed_at + 30 * DAY;
+	assert_true(stats.signatures > 0);
+	assert_int_equal(stats.earliest_expiration, (uint32_t)*expires);
+	return set;
+}
+
+/* ns1 serves a signed copy whose signatures all expire in about two days:
+ * inside the 3-day threshold, outside the 1-day one.  Returns the expiration. */
+static int64_t ns1_serve_expiring(struct sandbox *s)
+{
+	int64_t expires = 0;
+	drdns_server_set_zones(
+	    s->ns1, signed_set(s, CAMPUS_SERIAL, (int64_t)time(NULL) - 28 * DAY, &expires));
+	return expires;
+}
+
+/* ns1 serves a copy signed just now (signatures good for 30 days). */
+static int64_t ns1_serve_fresh(struct sandbox *s)
+{
+	int64_t expires = 0;
+	drdns_server_set_zones(s->ns1, signed_set(s, CAMPUS_SERIAL, (int64_t)time(NULL), &expires));
+	return expires;
+}
+
+/* The RRSIG watch set up fast: scans every 0.2 s, repeats every 0.3 s,
+ * escalation after one repeat, thresholds 7d, 3d, 1d; hooks that log what they
+ * were given (alerts.txt: "ID REPEAT|MESSAGE", escalate.txt: "EVENT ID REPEAT");
+ * the master answers (standby, NORMAL) and ns1 serves an expiring copy. */
+static int64_t rrsig_setup(struct sandbox *s)
+{
+	char body[1024];
+	snprintf(body, sizeof(body),
+	         "echo \"$DRDNS_ALERT $DRDNS_ALERT_REPEAT|$DRDNS_ALERT_MESSAGE\" >> %s/alerts.txt",
+	         s->dir);
+	s->conf->hooks.on_alert = write_script(s, "alert.sh", body);
+	snprintf(body, sizeof(body),
+	         "echo \"$DRDNS_EVENT $DRDNS_ALERT $DRDNS_ALERT_REPEAT\" >> %s/escalate.txt",
+	         s->dir);
+	s->conf->hooks.on_escalate = write_script(s, "escalate.sh", body);
+	s->conf->alerts.repeat = 0.3;
+	s->conf->alerts.rrsig_scan_interval = 0.2;
+	s->conf->alerts.escalate_after = 1;
+	s->conf->alerts.rrsig_thresholds[0] = 7 * DAY;
+	s->conf->alerts.rrsig_thresholds[1] = 3 * DAY;
+	s->conf->alerts.rrsig_thresholds[2] = 1 * DAY;
+	s->conf->alerts.n_rrsig_thresholds = 3;
+	ns1_allow_scans(s);
+	master_start(s, CAMPUS_SERIAL);
+	return ns1_serve_expiring(s);
+}
+
+/* The alert-book entry id in a status object (borrowed), or NULL. */
+static json_t *book_alert(const json_t *st, const char *id)
+{
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(st, "alerts"), i, a)
+	{
+		if (!strcmp(jstr(a, "id"), id))
+			return a;
+	}
+	return NULL;
+}
+
+/* The alert id is listed with acked == acked (false when it is not listed). */
+static bool alert_acked(const struct sandbox *s, const char *id, bool acked)
+{
+	json_t *st = status(s);
+	json_t *a = book_alert(st, id);
+	bool is = a && json_is_true(json_object_get(a, "acked")) == acked;
+	json_decref(st);
+	return is;
+}
+
+static unsigned long ns1_axfrs(const struct sandbox *s)
+{
+	struct drdns_server_stats st;
+	drdns_server_stats(s->ns1, &st);
+	return st.axfr;
+}
+
+static bool scanning(const struct sandbox *s)
+{
+	json_t *st = status(s);
+	bool is = json_is_true(json_object_get(json_object_get(st, "dnssec"), "scanning"));
+	json_decref(st);
+	return is;
+}
+
+/* n more scans of ns1 completed, and a round evaluated the last one. */
+static void wait_scans(struct sandbox *s, unsigned n)
+{
+	unsigned long target = ns1_axfrs(s) + n;
+	WAIT_FOR(s, ns1_axfrs(s) >= target && !scanning(s));
+	wait_rounds(s, 2);
+}
+
+/* state.json as drdns_state_load reads it back (caller frees). */
+static struct drdns_state *state_from_disk(const struct sandbox *s)
+{
+	struct drdns_state *st = NULL;
+	char err[256] = "";
+	if (drdns_state_load(s->conf->controller.state_dir, &st, err, sizeof(err)) != 0)
+		fail_msg("state_load: %s", err);
+	return st;
+}
+
+/* The alert saved in state.json with this id, or NULL. */
+static const struct drdns_alert *saved_alert(const struct drdns_state *st, const char *id)
+{
+	for (size_t i = 0; i < st->n_alerts; i++)
+		if (!strcmp(st->alerts[i].id, id))
+			return &st->alerts[i];
+	return NULL;
+}
+
+/* Standby, ns1 serves signatures that expire in two days: the scan finds them,
+ * alert rrsig:example.edu:3d is raised (on_alert, repeats, one escalation),
+ * time to dark is the RRSIG expiration, and it all shows in status and
+ * metrics.  An ack of an unknown id changes nothing; the ack silences the
+ * alert, shows in status and is saved in state.json. */
+static void test_rrsig_alert_ack(void **state)
+{
+	struct sandbox *s = *state;
+	int64_t expires = rrsig_setup(s);
+	wd_start(s);
+	struct drdns_watchdog *wd = s->ctx.watchdog;
+	WAIT_FOR(s, has_alert(s, RRSIG_3D));
+	double now = now_unix();
+
+	json_t *st = status(s);
+	assert_string_equal(jstr(st, "state"), "NORMAL");
+	json_t *a = book_alert(st, RRSIG_3D);
+	assert_non_null(a);
+	assert_true(json_is_true(json_object_get(a, "ackable")));
+	assert_true(json_is_false(json_object_get(a, "acked")));
+	assert_null(json_object_get(a, "ack"));
+	assert_true(json_is_integer(json_object_get(a, "next_repeat")));
+	assert_true(jint(a, "raised_at") > 0);
+	const char *msg = jstr(a, "message");
+	assert_prefix(msg, "example.edu: RRSIGs expire in ");
+	assert_has(msg, "ns1.example.edu.");
+	assert_has(msg, "threshold 3d");
+	assert_null(book_alert(st, "rrsig:example.edu:7d")); /* one id: the worst level */
+	assert_null(book_alert(st, "rrsig:example.edu:1d"));
+	/* ns1's copy, as scanned */
+	json_t *sz = json_array_get(
+	    json_object_get(json_array_get(json_object_get(st, "secondaries"), 0), "zones"), 0);
+	json_t *rr = json_object_get(sz, "rrsig");
+	assert_non_null(rr);
+	assert_true(json_is_true(json_object_get(rr, "known")));
+	assert_true(jint(rr, "signatures") > 0);
+	assert_int_equal(jint(rr, "earliest"), expires);
+	assert_true(json_is_string(json_object_get(rr, "earliest_what")));
+	assert_string_equal(jstr(rr, "detail"), "ok");
+	assert_true(jint(rr, "fetched_at") > 0);
+	/* the zone: signed (by ns1), dark when its signatures expire */
+	json_t *z = json_array_get(json_object_get(st, "zones"), 0);
+	json_t *d = json_object_get(z, "dnssec");
+	assert_non_null(d);
+	assert_true(json_is_true(json_object_get(d, "signed")));
+	assert_true(json_is_false(json_object_get(d, "drdns_can_sign")));
+	assert_int_equal(jint(d, "rrsig_earliest"), expires);
+	assert_string_equal(jstr(d, "rrsig_earliest_at"), "ns1.example.edu.");
+	assert_int_equal(jint(d, "time_to_dark"), expires);
+	assert_string_equal(jstr(d, "dark_cause"), "rrsig");
+	assert_in_range(jint(d, "seconds_to_dark"), 2 * DAY - 600, 2 * DAY);
+	assert_string_equal(jstr(d, "alert"), RRSIG_3D);
+	assert_true(json_is_null(json_object_get(d, "next_resign"))); /* standby */
+	json_t *dn = json_object_get(st, "dnssec");
+	assert_non_null(dn);
+	assert_int_equal(jint(dn, "resigns"), 0);
+	assert_true(jint(dn, "last_scan") > 0);
+	assert_true(json_is_null(json_object_get(dn, "next_resign")));
+	json_t *dark = json_object_get(dn, "earliest_dark");
+	assert_string_equal(jstr(dark, "zone"), "example.edu.");
+	assert_int_equal(jint(dark, "at"), expires);
+	json_decref(st);
+
+	char *m = metrics(s);
+	check_exposition(m);
+	const char *want = "\ndrdns_zone_rrsig_expiry_seconds{zone=\"example.edu.\"} ";
+	assert_has(m, want);
+	assert_has(m, "\ndrdns_zone_time_to_dark_seconds{zone=\"example.edu.\",cause=\"rrsig\"} ");
+	assert_has(m, "\ndrdns_secondary_rrsig_expiry_seconds{secondary=\"ns1.example.edu.\","
+	              "zone=\"example.edu.\"} ");
+	assert_has(m, "\ndrdns_alerts_unacknowledged 1\n");
+	assert_has(m, "\ndrdns_resigns_total 0\n");
+	/* the value is the time left: about two days */
+	const char *v = strstr(m, want) + strlen(want);
+	double left = strtod(v, NULL);
+	assert_true(left > 2 * DAY - 600 && left <= 2 * DAY);
+	free(m);
+
+	/* saved in state.json since it was raised */
+	struct drdns_state *disk = state_from_disk(s);
+	const struct drdns_alert *sa = saved_alert(disk, RRSIG_3D);
+	assert_non_null(sa);
+	assert_false(sa->acked);
+	assert_true(sa->sent >= 1);
+	drdns_state_free(disk);
+
+	/* on_alert: the raise (repeat 0), then repeats; one escalation after the
+	 * first repeat, never again */
+	WAIT_FOR(s, file_has(s, "alerts.txt", RRSIG_3D " 0|example.edu: RRSIGs expire in "));
+	WAIT_FOR(s, file_has(s, "alerts.txt", RRSIG_3D " 1|"));
+	WAIT_FOR(s, file_has(s, "escalate.txt", "on_escalate " RRSIG_3D " 1\n"));
+	WAIT_FOR(s, file_has(s, "alerts.txt", RRSIG_3D " 3|"));
+	assert_int_equal(file_count(s, "alerts.txt", RRSIG_3D " 0|"), 1);
+	assert_int_equal(file_count(s, "alerts.txt", RRSIG_3D " 1|"), 1);
+	assert_int_equal(file_count(s, "escalate.txt", "\n"), 1);
+	st = status(s);
+	a = book_alert(st, RRSIG_3D);
+	assert_true(json_is_true(json_object_get(a, "escalated")));
+	assert_true(jint(a, "repeats") >= 3);
+	json_decref(st);
+	assert_true(metrics_have(s, "\ndrdns_alerts_escalated 1\n"));
+
+	/* an unknown id: an error naming the active one, nothing changed */
+	char err[512] = "";
+	assert_true(drdns_watchdog_ack(wd, "rrsig:example.edu:7d", "tester", "because", err,
+	                               sizeof(err)) < 0);
+	assert_has(err, RRSIG_3D);
+	assert_true(alert_acked(s, RRSIG_3D, false));
+	disk = state_from_disk(s);
+	assert_false(saved_alert(disk, RRSIG_3D)->acked);
+	assert_null(saved_alert(disk, "rrsig:example.edu:7d"));
+	drdns_state_free(disk);
+
+	/* the ack */
+	err[0] = 0;
+	assert_int_equal(drdns_watchdog_ack(wd, RRSIG_3D, "tester", "because", err, sizeof(err)),
+	                 0);
+	st = status(s);
+	a = book_alert(st, RRSIG_3D);
+	assert_non_null(a);
+	assert_true(json_is_true(json_object_get(a, "acked")));
+	json_t *ack = json_object_get(a, "ack");
+	assert_string_equal(jstr(ack, "who"), "tester");
+	assert_string_equal(jstr(ack, "reason"), "because");
+	assert_true(jint(ack, "at") >= (json_int_t)now - 1);
+	assert_null(json_object_get(a, "next_repeat"));
+	json_decref(st);
+	disk = state_from_disk(s);
+	sa = saved_alert(disk, RRSIG_3D);
+	assert_non_null(sa);
+	assert_true(sa->acked);
+	assert_string_equal(sa->acked_by, "tester");
+	assert_string_equal(sa->ack_reason, "because");
+	assert_true(sa->acked_at > 0);
+	drdns_state_free(disk);
+	m = metrics(s);
+	assert_has(m, "\ndrdns_alerts_unacknowledged 0\n");
+	assert_has(m, "\ndrdns_alerts_escalated 0\n");
+	free(m);
+
+	/* silent from now on (a hook started just before the ack may still write:
+	 * let those finish first), while the condition holds and scans go on */
+	pump_for(s, 0.5);
+	size_t runs = file_count(s, "alerts.txt", RRSIG_3D " ");
+	size_t escalations = file_count(s, "escalate.txt", "\n");
+	wait_scans(s, 3);
+	pump_for(s, 4 * s->conf->alerts.repeat);
+	assert_int_equal(file_count(s, "alerts.txt", RRSIG_3D " "), runs);
+	assert_int_equal(file_count(s, "escalate.txt", "\n"), escalations);
+	assert_true(alert_acked(s, RRSIG_3D, true));
+	assert_true(metrics_have(s, "\ndrdns_alerts_unacknowledged 0\n"));
+}
+
+/* A restart keeps the acknowledgement: the new watchdog (on the state read back
+ * from disk) lists the alert as acknowledged from the start, and neither raises
+ * it again nor repeats it. */
+static void test_rrsig_ack_survives_restart(void **state)
+{
+	struct sandbox *s = *state;
+	rrsig_setup(s);
+	wd_start(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D) &&
+	                file_has(s, "alerts.txt", RRSIG_3D " 0|example.edu: RRSIGs expire in "));
+	char err[512] = "";
+	assert_int_equal(
+	    drdns_watchdog_ack(s->ctx.watchdog, RRSIG_3D, "tester", "because", err, sizeof(err)),
+	    0);
+	pump_for(s, 0.5); /* hooks started before the ack finish */
+	size_t runs = file_count(s, "alerts.txt", RRSIG_3D " ");
+	assert_true(runs >= 1);
+
+	drdns_watchdog_stop(s->ctx.watchdog);
+	assert_null(s->ctx.watchdog);
+	/* in memory ... */
+	const struct drdns_alert *mem = saved_alert(s->ctx.state, RRSIG_3D);
+	assert_non_null(mem);
+	assert_true(mem->acked);
+	assert_string_equal(mem->acked_by, "tester");
+	/* ... and on disk: start from that */
+	struct drdns_state *back = state_from_disk(s);
+	assert_non_null(saved_alert(back, RRSIG_3D));
+	assert_true(saved_alert(back, RRSIG_3D)->acked);
+	drdns_state_free(s->ctx.state);
+	s->ctx.state = back;
+	unsigned rounds = s->rounds;
+	wd_start(s);
+
+	/* before any round or scan: the restored alert, acknowledged */
+	json_t *st = status(s);
+	assert_int_equal(jint(st, "rounds"), 0);
+	json_t *a = book_alert(st, RRSIG_3D);
+	assert_non_null(a);
+	assert_true(json_is_true(json_object_get(a, "acked")));
+	assert_string_equal(jstr(json_object_get(a, "ack"), "who"), "tester");
+	assert_string_equal(jstr(json_object_get(a, "ack"), "reason"), "because");
+	json_decref(st);
+
+	/* scans find the condition still holds: the alert stays, acknowledged, and
+	 * no hook runs */
+	WAIT_FOR(s, s->rounds > rounds);
+	wait_scans(s, 3);
+	pump_for(s, 4 * s->conf->alerts.repeat);
+	assert_int_equal(file_count(s, "alerts.txt", RRSIG_3D " "), runs);
+	assert_int_equal(file_count(s, "alerts.txt", RRSIG_3D " 0|"), 1);
+	st = status(s);
+	a = book_alert(st, RRSIG_3D);
+	assert_non_null(a);
+	assert_true(json_is_true(json_object_get(a, "acked")));
+	assert_string_equal(jstr(json_object_get(a, "ack"), "who"), "tester");
+	assert_string_equal(
+	    jstr(json_object_get(json_array_get(json_object_get(st, "zones"), 0), "dnssec"),
+	         "alert"),
+	    RRSIG_3D);
+	json_decref(st);
+	struct drdns_state *disk = state_from_disk(s);
+	assert_non_null(saved_alert(disk, RRSIG_3D));
+	assert_true(saved_alert(disk, RRSIG_3D)->acked);
+	assert_string_equal(saved_alert(disk, RRSIG_3D)->ack_reason, "because");
+	drdns_state_free(disk);
+	assert_true(metrics_have(s, "\ndrdns_alerts_unacknowledged 0\n"));
+}
+
+/* A restart of an unacknowledged alert neither raises it again (repeat 0) nor
+ * starts its count over: the repeats go on from what state.json kept. */
+static void test_rrsig_unacked_survives_restart(void **state)
+{
+	struct sandbox *s = *state;
+	rrsig_setup(s);
+	s->conf->alerts.escalate_after = 0; /* never */
+	wd_start(s);
+	WAIT_FOR(s, file_has(s, "alerts.txt", RRSIG_3D " 1|"));
+	drdns_watchdog_stop(s->ctx.watchdog);
+	pump_for(s, 0.5); /* hooks in flight finish */
+	size_t runs = file_count(s, "alerts.txt", RRSIG_3D " ");
+	assert_true(runs >= 2);
+	struct drdns_state *back = state_from_disk(s);
+	const struct drdns_alert *saved = saved_alert(back, RRSIG_3D);
+	assert_non_null(saved);
+	assert_false(saved->acked);
+	unsigned sent = saved->sent;
+	assert_true(sent >= 2);
+	drdns_state_free(s->ctx.state);
+	s->ctx.state = back;
+	wd_start(s);
+	char want[64];
+	snprintf(want, sizeof(want), RRSIG_3D " %u|", sent);
+	WAIT_FOR(s, file_has(s, "alerts.txt", want));
+	assert_int_equal(file_count(s, "alerts.txt", RRSIG_3D " 0|"), 1);
+	assert_false(exists_in(s, "escalate.txt"));
+}
+
+/* The condition ends: ns1 serves fresh signatures, and after the next scan the
+ * (acknowledged) alert is cleared, from status and from state.json; when the
+ * signatures run short again it is a new alert, raised again, to be
+ * acknowledged again. */
+static void test_rrsig_alert_cleared(void **state)
+{
+	struct sandbox *s = *state;
+	rrsig_setup(s);
+	wd_start(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D) && file_has(s, "alerts.txt", RRSIG_3D " 0|"));
+	char err[512] = "";
+	assert_int_equal(
+	    drdns_watchdog_ack(s->ctx.watchdog, RRSIG_3D, "tester", "because", err, sizeof(err)),
+	    0);
+
+	int64_t fresh = ns1_serve_fresh(s);
+	WAIT_FOR(s, !has_alert(s, RRSIG_3D));
+	json_t *st = status(s);
+	assert_int_equal(json_array_size(json_object_get(st, "alerts")), 0);
+	json_t *d = json_object_get(json_array_get(json_object_get(st, "zones"), 0), "dnssec");
+	assert_true(json_is_null(json_object_get(d, "alert")));
+	assert_true(json_is_true(json_object_get(d, "signed")));
+	assert_int_equal(jint(d, "rrsig_earliest"), fresh);
+	/* 30 days of signatures: the SOA EXPIRE (14 days) comes first now */
+	assert_string_equal(jstr(d, "dark_cause"), "expire");
+	json_decref(st);
+	struct drdns_state *disk = state_from_disk(s);
+	assert_int_equal(disk->n_alerts, 0);
+	drdns_state_free(disk);
+	json_t *raw = disk_state(s);
+	assert_int_equal(json_array_size(json_object_get(raw, "alerts")), 0);
+	json_decref(raw);
+	char *m = metrics(s);
+	assert_has(m, "\ndrdns_alerts_unacknowledged 0\n");
+	assert_has(m, "\ndrdns_zone_time_to_dark_seconds{zone=\"example.edu.\",cause=\"expire\"} ");
+	free(m);
+	wait_scans(s, 2);
+	assert_false(has_alert(s, RRSIG_3D));
+
+	/* short again: a new alert, not covered by the old ack */
+	ns1_serve_expiring(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D));
+	assert_true(alert_acked(s, RRSIG_3D, false));
+	WAIT_FOR(s, file_count(s, "alerts.txt", RRSIG_3D " 0|") == 2);
+	assert_true(metrics_have(s, "\ndrdns_alerts_unacknowledged 1\n"));
+}
+
+/* "ns1 follows drdns": it takes drdns's served copy (signed) once its serial is
+ * newer than ns1's, as a secondary's transfer would. */
+static void follow_dr_cb(uv_timer_t *t)
+{
+	struct sandbox *s = t->data;
+	if (!s->ns1 || !s->ctx.server)
+		return;
+	const struct drdns_zoneset *d = drdns_server_zones(s->ctx.server);
+	if (!d || d->n != 1 ||
+	    !drdns_serial_gt(drdns_zone_serial(d->zones[0]), served_serial(s->ns1)))
+		return;
+	struct drdns_zoneset *copy = calloc(1, sizeof(*copy));
+	assert_non_null(copy);
+	copy->zones = calloc(1, sizeof(*copy->zones));
+	assert_non_null(copy->zones);
+	copy->zones[0] = drdns_zone_clone(d->zones[0]);
+	assert_non_null(copy->zones[0]);
+	copy->n = 1;
+	drdns_server_set_zones(s->ns1, copy);
+}
+
+static void simulate_following_dr(struct sandbox *s)
+{
+	s->transfer = true;
+	uv_timer_init(&s->loop, &s->transfer_timer);
+	s->transfer_timer.data = s;
+	uv_timer_start(&s->transfer_timer, follow_dr_cb, 10, 10);
+}
+
+/* The earliest RRSIG expiration of what drdns serves. */
+static int64_t served_earliest(const struct sandbox *s)
+{
+	const struct drdns_zoneset *served = drdns_server_zones(s->ctx.server);
+	assert_non_null(served);
+	struct drdns_rrsig_summary sum;
+	drdns_zone_rrsig_summarize(served->zones[0], (int64_t)time(NULL), &sum);
+	assert_true(sum.signatures > 0);
+	return sum.earliest;
+}
+
+static json_t *zone_dnssec(const json_t *st)
+{
+	return json_object_get(json_array_get(json_object_get(st, "zones"), 0), "dnssec");
+}
+
+static bool has_next_resign(const struct sandbox *s)
+{
+	json_t *st = status(s);
+	bool has = json_is_integer(json_object_get(zone_dnssec(st), "next_resign"));
+	json_decref(st);
+	return has;
+}
+
+static json_int_t resigns(const struct sandbox *s)
+{
+	json_t *st = status(s);
+	json_int_t n = jint(json_object_get(st, "dnssec"), "resigns");
+	json_decref(st);
+	return n;
+}
+
+/* Promoted with keys: the watchdog shows when it will re-sign, and re-signs by
+ * itself once drdns's earliest signature is within dnssec.refresh: a new
+ * generation, the next serial, ns1 follows; once the fresh signatures are
+ * clear of dnssec.refresh it stops. */
+static void test_resign_when_due(void **state)
+{
+	struct sandbox *s = *state;
+	s->conf->dnssec.keys = data_path("keys/ecdsa");
+	s->conf->dnssec.validity = 30 * DAY;
+	s->conf->dnssec.jitter = 0;
+	s->conf->dnssec.inception_offset = 3600;
+	s->conf->dnssec.refresh = 600;
+	s->conf->alerts.rrsig_scan_interval = 0.2;
+	ns1_allow_scans(s);
+	simulate_following_dr(s);
+	wd_start(s);
+	wait_promoted(s);
+	WAIT_FOR(s, has_next_resign(s));
+	const unsigned long gen = s->ctx.state->generation;
+	assert_int_equal(gen, 1);
+	uint32_t serial = 0;
+	assert_true(drdns_state_published(s->ctx.state, "example.edu.", &serial));
+	assert_int_equal(serial, CAMPUS_SERIAL + 1);
+	int64_t before = served_earliest(s);
+	char *why = strdup(s->ctx.state->reason);
+	assert_non_null(why);
+
+	json_t *st = status(s);
+	assert_string_equal(jstr(st, "state"), "PROMOTED");
+	json_t *d = zone_dnssec(st);
+	assert_true(json_is_true(json_object_get(d, "signed")));
+	assert_true(json_is_true(json_object_get(d, "drdns_can_sign")));
+	assert_int_equal(jint(d, "next_resign"), before - 600);
+	assert_int_equal(jint(json_object_get(st, "dnssec"), "next_resign"), before - 600);
+	assert_true(json_is_null(json_object_get(d, "alert")));
+	assert_int_equal(jint(json_object_get(st, "dnssec"), "resigns"), 0);
+	json_decref(st);
+	char *m = metrics(s);
+	check_exposition(m);
+	assert_has(m, "\ndrdns_zone_next_resign_seconds{zone=\"example.edu.\"} ");
+	assert_has(m, "\ndrdns_zone_rrsig_expiry_seconds{zone=\"example.edu.\"} ");
+	free(m);
+	/* not due: nothing happens */
+	wait_rounds(s, 5);
+	assert_int_equal(s->ctx.state->generation, gen);
+
+	/* refresh longer than the validity: the signatures served are due */
+	s->conf->dnssec.refresh = 31 * DAY;
+	WAIT_FOR(s, s->ctx.state->generation > gen);
+	s->conf->dnssec.refresh = 600; /* the fresh ones are not */
+	assert_int_equal(s->ctx.state->generation, gen + 1);
+	assert_true(s->ctx.state->promoted);
+	uint32_t now_serial = 0;
+	assert_true(drdns_state_published(s->ctx.state, "example.edu.", &now_serial));
+	assert_int_equal(now_serial, serial + 1);
+	WAIT_FOR(s, !s->ctx.busy && resigns(s) >= 1);
+	assert_int_equal(served_serial(s->ctx.server), serial + 1);
+	assert_true(served_earliest(s) >= before);
+	WAIT_FOR(s, served_serial(s->ns1) == serial + 1);
+	/* the promotion's time, reason and who stay */
+	assert_string_equal(s->ctx.state->reason, why);
+	free(why);
+	json_t *audit = audit_lines(s);
+	size_t n = json_array_size(audit);
+	assert_true(n >= 4);
+	json_t *rec = json_array_get(audit, n - 1);
+	assert_string_equal(jstr(rec, "action"), "resign");
+	assert_string_equal(jstr(rec, "result"), "done");
+	rec = json_array_get(audit, n - 2);
+	assert_string_equal(jstr(rec, "action"), "resign");
+	assert_string_equal(jstr(rec, "result"), "committed");
+	assert_string_equal(jstr(json_object_get(rec, "who"), "watchdog"), "test");
+	assert_prefix(jstr(rec, "reason"),
+	              "watchdog: zone example.edu. has signatures expiring at ");
+	json_decref(audit);
+
+	/* it stops: no second re-signing over many more rounds and scans */
+	wait_rounds(s, 10);
+	wait_scans(s, 2);
+	assert_int_equal(s->ctx.state->generation, gen + 1);
+	assert_int_equal(resigns(s), 1);
+	st = status(s);
+	assert_string_equal(jstr(st, "state"), "PROMOTED");
+	assert_true(json_is_null(json_object_get(json_object_get(st, "dnssec"), "resign_error")));
+	d = zone_dnssec(st);
+	assert_int_equal(jint(d, "next_resign"), served_earliest(s) - 600);
+	json_decref(st);
+	assert_true(metrics_have(s, "\ndrdns_resigns_total 1\n"));
+	assert_int_equal(gen_dirs(s), 1); /* the old generation was collected */
+}
+
+/* Every round's time to dark is the earlier of the two deadlines it stands for:
+ * with cause "rrsig" the earliest RRSIG expiration, with cause "expire" the
+ * SOA EXPIRE deadline (the master answers every round here: about
+ * now - REFRESH + EXPIRE).  Checked after every round (s->each_round); the
+ * first violation is kept in dark_bad for the test to report. */
+static char dark_bad[512];
+
+static void check_dark(struct sandbox *s)
+{
+	if (dark_bad[0])
+		return;
+	json_t *st = drdns_watchdog_status(s->ctx.watchdog);
+	json_t *d = zone_dnssec(st);
+	json_t *ttd = json_object_get(d, "time_to_dark");
+	json_t *re = json_object_get(d, "rrsig_earliest");
+	const char *cause = json_string_value(json_object_get(d, "dark_cause"));
+	double soa = now_unix() - REFRESH + EXPIRE;
+	if (json_is_integer(ttd) && cause) {
+		json_int_t at = json_integer_value(ttd);
+		if (!strcmp(cause, "rrsig") &&
+		    (!json_is_integer(re) || json_integer_value(re) != at))
+			snprintf(dark_bad, sizeof(dark_bad),
+			         "round %u: cause rrsig, time_to_dark %lld, rrsig_earliest %lld",
+			         s->rounds, (long long)at,
+			         (long long)(json_is_integer(re) ? json_integer_value(re) : 0));
+		else if (!strcmp(cause, "expire") && (at < soa - 600 || at > soa + 1))
+			snprintf(dark_bad, sizeof(dark_bad),
+			         "round %u: cause expire, time_to_dark %lld (%.0f s from now), "
+			         "but the EXPIRE deadline is %.0f (rrsig_earliest %lld)",
+			         s->rounds, (long long)at, (double)at - now_unix(), soa,
+			         (long long)(json_is_integer(re) ? json_integer_value(re) : 0));
+	}
+	json_decref(st);
+}
+
+/* drdns holds the zone's keys (so the expiry guard counts the RRSIGs too):
+ * time to dark follows ns1's signatures, round by round, when they are
+ * renewed and when they run short again. */
+static void test_time_to_dark_with_keys(void **state)
+{
+	struct sandbox *s = *state;
+	int64_t expires = rrsig_setup(s);
+	s->conf->dnssec.keys = data_path("keys/ecdsa");
+	dark_bad[0] = 0;
+	s->each_round = check_dark;
+	wd_start(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D));
+	json_t *st = status(s);
+	json_t *d = zone_dnssec(st);
+	assert_true(json_is_true(json_object_get(d, "drdns_can_sign")));
+	assert_string_equal(jstr(d, "dark_cause"), "rrsig");
+	assert_int_equal(jint(d, "time_to_dark"), expires);
+	json_decref(st);
+	assert_string_equal(s->summary, "NORMAL, master answers, 1/1 secondaries answer");
+
+	int64_t fresh = ns1_serve_fresh(s);
+	WAIT_FOR(s, !has_alert(s, RRSIG_3D));
+	wait_scans(s, 2);
+	st = status(s);
+	d = zone_dnssec(st);
+	assert_int_equal(jint(d, "rrsig_earliest"), fresh);
+	assert_string_equal(jstr(d, "dark_cause"), "expire");
+	json_decref(st);
+
+	ns1_serve_expiring(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D));
+	wait_scans(s, 2);
+	s->each_round = NULL;
+	if (dark_bad[0])
+		fail_msg("%s", dark_bad);
+}
+
+/* Promoted with keys, ns1 following: drdns_can_sign and the re-signing
+ * machinery ready (refresh 600 s, not due). */
+static void promoted_with_keys(struct sandbox *s)
+{
+	s->conf->dnssec.keys = data_path("keys/ecdsa");
+	s->conf->dnssec.validity = 30 * DAY;
+	s->conf->dnssec.jitter = 0;
+	s->conf->dnssec.inception_offset = 3600;
+	s->conf->dnssec.refresh = 600;
+	s->conf->alerts.rrsig_scan_interval = 0.2;
+	s->conf->alerts.repeat = 0.3;
+	s->conf->alerts.escalate_after = 0;
+	char body[1024];
+	snprintf(body, sizeof(body),
+	         "echo \"$DRDNS_ALERT $DRDNS_ALERT_REPEAT|$DRDNS_ALERT_MESSAGE\" >> %s/alerts.txt",
+	         s->dir);
+	s->conf->hooks.on_alert = write_script(s, "alert.sh", body);
+	ns1_allow_scans(s);
+	simulate_following_dr(s);
+	wd_start(s);
+	wait_promoted(s);
+	WAIT_FOR(s, has_next_resign(s));
+}
+
+static size_t audit_count(const struct sandbox *s, const char *action, const char *result)
+{
+	json_t *audit = audit_lines(s);
+	size_t i, n = 0;
+	json_t *rec;
+	json_array_foreach(audit, i, rec)
+	{
+		n += !strcmp(jstr(rec, "action"), action) && !strcmp(jstr(rec, "result"), result);
+	}
+	json_decref(audit);
+	return n;
+}
+
+/* A re-signing that fails (the keys changed: key continuity refuses it):
+ * nothing changes, the error shows in status, alert "resign-failed" is raised
+ * (ackable, on_alert), and drdns does not retry at every round. */
+static void test_resign_failure_alert(void **state)
+{
+	struct sandbox *s = *state;
+	promoted_with_keys(s);
+	const unsigned long gen = s->ctx.state->generation;
+	const uint32_t serial = served_serial(s->ctx.server);
+	WAIT_FOR(s, served_serial(s->ns1) == serial);
+
+	free(s->conf->dnssec.keys);
+	s->conf->dnssec.keys = data_path("keys/ed25519");
+	s->conf->dnssec.refresh = 31 * DAY;
+	WAIT_FOR(s, has_alert(s, "resign-failed"));
+	json_t *st = status(s);
+	json_t *a = book_alert(st, "resign-failed");
+	assert_true(json_is_true(json_object_get(a, "ackable")));
+	assert_true(json_is_false(json_object_get(a, "acked")));
+	assert_prefix(jstr(a, "message"), "re-signing failed (exit 4): ");
+	assert_has(jstr(a, "message"), "drdns retries in 600 s");
+	const char *e = jstr(json_object_get(st, "dnssec"), "resign_error");
+	assert_string_equal(e, jstr(a, "message"));
+	assert_int_equal(jint(json_object_get(st, "dnssec"), "resigns"), 0);
+	json_decref(st);
+	WAIT_FOR(s, file_has(s, "alerts.txt", "resign-failed 0|re-signing failed (exit 4)"));
+	assert_int_equal(s->ctx.state->generation, gen);
+	assert_int_equal(served_serial(s->ctx.server), serial);
+	assert_int_equal(audit_count(s, "resign", "refused") + audit_count(s, "resign", "error"),
+	                 1);
+
+	/* no retry at every round */
+	wait_rounds(s, 10);
+	assert_int_equal(audit_count(s, "resign", "refused") + audit_count(s, "resign", "error"),
+	                 1);
+	assert_int_equal(s->ctx.state->generation, gen);
+	char err[512] = "";
+	assert_int_equal(drdns_watchdog_ack(s->ctx.watchdog, "resign-failed", "tester",
+	                                    "keys being rolled", err, sizeof(err)),
+	                 0);
+	assert_true(alert_acked(s, "resign-failed", true));
+	assert_true(metrics_have(s, "\ndrdns_alerts_unacknowledged 0\n"));
+}
+
+/* A re-signing failure belongs to the promotion it happened in: after a
+ * step-down and a new promotion (keys fixed), drdns is neither alerting about
+ * it nor holding back re-signing because of it. */
+static void test_resign_failure_forgotten_after_stepdown(void **state)
+{
+	struct sandbox *s = *state;
+	s->conf->policy.block_after_failover = 0; /* a second automatic promotion at once */
+	promoted_with_keys(s);
+	const uint32_t serial = served_serial(s->ctx.server);
+	WAIT_FOR(s, served_serial(s->ns1) == serial);
+	free(s->conf->dnssec.keys);
+	s->conf->dnssec.keys = data_path("keys/ed25519");
+	s->conf->dnssec.refresh = 31 * DAY;
+	WAIT_FOR(s, has_alert(s, "resign-failed"));
+	s->conf->dnssec.refresh = 600;
+	free(s->conf->dnssec.keys);
+	s->conf->dnssec.keys = data_path("keys/ecdsa");
+
+	/* the master is back, ahead, and ns1 follows it: step-down; the alert ends */
+	master_start(s, CAMPUS_SERIAL + 10);
+	ns1_serve(s, CAMPUS_SERIAL + 10);
+	WAIT_FOR(s, !s->ctx.state->promoted && !s->ctx.busy && state_is(s, "NORMAL"));
+	WAIT_FOR(s, !has_alert(s, "resign-failed"));
+
+	/* the master dies again: a new promotion, signed with the (right) keys */
+	master_stop(s);
+	unsigned long gen = s->ctx.state->generation;
+	WAIT_FOR(s, s->ctx.state->promoted && s->ctx.state->generation != gen);
+	wait_promoted(s);
+	WAIT_FOR(s, has_next_resign(s));
+	wait_scans(s, 2);
+	json_t *st = status(s);
+	json_t *dn = json_object_get(st, "dnssec");
+	const char *e = json_string_value(json_object_get(dn, "resign_error"));
+	bool alert = book_alert(st, "resign-failed") != NULL;
+	char msg[700];
+	snprintf(msg, sizeof(msg), "%s", e ? e : "");
+	json_decref(st);
+	/* and when this promotion's signatures are due, it re-signs */
+	const unsigned long gen2 = s->ctx.state->generation;
+	s->conf->dnssec.refresh = 31 * DAY;
+	wait_rounds(s, 20);
+	bool started = s->ctx.busy || s->ctx.state->generation > gen2;
+	s->conf->dnssec.refresh = 600;
+	WAIT_FOR(s, !s->ctx.busy);
+	if (alert || e || !started)
+		fail_msg("new promotion (generation %lu) still carries the previous one's "
+		         "re-signing failure: alert resign-failed %s; resign_error %s%s%s; a due "
+		         "re-signing %s",
+		         gen2, alert ? "raised" : "not raised", e ? "\"" : "null", msg,
+		         e ? "\"" : "", started ? "started" : "did not start within 20 rounds");
+}
+
 int main(void)
 {
 	srand((unsigned)getpid());
@@ -1660,6 +2493,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_broken_zones_after_stepdown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blind_at_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_broken_zones, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rrsig_alert_ack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rrsig_ack_survives_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rrsig_unacked_survives_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rrsig_alert_cleared, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_when_due, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_time_to_dark_with_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_failure_alert, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_failure_forgotten_after_stepdown, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
