@@ -6,10 +6,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* A parsed record and the line it came from, kept only while validating. */
 struct located_rr {
@@ -449,19 +451,83 @@ size_t drdns_zone_rr_count(const struct drdns_zone *z)
 	return ldns_rr_list_rr_count(z->rrs) + 1;
 }
 
+/* One slice of the records in presentation form (a thread of
+ * drdns_zone_to_text). */
+struct text_part {
+	const ldns_rr_list *rrs;
+	size_t from, to;
+	ldns_buffer *buf;
+	bool ok, started;
+	pthread_t tid;
+};
+
+static void *text_part_run(void *arg)
+{
+	struct text_part *p = arg;
+	p->buf = ldns_buffer_new(65536);
+	for (size_t i = p->from; p->buf && i < p->to; i++)
+		ldns_rr2buffer_str(p->buf, ldns_rr_list_rr(p->rrs, i));
+	p->ok = p->buf && ldns_buffer_status_ok(p->buf);
+	return NULL;
+}
+
+#define TEXT_PARTS_MAX    16
+#define TEXT_PART_RECORDS 50000 /* below this per thread, threads cost more than they save */
+
 char *drdns_zone_to_text(const struct drdns_zone *z)
 {
-	ldns_buffer *buf = ldns_buffer_new(65536);
-	if (!buf)
-		return NULL;
-	ldns_buffer_printf(buf, "$ORIGIN %s\n", z->name);
-	ldns_rr2buffer_str(buf, z->soa);
-	for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs); i++)
-		ldns_rr2buffer_str(buf, ldns_rr_list_rr(z->rrs, i));
+	/* Presentation form costs about as much per record as signing does:
+	 * large zones are printed in slices on every CPU, then joined in order. */
+	size_t n = ldns_rr_list_rr_count(z->rrs);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t parts = n / TEXT_PART_RECORDS;
+	if (parts > (size_t)(cpus > 0 ? cpus : 1))
+		parts = (size_t)(cpus > 0 ? cpus : 1);
+	if (parts > TEXT_PARTS_MAX)
+		parts = TEXT_PARTS_MAX;
+	if (parts < 1)
+		parts = 1;
+	struct text_part part[TEXT_PARTS_MAX] = {0};
+	for (size_t k = 0; k < parts; k++) {
+		part[k] = (struct text_part){
+		    .rrs = z->rrs, .from = n * k / parts, .to = n * (k + 1) / parts};
+		if (k > 0)
+			part[k].started =
+			    pthread_create(&part[k].tid, NULL, text_part_run, &part[k]) == 0;
+	}
+	text_part_run(&part[0]);
+	for (size_t k = 1; k < parts; k++) {
+		if (part[k].started)
+			pthread_join(part[k].tid, NULL);
+		else
+			text_part_run(&part[k]); /* no thread: print it here */
+	}
 	char *text = NULL;
-	if (ldns_buffer_status_ok(buf))
-		text = ldns_buffer_export2str(buf);
-	ldns_buffer_free(buf);
+	ldns_buffer *head = ldns_buffer_new(4096);
+	bool ok = head != NULL;
+	if (ok) {
+		ldns_buffer_printf(head, "$ORIGIN %s\n", z->name);
+		ldns_rr2buffer_str(head, z->soa);
+		ok = ldns_buffer_status_ok(head);
+	}
+	size_t len = ok ? ldns_buffer_position(head) : 0;
+	for (size_t k = 0; k < parts; k++) {
+		ok = ok && part[k].ok;
+		len += ok ? ldns_buffer_position(part[k].buf) : 0;
+	}
+	if (ok && (text = malloc(len + 1))) {
+		size_t at = ldns_buffer_position(head);
+		memcpy(text, ldns_buffer_begin(head), at);
+		for (size_t k = 0; k < parts; k++) {
+			memcpy(text + at, ldns_buffer_begin(part[k].buf),
+			       ldns_buffer_position(part[k].buf));
+			at += ldns_buffer_position(part[k].buf);
+		}
+		text[at] = '\0';
+	}
+	ldns_buffer_free(head);
+	for (size_t k = 0; k < parts; k++)
+		ldns_buffer_free(part[k].buf);
 	return text;
 }
 
