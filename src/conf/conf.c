@@ -1046,6 +1046,12 @@ static void load_alerts(struct loader *l, const config_setting_t *root, struct d
 	qsort(th, used, sizeof(th[0]), cmp_desc);
 	memcpy(c->alerts.rrsig_thresholds, th, sizeof(th[0]) * used);
 	c->alerts.n_rrsig_thresholds = used;
+	if (c->dnssec.keys && used > 0 && th[0] > c->dnssec.refresh)
+		warn(l, s,
+		     "alerts.rrsig_thresholds: %u is more than dnssec.refresh (%u): while "
+		     "promoted, drdns's own signatures raise that alert before every "
+		     "re-signing",
+		     th[0], c->dnssec.refresh);
 }
 
 /* drill { zone } -- whether the zone is in the DR set is checked by --check and

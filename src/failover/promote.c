@@ -310,9 +310,9 @@ static void notify_and_watch(struct promote_op *op)
 	if (!op->peers) {
 		if (op->committed)
 			fail(op, DRDNS_EXIT_PARTIAL,
-			     "promoted and serving, but out of memory before NOTIFY: run promote "
-			     "again "
-			     "to notify the secondaries");
+			     "%s and serving, but out of memory before NOTIFY: run promote "
+			     "again to notify the secondaries",
+			     op->resign ? "re-signed" : "promoted");
 		else
 			fail(op, DRDNS_EXIT_ERROR, "out of memory; nothing changed");
 		return;
@@ -992,7 +992,24 @@ static void resign_all(struct promote_op *op)
 			goto failed;
 		}
 		observed[n_observed++] = op->serials[z].serial;
-		for (size_t i = 0; i < op->ns.n; i++)
+		/* The campus master is not a peer to outbid: when it is back with a
+		 * newer serial, the secondaries are failing back to it, and a
+		 * re-signing above it would pull them back to the DR copy. */
+		const struct drdns_soa_result *m = probe_of(op, 0, z);
+		if (m->answered && drdns_serial_gt(m->serial, op->serials[z].serial) &&
+		    !op->force) {
+			snprintf(
+			    err, sizeof(err),
+			    "zone %s: the master serves %u, newer than the %u published here: "
+			    "fail back (drdnsctl demote) instead of re-signing, or repeat with "
+			    "--force to publish above it anyway",
+			    out->zones[z]->name, m->serial, op->serials[z].serial);
+			exit_code = DRDNS_EXIT_REFUSED;
+			free(observed);
+			free_keys(keys, out->n);
+			goto failed;
+		}
+		for (size_t i = op->force ? 0 : 1; i < op->ns.n; i++)
 			if (probe_of(op, i, z)->answered)
 				observed[n_observed++] = probe_of(op, i, z)->serial;
 		for (size_t i = 0; i < ctx->state->n_seen; i++)

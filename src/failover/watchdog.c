@@ -32,12 +32,16 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define RETRY_AFTER    60.0  /* first retry after a failed automatic promotion */
-#define ALERT_HOOK_MIN 60.0  /* on_alert runs at most this often per alert kind */
-#define SCAN_TIMEOUT   10.0  /* seconds per AXFR of the RRSIG scan */
-#define SCAN_PARALLEL  2     /* pool threads a scan may hold (signing needs the others) */
-#define SCAN_SOON      5.0   /* after a role change or a re-signing: scan again soon */
-#define RESIGN_RETRY   600.0 /* after a failed re-signing */
+#define RETRY_AFTER    60.0 /* first retry after a failed automatic promotion */
+#define ALERT_HOOK_MIN 60.0 /* on_alert runs at most this often per alert kind */
+#define SCAN_TIMEOUT   60.0 /* seconds per AXFR of the RRSIG scan (a large zone) */
+#define SCAN_FAILS     3    /* failed scans of a copy before alert rrsig-scan:<zone> */
+#define RESIGN_GAP                                                                                 \
+	300.0               /* at least this between automatic re-signings: a zone                 \
+	                     * still due right after one must not loop */
+#define SCAN_PARALLEL 2     /* pool threads a scan may hold (signing needs the others) */
+#define SCAN_SOON     5.0   /* after a role change or a re-signing: scan again soon */
+#define RESIGN_RETRY  600.0 /* after a failed re-signing */
 #define RESIGN_WAIT                                                                                \
 	10.0 /* convergence wait of an automatic re-signing (the scans                             \
 	      * follow the secondaries after that) */
@@ -49,6 +53,7 @@ struct rrsig_copy {
 	double fetched_at;
 	double tried_at;  /* last attempt */
 	char detail[160]; /* the last attempt's outcome */
+	unsigned fails;   /* consecutive failed attempts */
 };
 
 /* Per (nameserver, zone): what the secondary served lately. */
@@ -687,8 +692,13 @@ static void dnssec_evaluate(struct drdns_watchdog *wd, double now)
 		ez->own_earliest = wd->own[z].earliest;
 		ez->copies = &copies[z * nns];
 		for (size_t i = 0; i < nns; i++) {
-			/* promoted, the campus copy is not served to anyone */
+			/* promoted, the campus copy is not served to anyone; and a
+			 * nameserver silent in the last round serves nothing now (its
+			 * copy counts again once it answers, until the next scan) */
 			if (promoted && wd->ns.list[i].is_master)
+				continue;
+			if (wd->udp && i * nz + z < wd->n_udp &&
+			    drdns_soa_result_silent(&wd->udp[i * nz + z]))
 				continue;
 			const struct rrsig_copy *c = &wd->copies[i * nz + z];
 			copies[z * nns + ez->n_copies++] = (struct drdns_expiry_copy){
@@ -735,9 +745,11 @@ static void on_scanned(struct drdns_rrsig_result *results, size_t n, void *arg)
 				c->known = true;
 				c->s = results[k].summary;
 				c->fetched_at = now;
+				c->fails = 0;
 				fetched++;
 			} else {
 				failed++;
+				c->fails++;
 				drdns_log(DRDNS_LOG_INFO, "watchdog",
 				          "rrsig scan failed server=%s zone=%s detail=\"%s\"",
 				          results[k].label, results[k].zone, results[k].detail);
@@ -813,20 +825,76 @@ static void book_sync(struct drdns_watchdog *wd, double now)
 {
 	const struct drdns_conf *conf = wd->ctx->conf;
 	size_t nz = wd->set && wd->expiry ? wd->set->n : 0;
-	struct drdns_alert_cond *conds = calloc(nz + 2, sizeof(*conds));
+	struct drdns_alert_cond *conds = calloc(2 * nz + wd->book.n + 2, sizeof(*conds));
+	char(*scan_id)[DRDNS_ALERT_ID_MAX + 1] = calloc(nz + 1, sizeof(*scan_id));
+	char(*scan_msg)[512] = calloc(nz + 1, sizeof(*scan_msg));
 	size_t n = 0;
-	if (!conds)
+	if (!conds || !scan_id || !scan_msg) {
+		free(conds);
+		free(scan_id);
+		free(scan_msg);
 		return;
-	for (size_t z = 0; z < nz; z++)
+	}
+	for (size_t z = 0; z < nz; z++) {
+		const char *zone = wd->set->zones[z]->name;
 		if (wd->expiry[z].level >= 0)
 			conds[n++] = (struct drdns_alert_cond){wd->expiry[z].alert_id,
 			                                       wd->expiry[z].alert_msg};
+		/* copies that cannot be read are not watched: say so, until fixed */
+		size_t used = 0, bad = 0;
+		bool unread = false; /* a copy tried since the rebuild but never read */
+		for (size_t i = 0; i < wd->ns.n; i++) {
+			const struct rrsig_copy *c = &wd->copies[i * nz + z];
+			/* (only while it may still be a passing failure: a copy that
+			 * keeps failing has its own alert, and must not hold this one
+			 * forever) */
+			unread = unread || (c->tried_at > 0 && !c->known && c->fails < SCAN_FAILS);
+			if (c->fails < SCAN_FAILS)
+				continue;
+			if (bad++ < 3 && used < sizeof(scan_msg[z]))
+				used += (size_t)snprintf(
+				    scan_msg[z] + used, sizeof(scan_msg[z]) - used, "%s%s (%s)",
+				    bad > 1 ? ", " : "", wd->ns.list[i].name, c->detail);
+		}
+		if (bad > 0) {
+			snprintf(scan_id[z], sizeof(scan_id[z]), "rrsig-scan:%.*s",
+			         (int)(strlen(zone) > 1 ? strlen(zone) - 1 : strlen(zone)), zone);
+			char detail[512];
+			snprintf(detail, sizeof(detail),
+			         "%.*s: the signatures of %zu cop%s are not watched: AXFR failed "
+			         "%d times "
+			         "or more from %s%s; allow transfers from %s",
+			         (int)(strlen(zone) > 1 ? strlen(zone) - 1 : strlen(zone)), zone,
+			         bad, bad == 1 ? "y" : "ies", SCAN_FAILS, scan_msg[z],
+			         bad > 3 ? " and more" : "", conf->controller.address);
+			snprintf(scan_msg[z], sizeof(scan_msg[z]), "%s", detail);
+			conds[n++] = (struct drdns_alert_cond){scan_id[z], scan_msg[z]};
+		}
+		/* An RRSIG alert of a zone with a copy not read since the last rebuild
+		 * (a restart, a reload, a role change) stands as it is: clearing it
+		 * would drop its acknowledgement, and the next good scan would raise
+		 * it again as new. */
+		char prefix[DRDNS_ALERT_ID_MAX + 2];
+		int plen = snprintf(
+		    prefix, sizeof(prefix),
+		    "rrsig:%.*s:", (int)(strlen(zone) > 1 ? strlen(zone) - 1 : strlen(zone)), zone);
+		for (size_t a = 0; unread && plen > 0 && a < wd->book.n; a++) {
+			const struct drdns_alert *al = &wd->book.alerts[a];
+			bool held = false;
+			for (size_t k = 0; k < n && !held; k++)
+				held = !strcmp(conds[k].id, al->id);
+			if (!held && !strncmp(al->id, prefix, (size_t)plen))
+				conds[n++] = (struct drdns_alert_cond){al->id, al->message};
+		}
+	}
 	if (wd->resign_error[0] && wd->ctx->state->promoted)
 		conds[n++] = (struct drdns_alert_cond){"resign-failed", wd->resign_error};
 	struct drdns_alert_action *act = NULL;
 	size_t n_act = 0;
 	int ret = drdns_alertbook_sync(&wd->book, conds, n, now, &act, &n_act);
 	free(conds);
+	free(scan_id);
+	free(scan_msg);
 	if (ret < 0)
 		return;
 	for (size_t i = 0; i < n_act; i++) {
@@ -874,7 +942,7 @@ static void on_resigned(json_t *reply, void *arg)
 		if (code == DRDNS_EXIT_OK || code == DRDNS_EXIT_PARTIAL) {
 			wd->resigns++;
 			wd->resign_error[0] = 0;
-			wd->resign_retry_at = 0;
+			wd->resign_retry_at = now + RESIGN_GAP;
 			wd->next_scan = now + SCAN_SOON; /* see the secondaries take it */
 			drdns_log(DRDNS_LOG_NOTICE, "watchdog", "re-signed exit=%d", code);
 		} else {
@@ -899,9 +967,13 @@ static void resign_maybe(struct drdns_watchdog *wd, double now)
 	if (!ctx->state->promoted || ctx->busy || wd->resigning || now < wd->resign_retry_at ||
 	    !wd->expiry || wd->det.state != DRDNS_WD_PROMOTED)
 		return;
+	/* the master is back and ahead: the secondaries are failing back to it, a
+	 * re-signing would pull them back (resign refuses that too) */
+	if (wd->det.active & (1u << DRDNS_ALERT_MASTER_AHEAD))
+		return;
 	size_t due = wd->set->n;
 	for (size_t z = 0; z < wd->set->n && due == wd->set->n; z++)
-		if (wd->expiry[z].resign_due)
+		if (wd->expiry[z].resign_due && wd->can_sign && wd->can_sign[z])
 			due = z;
 	if (due == wd->set->n)
 		return;
@@ -1270,8 +1342,15 @@ int drdns_watchdog_start(struct drdns_ctx *ctx, drdns_watchdog_round_cb round_cb
 	struct drdns_alertbook_conf bc = {.repeat = ctx->conf->alerts.repeat,
 	                                  .escalate_after = ctx->conf->alerts.escalate_after};
 	drdns_alertbook_init(&wd->book, &bc);
-	for (size_t i = 0; i < ctx->state->n_alerts; i++)
-		drdns_alertbook_restore(&wd->book, &ctx->state->alerts[i]);
+	double started = now_unix();
+	for (size_t i = 0; i < ctx->state->n_alerts; i++) {
+		/* times from the future (the clock stepped back, an edit) would hold
+		 * repeats and escalation back: none is later than now */
+		struct drdns_alert a = ctx->state->alerts[i];
+		a.raised_at = a.raised_at > started || a.raised_at < 0 ? started : a.raised_at;
+		a.last_sent = a.last_sent > started || a.last_sent < 0 ? started : a.last_sent;
+		drdns_alertbook_restore(&wd->book, &a);
+	}
 	build_targets(wd); /* a failure is retried at every tick */
 	uv_timer_init(ctx->loop, &wd->timer);
 	wd->timer.data = wd;
@@ -1715,7 +1794,7 @@ char *drdns_watchdog_metrics(const struct drdns_watchdog *wd)
 	put(&t, "drdns_alerts_escalated %zu\n", escalated);
 	help(&t, "drdns_secondary_rrsig_expiry_seconds", "gauge",
 	     "seconds until the earliest RRSIG the nameserver served at the last scan expires");
-	for (size_t i = 0; wd->copies && i < wd->ns.n; i++)
+	for (size_t i = 1; wd->copies && i < wd->ns.n; i++)
 		for (size_t z = 0; z < nz; z++) {
 			const struct rrsig_copy *c = &wd->copies[i * nz + z];
 			if (!c->known || !c->s.signatures)

@@ -517,6 +517,21 @@ static void test_watchdog_bad(void **state)
 	drdns_diag_clear(&d);
 }
 
+/* A threshold drdns's own signatures cross before every re-signing: said. */
+static void test_threshold_above_refresh(void **state)
+{
+	(void)state;
+	struct drdns_diag d = {0};
+	struct drdns_conf *c = NULL;
+	assert_int_equal(load("conf-threshold-warn.conf", &c, &d), 0);
+	assert_int_equal(d.n_errors, 0);
+	assert_int_equal(d.n, 1);
+	expect_msg(&d, "conf-threshold-warn.conf", 7,
+	           "warning: alerts.rrsig_thresholds: 604800 is more than dnssec.refresh (216000)");
+	drdns_conf_free(c);
+	drdns_diag_clear(&d);
+}
+
 /* Re-signing must leave fresh signatures clear of the threshold. */
 static void test_refresh_too_close(void **state)
 {
@@ -566,6 +581,7 @@ int main(void)
 	    cmocka_unit_test(test_watchdog_settings),
 	    cmocka_unit_test(test_watchdog_bad),
 	    cmocka_unit_test(test_refresh_too_close),
+	    cmocka_unit_test(test_threshold_above_refresh),
 	    cmocka_unit_test(test_null_diag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1209,6 +1209,35 @@ static void test_resign_key_change_refused(void **state)
 	assert_int_equal(s->ctx.state->generation, gen + 1);
 }
 
+/* The campus is back with a newer serial: the secondaries are failing back to
+ * it, so a re-signing is refused (exit 4, nothing changed); --force publishes
+ * above the master all the same. */
+static void test_resign_refused_master_ahead(void **state)
+{
+	struct sandbox *s = *state;
+	use_keys(s, "ecdsa");
+	simulate_following_dr(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	unsigned long gen = s->ctx.state->generation;
+	uint32_t serial = served_serial(s->ctx.server);
+	if (!start_master(s, serial + 10))
+		skip();
+	reply = resign(s, false, false, 0.5);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_REFUSED);
+	const char *err = json_string_value(json_object_get(reply, "error"));
+	assert_non_null(strstr(err, "fail back"));
+	assert_non_null(strstr(err, "--force"));
+	json_decref(reply);
+	assert_int_equal(s->ctx.state->generation, gen);
+	assert_int_equal(served_serial(s->ctx.server), serial);
+	reply = resign(s, false, true, 0.5);
+	assert_true(reply_exit(reply) == DRDNS_EXIT_OK || reply_exit(reply) == DRDNS_EXIT_PARTIAL);
+	json_decref(reply);
+	assert_int_equal(served_serial(s->ctx.server), serial + 11);
+}
+
 static void test_drill_refused_while_promoted(void **state)
 {
 	struct sandbox *s = *state;
@@ -1499,6 +1528,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_resign_signs_afresh, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_dry_run_and_no_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_key_change_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resign_refused_master_ahead, setup, teardown),
 	    cmocka_unit_test(test_error_reply_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1740,6 +1740,9 @@ static int64_t rrsig_setup(struct sandbox *s)
 	s->conf->alerts.n_rrsig_thresholds = 3;
 	ns1_allow_scans(s);
 	master_start(s, CAMPUS_SERIAL);
+	/* the master lets the scans in too (its copy is unsigned) */
+	s->master_conf.controller.allow_transfer = s->scan_from;
+	s->master_conf.controller.n_allow_transfer = 1;
 	return ns1_serve_expiring(s);
 }
 
@@ -2063,6 +2066,44 @@ static void test_rrsig_unacked_survives_restart(void **state)
  * (acknowledged) alert is cleared, from status and from state.json; when the
  * signatures run short again it is a new alert, raised again, to be
  * acknowledged again. */
+/* A copy the scans cannot transfer is not watched: after a few failed scans
+ * that is an alert of its own (rrsig-scan:<zone>), naming the nameserver, why,
+ * and the address to allow. */
+static void test_rrsig_scan_refused_alert(void **state)
+{
+	struct sandbox *s = *state;
+	rrsig_setup(s);
+	s->peer_conf.controller.n_allow_transfer = 0; /* ns1 refuses the scans */
+	wd_start(s);
+	WAIT_FOR(s, has_alert(s, "rrsig-scan:example.edu"));
+	json_t *st = status(s);
+	const char *m = jstr(book_alert(st, "rrsig-scan:example.edu"), "message");
+	assert_has(m, "ns1.example.edu. (REFUSED)");
+	assert_has(m, "allow transfers from 127.0.0.30");
+	assert_null(book_alert(st, RRSIG_3D)); /* nothing known to alert on */
+	json_decref(st);
+	WAIT_FOR(s, file_has(s, "alerts.txt", "rrsig-scan:example.edu 0|"));
+	/* allowed again: the copy is read, the scan alert ends, the RRSIG one comes */
+	ns1_allow_scans(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D) && !has_alert(s, "rrsig-scan:example.edu"));
+}
+
+/* A nameserver that does not answer serves nothing: its last copy stops
+ * counting until it answers again. */
+static void test_rrsig_dark_copy_ignored(void **state)
+{
+	struct sandbox *s = *state;
+	rrsig_setup(s);
+	wd_start(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D));
+	ns1_stop(s);
+	WAIT_FOR(s, !has_alert(s, RRSIG_3D));
+	json_t *st = status(s);
+	json_t *d = json_object_get(json_array_get(json_object_get(st, "zones"), 0), "dnssec");
+	assert_true(json_is_null(json_object_get(d, "alert")));
+	json_decref(st);
+}
+
 static void test_rrsig_alert_cleared(void **state)
 {
 	struct sandbox *s = *state;
@@ -2497,6 +2538,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rrsig_ack_survives_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rrsig_unacked_survives_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rrsig_alert_cleared, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rrsig_scan_refused_alert, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rrsig_dark_copy_ignored, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_when_due, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_time_to_dark_with_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_failure_alert, setup, teardown),
