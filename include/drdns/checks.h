@@ -21,6 +21,7 @@
 
 struct drdns_zoneset;
 struct drdns_diag;
+struct drdns_conf;
 
 struct drdns_check_input {
 	uint32_t dr_ttl;
@@ -42,5 +43,10 @@ int drdns_zoneset_load_checked(const char *dir, const char *ns_name, struct drdn
 /* Run every check; returns the number of warnings added to diag. */
 size_t drdns_zoneset_check(const struct drdns_zoneset *set, const struct drdns_check_input *in,
                            struct drdns_diag *diag);
+
+/* The same, with the input taken from conf (dr_ttl, ns_name, the configured
+ * secondaries' names). */
+size_t drdns_zoneset_check_conf(const struct drdns_zoneset *set, const struct drdns_conf *conf,
+                                struct drdns_diag *diag);
 
 #endif

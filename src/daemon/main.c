@@ -756,17 +756,7 @@ int main(int argc, char **argv)
 	}
 	ok = ok && zone_ret == 0;
 	if (check && ok) { /* advisory: warnings, never a failure */
-		const char **known = calloc(conf->n_secondaries + 1, sizeof(*known));
-		for (size_t i = 0; known && i < conf->n_secondaries; i++)
-			known[i] = conf->secondaries[i].name;
-		struct drdns_check_input in = {
-		    .dr_ttl = conf->zones.dr_ttl,
-		    .ns_name = conf->controller.ns_name,
-		    .known_ns = known,
-		    .n_known = known ? conf->n_secondaries : 0,
-		};
-		drdns_zoneset_check(dr, &in, &diag);
-		free(known);
+		drdns_zoneset_check_conf(dr, conf, &diag);
 	}
 	print_diag(&diag);
 	drdns_diag_clear(&diag);

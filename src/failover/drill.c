@@ -865,17 +865,7 @@ static bool load_dr_set(struct drill_op *op)
 		drdns_diag_clear(&diag);
 		return false;
 	}
-	const char **known = calloc(conf->n_secondaries + 1, sizeof(*known));
-	for (size_t i = 0; known && i < conf->n_secondaries; i++)
-		known[i] = conf->secondaries[i].name;
-	struct drdns_check_input in = {
-	    .dr_ttl = conf->zones.dr_ttl,
-	    .ns_name = conf->controller.ns_name,
-	    .known_ns = known,
-	    .n_known = known ? conf->n_secondaries : 0,
-	};
-	size_t n_warn = drdns_zoneset_check(op->dr, &in, &diag);
-	free(known);
+	size_t n_warn = drdns_zoneset_check_conf(op->dr, conf, &diag);
 	for (size_t i = 0; i < diag.n; i++)
 		warn(op, "%s", diag.msgs[i]);
 	drdns_diag_clear(&diag);

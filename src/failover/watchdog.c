@@ -628,6 +628,14 @@ static void blind(struct drdns_watchdog *wd, const char *why)
 
 /* ---- DNSSEC: RRSIG scans, time to dark, the alert book, re-signing ---- */
 
+/* The length of a zone name without its final dot, for alert ids and messages
+ * ("%.*s"), as expiry.c writes them: "example.edu." -> 11; the root stays ".". */
+static int bare_len(const char *zone)
+{
+	size_t n = strlen(zone);
+	return (int)(n > 1 && zone[n - 1] == '.' ? n - 1 : n);
+}
+
 /* Keep the book in state.json: a restart must neither raise every alert again
  * nor forget who acknowledged one. */
 static int persist_book(struct drdns_watchdog *wd)
@@ -857,16 +865,15 @@ static void book_sync(struct drdns_watchdog *wd, double now)
 				    bad > 1 ? ", " : "", wd->ns.list[i].name, c->detail);
 		}
 		if (bad > 0) {
-			snprintf(scan_id[z], sizeof(scan_id[z]), "rrsig-scan:%.*s",
-			         (int)(strlen(zone) > 1 ? strlen(zone) - 1 : strlen(zone)), zone);
+			snprintf(scan_id[z], sizeof(scan_id[z]), "rrsig-scan:%.*s", bare_len(zone),
+			         zone);
 			char detail[512];
 			snprintf(detail, sizeof(detail),
 			         "%.*s: the signatures of %zu cop%s are not watched: AXFR failed "
 			         "%d times "
 			         "or more from %s%s; allow transfers from %s",
-			         (int)(strlen(zone) > 1 ? strlen(zone) - 1 : strlen(zone)), zone,
-			         bad, bad == 1 ? "y" : "ies", SCAN_FAILS, scan_msg[z],
-			         bad > 3 ? " and more" : "", conf->controller.address);
+			         bare_len(zone), zone, bad, bad == 1 ? "y" : "ies", SCAN_FAILS,
+			         scan_msg[z], bad > 3 ? " and more" : "", conf->controller.address);
 			snprintf(scan_msg[z], sizeof(scan_msg[z]), "%s", detail);
 			conds[n++] = (struct drdns_alert_cond){scan_id[z], scan_msg[z]};
 		}
@@ -875,9 +882,7 @@ static void book_sync(struct drdns_watchdog *wd, double now)
 		 * would drop its acknowledgement, and the next good scan would raise
 		 * it again as new. */
 		char prefix[DRDNS_ALERT_ID_MAX + 2];
-		int plen = snprintf(
-		    prefix, sizeof(prefix),
-		    "rrsig:%.*s:", (int)(strlen(zone) > 1 ? strlen(zone) - 1 : strlen(zone)), zone);
+		int plen = snprintf(prefix, sizeof(prefix), "rrsig:%.*s:", bare_len(zone), zone);
 		for (size_t a = 0; unread && plen > 0 && a < wd->book.n; a++) {
 			const struct drdns_alert *al = &wd->book.alerts[a];
 			bool held = false;

@@ -4,6 +4,8 @@
  */
 #include "drdns/checks.h"
 
+#include "drdns/conf.h"
+
 #include "drdns/diag.h"
 #include "drdns/error.h"
 #include "drdns/rewrite.h"
@@ -209,4 +211,21 @@ int drdns_zoneset_load_checked(const char *dir, const char *ns_name, struct drdn
 	}
 	*out = set;
 	return 0;
+}
+
+size_t drdns_zoneset_check_conf(const struct drdns_zoneset *set, const struct drdns_conf *conf,
+                                struct drdns_diag *diag)
+{
+	const char **known = calloc(conf->n_secondaries + 1, sizeof(*known));
+	for (size_t i = 0; known && i < conf->n_secondaries; i++)
+		known[i] = conf->secondaries[i].name;
+	struct drdns_check_input in = {
+	    .dr_ttl = conf->zones.dr_ttl,
+	    .ns_name = conf->controller.ns_name,
+	    .known_ns = known,
+	    .n_known = known ? conf->n_secondaries : 0,
+	};
+	size_t n = drdns_zoneset_check(set, &in, diag);
+	free(known);
+	return n;
 }

@@ -1967,6 +1967,54 @@ static void test_rrsig_alert_ack(void **state)
 /* A restart keeps the acknowledgement: the new watchdog (on the state read back
  * from disk) lists the alert as acknowledged from the start, and neither raises
  * it again nor repeats it. */
+/* ns1's copy of example.edu as the last scan left it: "ok", "REFUSED", ... */
+static bool ns1_scan_detail_is(const struct sandbox *s, const char *want)
+{
+	json_t *st = status(s);
+	json_t *z = json_array_get(
+	    json_object_get(json_array_get(json_object_get(st, "secondaries"), 0), "zones"), 0);
+	const char *d = json_string_value(json_object_get(json_object_get(z, "rrsig"), "detail"));
+	bool is = d && !strcmp(d, want);
+	json_decref(st);
+	return is;
+}
+
+/* After a restart, the first scans cannot read ns1's copy (a passing
+ * failure): the acknowledged alert of its zone stands, acknowledged, and is
+ * not raised again as new once the copy is read. */
+static void test_rrsig_ack_survives_failed_scan(void **state)
+{
+	struct sandbox *s = *state;
+	rrsig_setup(s);
+	wd_start(s);
+	WAIT_FOR(s, has_alert(s, RRSIG_3D));
+	char err[512] = "";
+	assert_int_equal(
+	    drdns_watchdog_ack(s->ctx.watchdog, RRSIG_3D, "tester", "because", err, sizeof(err)),
+	    0);
+	pump_for(s, 0.5);
+	size_t raises = file_count(s, "alerts.txt", RRSIG_3D " 0|");
+	drdns_watchdog_stop(s->ctx.watchdog);
+
+	s->peer_conf.controller.n_allow_transfer = 0; /* ns1 refuses the scans for now */
+	unsigned rounds = s->rounds;
+	wd_start(s);
+	WAIT_FOR(s, ns1_scan_detail_is(s, "REFUSED"));
+	WAIT_FOR(s, s->rounds > rounds + 2);
+	assert_true(alert_acked(s, RRSIG_3D, true));
+	struct drdns_state *disk = state_from_disk(s);
+	assert_non_null(saved_alert(disk, RRSIG_3D));
+	assert_true(saved_alert(disk, RRSIG_3D)->acked);
+	drdns_state_free(disk);
+
+	ns1_allow_scans(s);
+	WAIT_FOR(s, ns1_scan_detail_is(s, "ok"));
+	wait_rounds(s, 2);
+	assert_true(alert_acked(s, RRSIG_3D, true));
+	pump_for(s, 2 * s->conf->alerts.repeat);
+	assert_int_equal(file_count(s, "alerts.txt", RRSIG_3D " 0|"), raises);
+}
+
 static void test_rrsig_ack_survives_restart(void **state)
 {
 	struct sandbox *s = *state;
@@ -2536,6 +2584,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reload_broken_zones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rrsig_alert_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rrsig_ack_survives_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rrsig_ack_survives_failed_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rrsig_unacked_survives_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rrsig_alert_cleared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rrsig_scan_refused_alert, setup, teardown),
