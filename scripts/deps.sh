@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what drdns needs to build, test and run its demo on Debian 12.
 # Idempotent: does nothing when every package is already installed.
-# Nameserver packages (bind9, nsd, knot) are installed with their services held
+# Nameserver packages (bind9, nsd, knot, pdns-server) are installed with their services held
 # back (policy-rc.d), so nothing ever listens on this host's port 53: the demo
 # and the tests start their own copies inside a private network namespace.
 set -euo pipefail
@@ -15,6 +15,9 @@ PACKAGES=(
   valgrind clang-format groff-base   # groff-base: tests/man_check.sh
   # real peers for integration tests and the demo
   bind9 bind9-utils bind9-dnsutils nsd knot knot-dnsutils ldnsutils
+  pdns-server pdns-backend-sqlite3 sqlite3
+  # differential test against NSD (query corpus and section-by-section compare)
+  python3 python3-dnspython
   # sandbox: private network namespaces and packet drops
   iproute2 nftables util-linux procps
   # benchmarks
@@ -43,8 +46,7 @@ fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 [ "$added_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
-# Belt and braces: if a service manager started them anyway, stop them.
-for svc in named bind9 nsd knot; do
-  command -v systemctl >/dev/null 2>&1 && systemctl disable --now "$svc" >/dev/null 2>&1 || true
-done
+# The host's own services are never stopped, disabled or reconfigured here:
+# policy-rc.d kept the new packages from starting, and the sandbox never
+# uses the host's port 53 (it runs in its own network namespace).
 exit 0

@@ -51,7 +51,7 @@ dnssec-keygen -q -K "$CAMPUS_KEYS" -a ED25519 -f KSK 2.0.192.in-addr.arpa >/dev/
 for z in "${ZONES[@]}"; do
     # example.edu's signatures run out in 2 days: the campus forgot to re-sign
     expiry=(); [ "$z" = example.edu ] && expiry=(-e +172800)
-    dnssec-signzone -q -S -z -K "$CAMPUS_KEYS" "${expiry[@]}" -o "$z" \
+    dnssec-signzone -q -S -z -K "$CAMPUS_KEYS" -d "$WORK" "${expiry[@]}" -o "$z" \
         -f "$WORK/campus-zones/$z.zone" "$SRC/tests/integration/campus/$z.zone" >/dev/null
 done
 export SANDBOX_CAMPUS_ZONEDIR=$WORK/campus-zones
