@@ -145,6 +145,9 @@ int drdns_demote_start(struct drdns_ctx *ctx, const struct drdns_demote_opts *op
  *    "dr_set": {"directory": D, "valid": bool, "errors": ["file:line: ..."]},
  *    "warnings": ["file: zone Z: ..."],
  *    "zones": [{"zone": Z, "records": N,               (DR records, SOA included)
+ *               "publishes_self": bool  (the DR file lists controller.ns_name in
+ *                                        its NS set: a promotion publishes drdnsd
+ *                                        as a public nameserver of Z),
  *               "campus": {"fetched": bool, "serial": S, "records": M,
  *                          "detail": why not fetched (when !fetched; serial,
  *                                    records, left_out, dr_only are null then),

@@ -1,11 +1,13 @@
 /*
  * The promotion rewrite of one DR zone (pure: no I/O, no clock).
  *
- *   NS    keep ns_name (added if the file lacks it) and every NS whose address
- *         answered an SOA query for this zone; drop the rest together with
- *         their in-zone glue (A/AAAA at that name).  If fewer than min_ns
- *         remain while more are known, dropped ones are put back in file order.
- *   SOA   MNAME := ns_name; serial := drdns_serial_next(observed, file serial);
+ *   NS    keep ns_name where the DR file lists it (it is never added: whether
+ *         drdnsd answers the world as a public nameserver is the operator's
+ *         choice, made in the DR file) and every NS whose address answered an
+ *         SOA query for this zone; drop the rest.  If fewer than min_ns remain
+ *         while more are known, dropped ones are put back in file order.
+ *   SOA   MNAME := ns_name (always, listed or not: the secondaries and NOTIFY
+ *         need the primary's name); serial := drdns_serial_next(observed, file serial);
  *         MINIMUM clamped to dr_ttl.
  *   TTL   every TTL clamped to dr_ttl.
  *
@@ -42,7 +44,7 @@ struct drdns_rewrite_input {
 };
 
 enum drdns_ns_verdict {
-	DRDNS_NS_KEEP_SELF,     /* this controller's ns_name */
+	DRDNS_NS_KEEP_SELF,     /* this controller's ns_name, listed in the DR file */
 	DRDNS_NS_KEEP_ANSWERED, /* answered an SOA query for the zone */
 	DRDNS_NS_KEEP_MIN_NS,   /* did not answer, kept to honour min_ns */
 	DRDNS_NS_DROP,          /* dropped, with its in-zone glue */
@@ -61,7 +63,8 @@ struct drdns_rewrite_plan {
 	uint32_t max_observed;
 	bool have_observed;
 	uint32_t new_serial;
-	bool self_added;              /* ns_name was missing from the file's NS set and was added */
+	bool publishes_self;          /* the DR file lists ns_name in the NS set: drdnsd is a
+	                               * public nameserver of the zone (JSON "publishes_self") */
 	struct drdns_ns_decision *ns; /* n_ns entries, owned */
 	size_t n_ns;
 	char **dropped_glue; /* "ns0.example.edu. A 198.51.100.10", n_dropped_glue, owned */
@@ -81,11 +84,16 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
 
 void drdns_rewrite_plan_free(struct drdns_rewrite_plan *plan);
 
-/* Can zone be promoted with this ns_name?  When ns_name is inside the zone, the
- * DR file must carry its address (glue): drdns will not invent one.  Returns 0, or
- * DRDNS_EZONE with "file:line: message" appended to diag (may be NULL). */
+/* Can zone be promoted with this ns_name?  When the zone lists ns_name in its NS
+ * set and ns_name is inside the zone, the DR file must carry its address (glue):
+ * drdns will not invent one.  Returns 0, or DRDNS_EZONE with "file:line: message"
+ * appended to diag (may be NULL). */
 int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name,
                         struct drdns_diag *diag);
+
+/* Does zone's apex NS set list ns_name (case-insensitive, trailing dot optional)?
+ * That is: does a promotion publish drdnsd as a public nameserver of the zone? */
+bool drdns_rewrite_publishes_self(const struct drdns_zone *zone, const char *ns_name);
 
 /* The plan as a JSON object (new reference). */
 json_t *drdns_rewrite_plan_json(const struct drdns_rewrite_plan *plan);

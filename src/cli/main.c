@@ -514,9 +514,23 @@ static void print_zone_plan(FILE *f, const json_t *z)
 		fprintf(f, " (%s)", note);
 	fputc('\n', f);
 
-	struct table t = {.ncols = 5};
 	size_t i;
 	const json_t *d;
+	int publishes = jbool(z, "publishes_self");
+	if (publishes == 1) {
+		const char *self = NULL;
+		json_array_foreach(json_object_get(z, "ns"), i, d)
+		{
+			const char *verdict = jstr(d, "verdict");
+			if (verdict && strcmp(verdict, "keep-self") == 0)
+				self = jstr(d, "name");
+		}
+		fprintf(f, "    publishes %s as a public nameserver (listed in the DR file)\n",
+		        self ? self : "drdnsd");
+	} else if (publishes == 0) {
+		fputs("    does not publish drdns (MNAME only)\n", f);
+	}
+	struct table t = {.ncols = 5};
 	json_array_foreach(json_object_get(z, "ns"), i, d)
 	{
 		const char *verdict = jstr(d, "verdict");
@@ -1063,14 +1077,18 @@ static void print_check_zone(FILE *f, const json_t *z)
 	fmt_int(dr, sizeof(dr), z, "records");
 	fprintf(f, "  %s: DR %s %s", jstr(z, "zone") ? jstr(z, "zone") : "?", dr,
 	        strcmp(dr, "1") ? "records" : "record");
+	int publishes = jbool(z, "publishes_self");
+	const char *pub = publishes == 1   ? "; publishes drdnsd as a public nameserver"
+	                  : publishes == 0 ? "; does not publish drdns (MNAME only)"
+	                                   : "";
 	if (jbool(c, "fetched") != 1) {
-		fprintf(f, "; campus not fetched: %s\n",
+		fprintf(f, "%s; campus not fetched: %s\n", pub,
 		        jstr(c, "detail") ? jstr(c, "detail") : "no detail");
 		return;
 	}
 	fmt_int(serial, sizeof(serial), c, "serial");
 	fmt_int(campus, sizeof(campus), c, "records");
-	fprintf(f, "; campus serial %s, %s %s\n", serial, campus,
+	fprintf(f, "%s; campus serial %s, %s %s\n", pub, serial, campus,
 	        strcmp(campus, "1") ? "records" : "record");
 	print_difference(f, "left out", json_object_get(c, "left_out"));
 	print_difference(f, "DR only", json_object_get(c, "dr_only"));

@@ -16,6 +16,7 @@
 #include "drdns/server.h"
 #include "drdns/audit.h"
 #include "drdns/checks.h"
+#include "drdns/rewrite.h"
 #include "drdns/state.h"
 #include "drdns/watchdog.h"
 #include "drdns/zone.h"
@@ -761,10 +762,18 @@ int main(int argc, char **argv)
 	print_diag(&diag);
 	drdns_diag_clear(&diag);
 	if (check) {
-		if (ok)
+		if (ok) {
 			printf("%s: OK: configuration valid, %zu DR zone(s) valid in %s\n", config,
 			       dr->n, conf->zones.directory);
-		else
+			for (size_t i = 0; i < dr->n; i++) /* the operator's choice, per zone */
+				if (drdns_rewrite_publishes_self(dr->zones[i],
+				                                 conf->controller.ns_name))
+					printf("  %s publishes %s as a public nameserver\n",
+					       dr->zones[i]->name, conf->controller.ns_name);
+				else
+					printf("  %s does not publish drdns (MNAME only)\n",
+					       dr->zones[i]->name);
+		} else
 			fprintf(stderr, "%s: check failed\n", config);
 		drdns_zoneset_free(dr);
 		drdns_conf_free(conf);

@@ -24,6 +24,7 @@
 #include "drdns/error.h"
 #include "drdns/failover.h"
 #include "drdns/log.h"
+#include "drdns/rewrite.h"
 #include "drdns/zone.h"
 
 #include <stdatomic.h>
@@ -220,8 +221,9 @@ static json_t *zones_json(const struct check_op *op)
 	json_t *arr = json_array();
 	for (size_t i = 0; arr && i < op->set->n; i++) {
 		const struct drdns_zone *z = op->set->zones[i];
-		json_t *row = json_pack("{s:s, s:I, s:o}", "zone", z->name, "records",
-		                        (json_int_t)drdns_zone_rr_count(z), "campus",
+		json_t *row = json_pack("{s:s, s:I, s:b, s:o}", "zone", z->name, "records",
+		                        (json_int_t)drdns_zone_rr_count(z), "publishes_self",
+		                        drdns_rewrite_publishes_self(z, op->ns_name), "campus",
 		                        campus_json(&op->campus[i]));
 		if (!row || json_array_append_new(arr, row) < 0) {
 			json_decref(arr);

@@ -61,37 +61,28 @@ static bool names_equal(const char *a, const char *b)
 	return la == lb && !strncasecmp(a, b, la);
 }
 
-/* Decide every NS name.  The controller's own name is always first-class. */
+/* Decide every NS name.  The controller's own name is kept where the DR file
+ * lists it, and never added: publishing drdnsd is the operator's choice. */
 static int decide_ns(const struct drdns_zone *in, const struct drdns_rewrite_input *input,
                      struct drdns_rewrite_plan *plan)
 {
 	char **names = NULL;
 	size_t n = drdns_zone_ns_names(in, &names);
-	bool self_listed = false;
-	for (size_t i = 0; i < n; i++)
-		if (names_equal(names[i], input->ns_name))
-			self_listed = true;
 
 	plan->ns = calloc(n + 1, sizeof(*plan->ns));
 	if (!plan->ns)
 		goto nomem;
-	if (!self_listed) {
-		struct drdns_ns_decision *d = &plan->ns[plan->n_ns++];
-		d->name = strdup(input->ns_name);
-		d->verdict = DRDNS_NS_KEEP_SELF;
-		d->reason = strdup("this controller (controller.ns_name), added");
-		plan->self_added = true;
-		if (!d->name || !d->reason)
-			goto nomem;
-	}
-	size_t kept = 1;
+	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct drdns_ns_decision *d = &plan->ns[plan->n_ns++];
 		d->name = names[i];
 		names[i] = NULL;
 		if (names_equal(d->name, input->ns_name)) {
 			d->verdict = DRDNS_NS_KEEP_SELF;
-			d->reason = strdup("this controller (controller.ns_name)");
+			d->reason =
+			    strdup("this controller (controller.ns_name), listed in the DR file");
+			plan->publishes_self = true;
+			kept++;
 			if (!d->reason)
 				goto nomem;
 			continue;
@@ -221,6 +212,10 @@ int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name, stru
 		free(type);
 		return DRDNS_EZONE;
 	}
+	/* ns_name only needs an address where the zone publishes it (NS record): the
+	 * SOA MNAME alone needs none. */
+	if (!drdns_rewrite_publishes_self(zone, ns_name))
+		return 0;
 	ldns_rdf *self = ldns_dname_new_frm_str(ns_name);
 	if (!self)
 		return DRDNS_ENOMEM;
@@ -233,10 +228,25 @@ int drdns_rewrite_check(const struct drdns_zone *zone, const char *ns_name, stru
 	if (ok)
 		return 0;
 	drdns_diag_error(diag,
-	                 "%s:1: controller.ns_name %s is inside zone %s but the DR file has no "
-	                 "address (A/AAAA) for it: add its public address to the file",
-	                 zone->path ? zone->path : zone->name, ns_name, zone->name);
+	                 "%s:1: zone %s lists controller.ns_name %s in its NS set, inside the "
+	                 "zone, but the DR file has no address (A/AAAA) for it: add its public "
+	                 "address to the file",
+	                 zone->path ? zone->path : zone->name, zone->name, ns_name);
 	return DRDNS_EZONE;
+}
+
+bool drdns_rewrite_publishes_self(const struct drdns_zone *zone, const char *ns_name)
+{
+	char **names = NULL;
+	size_t n = drdns_zone_ns_names(zone, &names);
+	bool listed = false;
+	for (size_t i = 0; i < n; i++) {
+		if (ns_name && names_equal(names[i], ns_name))
+			listed = true;
+		free(names[i]);
+	}
+	free(names);
+	return listed;
 }
 
 int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_input *input,
@@ -309,24 +319,6 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
 			plan->ttls_clamped++;
 		ldns_rr_list_push_rr(z->rrs, copy);
 	}
-	/* The controller's own NS record, when the DR file does not carry it. */
-	if (plan->self_added) {
-		ldns_rr *ns = ldns_rr_new(); /* _new_frm_type would pre-size an empty rdata slot */
-		ldns_rdf *target = ldns_dname_new_frm_str(input->ns_name);
-		if (!ns || !target) {
-			ldns_rr_free(ns);
-			ldns_rdf_deep_free(target);
-			goto fail;
-		}
-		ldns_rr_set_owner(ns, ldns_rdf_clone(in->origin));
-		ldns_rr_set_type(ns, LDNS_RR_TYPE_NS);
-		ldns_rr_set_class(ns, LDNS_RR_CLASS_IN);
-		ldns_rr_set_ttl(ns, ldns_rr_ttl(in->soa) < input->dr_ttl ? ldns_rr_ttl(in->soa)
-		                                                         : input->dr_ttl);
-		ldns_rr_push_rdf(ns, target);
-		ldns_rr_list_push_rr(z->rrs, ns);
-	}
-
 	/* SOA: MNAME, serial, TTL and negative-caching TTL. */
 	ldns_rdf *mname = ldns_dname_new_frm_str(input->ns_name);
 	ldns_rdf *serial = ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, plan->new_serial);
@@ -371,12 +363,13 @@ json_t *drdns_rewrite_plan_json(const struct drdns_rewrite_plan *plan)
 	json_t *glue = json_array();
 	for (size_t i = 0; i < plan->n_dropped_glue; i++)
 		json_array_append_new(glue, json_string(plan->dropped_glue[i]));
-	json_t *obj = json_pack(
-	    "{s:s, s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:s?}", "zone", plan->zone, "file_serial",
-	    (json_int_t)plan->file_serial, "max_observed", (json_int_t)plan->max_observed,
-	    "new_serial", (json_int_t)plan->new_serial, "ns", ns, "dropped_glue", glue,
-	    "ttls_clamped", (json_int_t)plan->ttls_clamped, "soa_minimum_clamped",
-	    plan->soa_minimum_clamped, "warning", plan->warning);
+	json_t *obj =
+	    json_pack("{s:s, s:I, s:I, s:I, s:b, s:o, s:o, s:I, s:b, s:s?}", "zone", plan->zone,
+	              "file_serial", (json_int_t)plan->file_serial, "max_observed",
+	              (json_int_t)plan->max_observed, "new_serial", (json_int_t)plan->new_serial,
+	              "publishes_self", plan->publishes_self, "ns", ns, "dropped_glue", glue,
+	              "ttls_clamped", (json_int_t)plan->ttls_clamped, "soa_minimum_clamped",
+	              plan->soa_minimum_clamped, "warning", plan->warning);
 	if (obj && !plan->have_observed)
 		json_object_set_new(obj, "max_observed", json_null());
 	return obj;

@@ -314,6 +314,7 @@ static void test_valid_set_with_left_out_records(void **state)
 	const json_t *z = zone_row(reply, 0);
 	assert_string_equal(json_string_value(json_object_get(z, "zone")), "example.edu.");
 	assert_int_equal(jint(z, "records"), DR_RECORDS);
+	assert_true(json_is_true(json_object_get(z, "publishes_self"))); /* lists ns-dr */
 	const json_t *c = json_object_get(z, "campus");
 	assert_true(json_is_true(json_object_get(c, "fetched")));
 	assert_null(json_object_get(c, "detail"));
@@ -408,20 +409,34 @@ static void test_invalid_set_is_exit_1(void **state)
 	assert_int_equal(master_axfrs(s), 0); /* no transfer for an invalid set */
 	json_decref(reply);
 
-	/* parses, but cannot be promoted: ns_name inside the zone without glue */
+	/* cannot be promoted: the zone lists ns_name, inside the zone, without glue */
 	char *p = path_in(s, "zones-dr/broken.test.zone");
 	unlink(p);
 	free(p);
 	write_in(s, "zones-dr/example.edu.zone",
 	         "$ORIGIN example.edu.\n$TTL 600\n"
 	         "@ IN SOA ns0.example.net. h.example.edu. 1 3600 600 1209600 600\n"
-	         "@ IN NS ns1\nns1 IN A 127.0.0.53\n");
+	         "@ IN NS ns-dr\n@ IN NS ns1\nns1 IN A 127.0.0.53\n");
 	reply = check(s);
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
 	errors = json_object_get(json_object_get(reply, "dr_set"), "errors");
 	assert_true(json_array_size(errors) >= 1);
 	assert_non_null(strstr(json_string_value(json_array_get(errors, 0)), "ns-dr.example.edu."));
 	assert_int_equal(master_axfrs(s), 0);
+	json_decref(reply);
+
+	/* not listed: no glue needed, valid, and the reply says drdnsd is not a public
+	 * nameserver of the zone (MNAME only) */
+	write_in(s, "zones-dr/example.edu.zone",
+	         "$ORIGIN example.edu.\n$TTL 600\n"
+	         "@ IN SOA ns0.example.net. h.example.edu. 1 3600 600 1209600 600\n"
+	         "@ IN NS ns1\nns1 IN A 127.0.0.53\n");
+	reply = check(s);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	const json_t *z = zone_row(reply, 0);
+	assert_string_equal(json_string_value(json_object_get(z, "zone")), "example.edu.");
+	assert_true(json_is_false(json_object_get(z, "publishes_self")));
+	assert_true(json_is_true(json_object_get(zone_row(reply, 1), "publishes_self")));
 	json_decref(reply);
 }
 
