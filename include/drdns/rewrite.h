@@ -6,6 +6,10 @@
  *         choice, made in the DR file) and every NS whose address answered an
  *         SOA query for this zone; drop the rest.  If fewer than min_ns remain
  *         while more are known, dropped ones are put back in file order.
+ *   A/AAAA  never removed: only the apex NS set changes, so no zone cut goes
+ *         and no record turns into orphaned glue.  A dropped NS's in-zone
+ *         addresses are authoritative data (the host may be a web server or an
+ *         MX target) and stay; below a delegation they stay with it.
  *   SOA   MNAME := ns_name (always, listed or not: the secondaries and NOTIFY
  *         need the primary's name); serial := drdns_serial_next(observed, file serial);
  *         MINIMUM clamped to dr_ttl.
@@ -47,7 +51,7 @@ enum drdns_ns_verdict {
 	DRDNS_NS_KEEP_SELF,     /* this controller's ns_name, listed in the DR file */
 	DRDNS_NS_KEEP_ANSWERED, /* answered an SOA query for the zone */
 	DRDNS_NS_KEEP_MIN_NS,   /* did not answer, kept to honour min_ns */
-	DRDNS_NS_DROP,          /* dropped, with its in-zone glue */
+	DRDNS_NS_DROP,          /* dropped (its address records stay: see kept_addresses) */
 };
 
 struct drdns_ns_decision {
@@ -67,8 +71,18 @@ struct drdns_rewrite_plan {
 	                               * public nameserver of the zone (JSON "publishes_self") */
 	struct drdns_ns_decision *ns; /* n_ns entries, owned */
 	size_t n_ns;
-	char **dropped_glue; /* "ns0.example.edu. A 198.51.100.10", n_dropped_glue, owned */
+	/* True glue removed with a zone cut the rewrite removes, "owner TYPE address"
+	 * ("ns.sub.example.edu. A 192.0.2.9"), owned.  The rewrite edits only the
+	 * apex NS set and removes no cut, so this is empty today (JSON
+	 * "dropped_glue": []). */
+	char **dropped_glue;
 	size_t n_dropped_glue;
+	/* Address records of dropped NS names that stay, "owner TYPE address"
+	 * ("ns0.example.edu. A 198.51.100.10"), owned: authoritative data at or
+	 * below the apex (or glue of a kept delegation), never removed with the NS
+	 * (JSON "kept_addresses"). */
+	char **kept_addresses;
+	size_t n_kept_addresses;
 	size_t ttls_clamped; /* records whose TTL was lowered */
 	bool soa_minimum_clamped;
 	char *warning; /* owned, may be NULL (e.g. "kept 1 unanswering NS for min_ns") */

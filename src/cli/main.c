@@ -492,6 +492,32 @@ static void print_message_and_error(const json_t *reply)
 
 /* ---- promote ---- */
 
+/* "    label: owner TYPE address", one line per record of arr. */
+static void print_records(FILE *f, const json_t *arr, const char *label)
+{
+	size_t i;
+	const json_t *d;
+	json_array_foreach(arr, i, d)
+	{
+		fprintf(f, "    %s: ", label);
+		if (json_is_string(d)) {
+			/* records may come in zone-file form, with tabs: one space reads better */
+			bool space = false;
+			for (const char *p = json_string_value(d); *p; p++) {
+				bool ws = *p == ' ' || *p == '\t';
+				if (!ws)
+					fputc(*p, f);
+				else if (!space)
+					fputc(' ', f);
+				space = ws;
+			}
+		} else {
+			print_value(f, d);
+		}
+		fputc('\n', f);
+	}
+}
+
 static void print_zone_plan(FILE *f, const json_t *z)
 {
 	const char *name = jstr(z, "zone");
@@ -545,25 +571,9 @@ static void print_zone_plan(FILE *f, const json_t *z)
 		          shown, jstr(d, "reason"));
 	}
 	table_print(f, &t, "    ");
-	json_array_foreach(json_object_get(z, "dropped_glue"), i, d)
-	{
-		fputs("    glue dropped: ", f);
-		if (json_is_string(d)) {
-			/* records come in zone-file form, with tabs: one space reads better */
-			bool space = false;
-			for (const char *p = json_string_value(d); *p; p++) {
-				bool ws = *p == ' ' || *p == '\t';
-				if (!ws)
-					fputc(*p, f);
-				else if (!space)
-					fputc(' ', f);
-				space = ws;
-			}
-		} else {
-			print_value(f, d);
-		}
-		fputc('\n', f);
-	}
+	print_records(f, json_object_get(z, "dropped_glue"), "glue dropped (with its cut)");
+	print_records(f, json_object_get(z, "kept_addresses"),
+	              "address kept (zone data, not glue)");
 	long long clamped;
 	if (jint(z, "ttls_clamped", &clamped) && clamped > 0)
 		fprintf(f, "    TTLs clamped to dr_ttl: %lld %s\n", clamped,

@@ -32,6 +32,9 @@ void drdns_rewrite_plan_free(struct drdns_rewrite_plan *plan)
 	for (size_t i = 0; i < plan->n_dropped_glue; i++)
 		free(plan->dropped_glue[i]);
 	free(plan->dropped_glue);
+	for (size_t i = 0; i < plan->n_kept_addresses; i++)
+		free(plan->kept_addresses[i]);
+	free(plan->kept_addresses);
 	free(plan->zone);
 	free(plan->warning);
 	free(plan);
@@ -163,8 +166,8 @@ static bool clamp_ttl(ldns_rr *rr, uint32_t max)
 	return true;
 }
 
-/* "ns0.example.edu. A 198.51.100.10" */
-static int push_glue_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
+/* "ns0.example.edu. A 198.51.100.10": an address of a dropped NS, kept. */
+static int push_address_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
 {
 	char *owner = ldns_rdf2str(ldns_rr_owner(rr));
 	char *type = ldns_rr_type2str(ldns_rr_get_type(rr));
@@ -176,13 +179,14 @@ static int push_glue_note(struct drdns_rewrite_plan *plan, const ldns_rr *rr)
 	free(type);
 	free(addr);
 	char **grown =
-	    text ? realloc(plan->dropped_glue, (plan->n_dropped_glue + 1) * sizeof(*grown)) : NULL;
+	    text ? realloc(plan->kept_addresses, (plan->n_kept_addresses + 1) * sizeof(*grown))
+	         : NULL;
 	if (!grown) {
 		free(text);
 		return DRDNS_ENOMEM;
 	}
-	plan->dropped_glue = grown;
-	plan->dropped_glue[plan->n_dropped_glue++] = text;
+	plan->kept_addresses = grown;
+	plan->kept_addresses[plan->n_kept_addresses++] = text;
 	return 0;
 }
 
@@ -304,13 +308,15 @@ int drdns_rewrite_zone(const struct drdns_zone *in, const struct drdns_rewrite_i
 			if (d && !is_kept(d->verdict))
 				continue;
 		}
-		if (type == LDNS_RR_TYPE_A || type == LDNS_RR_TYPE_AAAA) {
+		/* Address records stay, a dropped NS's too: at or below the apex and
+		 * above every cut they are authoritative data (the host may also be a
+		 * web server or an MX target), and below a cut they are the glue of a
+		 * delegation the rewrite keeps (it edits the apex NS set only, so it
+		 * removes no cut).  Only true glue goes, with its cut: none here. */
+		if ((type == LDNS_RR_TYPE_A || type == LDNS_RR_TYPE_AAAA) && !apex) {
 			const struct drdns_ns_decision *d = decision_for(plan, owner);
-			if (d && !is_kept(d->verdict)) {
-				if (push_glue_note(plan, rr) < 0)
-					goto fail;
-				continue;
-			}
+			if (d && !is_kept(d->verdict) && push_address_note(plan, rr) < 0)
+				goto fail;
 		}
 		ldns_rr *copy = ldns_rr_clone(rr);
 		if (!copy)
@@ -363,13 +369,16 @@ json_t *drdns_rewrite_plan_json(const struct drdns_rewrite_plan *plan)
 	json_t *glue = json_array();
 	for (size_t i = 0; i < plan->n_dropped_glue; i++)
 		json_array_append_new(glue, json_string(plan->dropped_glue[i]));
+	json_t *kept = json_array();
+	for (size_t i = 0; i < plan->n_kept_addresses; i++)
+		json_array_append_new(kept, json_string(plan->kept_addresses[i]));
 	json_t *obj =
-	    json_pack("{s:s, s:I, s:I, s:I, s:b, s:o, s:o, s:I, s:b, s:s?}", "zone", plan->zone,
-	              "file_serial", (json_int_t)plan->file_serial, "max_observed",
+	    json_pack("{s:s, s:I, s:I, s:I, s:b, s:o, s:o, s:o, s:I, s:b, s:s?}", "zone",
+	              plan->zone, "file_serial", (json_int_t)plan->file_serial, "max_observed",
 	              (json_int_t)plan->max_observed, "new_serial", (json_int_t)plan->new_serial,
 	              "publishes_self", plan->publishes_self, "ns", ns, "dropped_glue", glue,
-	              "ttls_clamped", (json_int_t)plan->ttls_clamped, "soa_minimum_clamped",
-	              plan->soa_minimum_clamped, "warning", plan->warning);
+	              "kept_addresses", kept, "ttls_clamped", (json_int_t)plan->ttls_clamped,
+	              "soa_minimum_clamped", plan->soa_minimum_clamped, "warning", plan->warning);
 	if (obj && !plan->have_observed)
 		json_object_set_new(obj, "max_observed", json_null());
 	return obj;

@@ -17,8 +17,8 @@
 #     silent campus) and ns5 (an off-campus BIND never configured to list drdns)
 #     REFUSES the NOTIFY and never converges; both are reported honestly, and the
 #     drdns-first BIND, NSD and Knot serve the DR serial;
-#   - each secondary's AXFR equals the hand-written expected zone (dead NS and its
-#     glue dropped, TTLs <= dr_ttl, serial = campus + 1);
+#   - each secondary's AXFR equals the hand-written expected zone (dead NS dropped,
+#     its address record kept as zone data, TTLs <= dr_ttl, serial = campus + 1);
 #   - TSIG: NSD transfers with the key; an unsigned AXFR from its address is refused;
 #   - promote again --wait 150 (ns5 now down, so skipped): no second serial bump,
 #     exit 0 once ns4 has converged;
@@ -52,6 +52,7 @@ cp -r "$SRC/zones-dr" "$WORK/drdns/zones-dr"
 CONF=$WORK/drdns/drdns.conf
 drdns_write_conf "$CONF" "$WORK/drdns/zones-dr" '{ name = "ns5.example.edu."; address = "127.0.0.16"; }'
 check "drdnsd --check accepts the sandbox configuration" "$DRDNS_BUILD/drdnsd" --check -c "$CONF"
+check "  and says which zones publish drdnsd" grep -q "example.edu. publishes ns-dr.example.edu. as a public nameserver" <<<"$("$DRDNS_BUILD/drdnsd" --check -c "$CONF")"
 drdns_start "$CONF"
 
 
@@ -117,7 +118,11 @@ out=$(drdnsctl --json promote --reason "test: dry run" --dry-run)
 check "dry run: exit 0 and new serial $DR_SERIAL" test "$(json_get "$out" 'd["zones"][0]["new_serial"]')" = "$DR_SERIAL"
 FWD='[z for z in d["zones"] if z["zone"]=="example.edu."][0]'
 check "  ns0 would be dropped" test "$(json_get "$out" "[n['verdict'] for n in $FWD['ns'] if n['name']=='ns0.example.edu.'][0]")" = "drop"
-check "  its glue would be dropped" grep -q "ns0.example.edu.*198.51.100.10" <<<"$(json_get "$out" "$FWD['dropped_glue']")"
+check "  its address record would stay (zone data, not glue)" grep -q "ns0.example.edu. A 198.51.100.10" <<<"$(json_get "$out" "$FWD['kept_addresses']")"
+check "  no glue would be dropped (no cut removed)" test "$(json_get "$out" "len($FWD['dropped_glue'])")" = 0
+hout=$(drdnsctl promote --reason "test: dry run" --dry-run)
+check "  the human plan says drdnsd is published" grep -q "publishes ns-dr.example.edu. as a public nameserver" <<<"$hout"
+check "  and that ns0's address stays" grep -q "address kept (zone data, not glue): ns0.example.edu. A 198.51.100.10" <<<"$hout"
 check "  the NS TTLs would be clamped" test "$(json_get "$out" "$FWD['ttls_clamped']")" -ge 5
 check "  nothing changed: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.edu
 check "  nothing changed: secondaries keep the campus serial" serves_all "$CAMPUS_SERIAL" "${LIVE[@]}"
@@ -171,6 +176,8 @@ for a in "$DRDNS_ADDR" "${FAST[@]}"; do
         check "AXFR of $z from $a equals the expected rewritten zone" compare_axfr "$a" "$z"
         check "  no TTL above dr_ttl" test "$(max_ttl "$a" "$z")" -le 600
         check "  NS set lacks the dead ns0" bash -c "! dig +short @$a $z NS | grep -q ns0"
+        [ "$z" = example.edu ] &&
+            check "  the dropped ns0's address is still served" test "$(dig +short +time=2 +tries=1 @$a ns0.example.edu A)" = 198.51.100.10
     done
 done
 

@@ -2,7 +2,7 @@
  * Unit tests for include/drdns/rewrite.h: the promotion rewrite of one DR zone.
  *
  * Fixture: $DRDNS_TEST_DATA/zone-rewrite/example.edu.zone
- *   NS ns-dr (this controller), ns0 (dead), ns1, ns2; glue for all
+ *   NS ns-dr (this controller), ns0 (dead), ns1, ns2; addresses for all
  *   (ns0 has A 198.51.100.10 and AAAA 2001:db8::10, TTL 300);
  *   SOA TTL 3600, MNAME ns0, serial 2024010101, MINIMUM 3600;
  *   TTLs above 600: SOA, 4 NS, glue of ns-dr/ns1(A+AAAA)/ns2, www AAAA 7200, mail A 601.
@@ -106,14 +106,6 @@ static const struct drdns_ns_decision *decision(const struct drdns_rewrite_plan 
 	return found;
 }
 
-static bool has_dropped_glue(const struct drdns_rewrite_plan *p, const char *text)
-{
-	for (size_t i = 0; i < p->n_dropped_glue; i++)
-		if (strcmp(p->dropped_glue[i], text) == 0)
-			return true;
-	return false;
-}
-
 static uint32_t soa_field(const ldns_rr *soa, size_t idx)
 {
 	return ldns_rdf2native_int32(ldns_rr_rdf(soa, idx));
@@ -156,7 +148,7 @@ static void rewrite_ok(const struct drdns_zone *z, const struct drdns_rewrite_in
 
 /* ---- the standard scenario ----------------------------------------------- */
 
-static void test_drop_dead_ns_and_glue(void **state)
+static void test_drop_dead_ns_keep_addresses(void **state)
 {
 	(void)state;
 	struct drdns_zone *z = load_fixture("zone-rewrite");
@@ -172,15 +164,15 @@ static void test_drop_dead_ns_and_glue(void **state)
 	assert_false(has_ns(out, NS0));
 	assert_int_equal(count_type(out, "example.edu.", LDNS_RR_TYPE_NS), 3);
 
-	/* glue: ns0's A and AAAA gone, the others kept */
-	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_A), 0);
-	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_AAAA), 0);
+	/* addresses: all kept, ns0's too (authoritative data, not glue) */
+	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_A), 1);
+	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_AAAA), 1);
 	assert_int_equal(count_type(out, NS1, LDNS_RR_TYPE_A), 1);
 	assert_int_equal(count_type(out, NS1, LDNS_RR_TYPE_AAAA), 1);
 	assert_int_equal(count_type(out, NS2, LDNS_RR_TYPE_A), 1);
 	assert_int_equal(count_type(out, NS_DR, LDNS_RR_TYPE_A), 1);
-	/* 16 records in (with the SOA), 3 removed (NS ns0, A ns0, AAAA ns0) */
-	assert_int_equal(drdns_zone_rr_count(out), 13);
+	/* 16 records in (with the SOA), 1 removed (NS ns0) */
+	assert_int_equal(drdns_zone_rr_count(out), 15);
 
 	/* plan */
 	assert_non_null(plan->zone);
@@ -201,21 +193,10 @@ static void test_drop_dead_ns_and_glue(void **state)
 	assert_non_null(d->address);
 	assert_string_equal(d->address, "198.51.100.10");
 
-	/* both of ns0's address records, and nothing else (exact text: see
-	 * test_dropped_glue_format) */
-	assert_int_equal(plan->n_dropped_glue, 2);
-	bool seen_a = false, seen_aaaa = false;
-	for (size_t i = 0; i < plan->n_dropped_glue; i++) {
-		const char *g = plan->dropped_glue[i];
-		assert_true(strncmp(g, "ns0.example.edu.", 16) == 0);
-		if (strstr(g, "198.51.100.10"))
-			seen_a = true;
-		if (strstr(g, "2001:db8::10"))
-			seen_aaaa = true;
-		assert_null(strchr(g, '\n'));
-	}
-	assert_true(seen_a);
-	assert_true(seen_aaaa);
+	/* no cut removed, so no glue dropped; ns0's addresses are reported kept
+	 * (exact text: see test_kept_addresses_format) */
+	assert_int_equal(plan->n_dropped_glue, 0);
+	assert_int_equal(plan->n_kept_addresses, 2);
 	assert_null(plan->warning); /* three NS remain, min_ns 2: nothing to warn about */
 
 	drdns_rewrite_plan_free(plan);
@@ -224,16 +205,20 @@ static void test_drop_dead_ns_and_glue(void **state)
 }
 
 /*
- * REGRESSION test: this bug was found by this test and has since been fixed.
- * Was in src/zone/rewrite.c, push_glue_note: include/drdns/rewrite.h documents the
- * dropped_glue entries as "ns0.example.edu. A 198.51.100.10" (owner, type, address),
- * but they are the raw ldns_rr2str() presentation with TTL, class and tabs:
- * "ns0.example.edu.\t300\tIN\tA\t198.51.100.10".  This text goes into the
- * `promote --dry-run` output and its JSON, so it is part of the interface.
- * Fix: format "%s %s %s" from owner, ldns_rr_type2str and the rdata (or change
- * the header, if the full record is wanted).
+ * kept_addresses entries read "ns0.example.edu. A 198.51.100.10" (owner, type,
+ * address), not the raw ldns_rr2str() text with TTL, class and tabs: this text
+ * goes into the `promote --dry-run` output and its JSON.  (The same form was
+ * once wrong for dropped_glue, which then held these records.)
  */
-static void test_dropped_glue_format(void **state)
+static bool has_kept_address(const struct drdns_rewrite_plan *p, const char *text)
+{
+	for (size_t i = 0; i < p->n_kept_addresses; i++)
+		if (strcmp(p->kept_addresses[i], text) == 0)
+			return true;
+	return false;
+}
+
+static void test_kept_addresses_format(void **state)
 {
 	(void)state;
 	struct drdns_zone *z = load_fixture("zone-rewrite");
@@ -241,16 +226,83 @@ static void test_dropped_glue_format(void **state)
 	struct drdns_zone *out;
 	struct drdns_rewrite_plan *plan;
 	rewrite_ok(z, &in, &out, &plan);
-	assert_int_equal(plan->n_dropped_glue, 2);
-	if (!has_dropped_glue(plan, "ns0.example.edu. A 198.51.100.10") ||
-	    !has_dropped_glue(plan, "ns0.example.edu. AAAA 2001:db8::10")) {
-		for (size_t i = 0; i < plan->n_dropped_glue; i++)
-			print_message("  dropped_glue[%zu] = \"%s\"\n", i, plan->dropped_glue[i]);
-		drdns_rewrite_plan_free(plan);
-		drdns_zone_free(out);
-		drdns_zone_free(z);
-		fail_msg("dropped_glue entries not in the documented \"owner TYPE address\" form");
-	}
+	assert_int_equal(plan->n_kept_addresses, 2);
+	bool ok = has_kept_address(plan, "ns0.example.edu. A 198.51.100.10") &&
+	          has_kept_address(plan, "ns0.example.edu. AAAA 2001:db8::10");
+	for (size_t i = 0; !ok && i < plan->n_kept_addresses; i++)
+		print_message("  kept_addresses[%zu] = \"%s\"\n", i, plan->kept_addresses[i]);
+	drdns_rewrite_plan_free(plan);
+	drdns_zone_free(out);
+	drdns_zone_free(z);
+	if (!ok)
+		fail_msg(
+		    "kept_addresses entries not in the documented \"owner TYPE address\" form");
+}
+
+/*
+ * Only true glue goes with a dead nameserver (issue 11 item 7).  ns0 is dead but
+ * is also the MX target and the CNAME target of www: its A and AAAA records are
+ * authoritative data and stay.  ns.sub is dead too but is the nameserver of the
+ * delegation sub: the delegation stays (the rewrite edits only the apex NS set)
+ * and its glue with it.
+ */
+static void test_addresses_stay_with_their_data(void **state)
+{
+	(void)state;
+	struct drdns_zone *z = load_fixture("zone-rewrite-glue");
+	struct drdns_ns_probe probes[] = {
+	    {NS0, "198.51.100.10", false, "timeout"},
+	    {NS1, "192.0.2.11", true, NULL},
+	    {"ns.sub.example.edu.", "192.0.2.99", false, "REFUSED"},
+	};
+	struct drdns_rewrite_input in = std_input();
+	in.probes = probes;
+	in.n_probes = 3;
+	struct drdns_zone *out;
+	struct drdns_rewrite_plan *plan;
+	rewrite_ok(z, &in, &out, &plan);
+	assert_int_equal(decision(plan, NS0)->verdict, DRDNS_NS_DROP);
+	assert_int_equal(decision(plan, "ns.sub.example.edu.")->verdict, DRDNS_NS_DROP);
+	assert_false(has_ns(out, NS0));
+	assert_false(has_ns(out, "ns.sub.example.edu."));
+	assert_int_equal(count_type(out, "example.edu.", LDNS_RR_TYPE_NS), 2);
+	/* ns0: still the MX target and www's CNAME target, with its addresses */
+	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_A), 1);
+	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_AAAA), 1);
+	assert_int_equal(count_type(out, "example.edu.", LDNS_RR_TYPE_MX), 1);
+	assert_int_equal(count_type(out, "www.example.edu.", LDNS_RR_TYPE_CNAME), 1);
+	/* the delegation and its glue */
+	assert_int_equal(count_type(out, "sub.example.edu.", LDNS_RR_TYPE_NS), 1);
+	assert_int_equal(count_type(out, "ns.sub.example.edu.", LDNS_RR_TYPE_A), 1);
+	/* only the two apex NS records went */
+	assert_int_equal(drdns_zone_rr_count(out), drdns_zone_rr_count(z) - 2);
+	/* the plan is truthful: nothing dropped, three addresses kept */
+	assert_int_equal(plan->n_dropped_glue, 0);
+	assert_int_equal(plan->n_kept_addresses, 3);
+	assert_true(has_kept_address(plan, "ns0.example.edu. A 198.51.100.10"));
+	assert_true(has_kept_address(plan, "ns0.example.edu. AAAA 2001:db8::10"));
+	assert_true(has_kept_address(plan, "ns.sub.example.edu. A 192.0.2.99"));
+	json_t *j = drdns_rewrite_plan_json(plan);
+	assert_int_equal(json_array_size(json_object_get(j, "dropped_glue")), 0);
+	assert_int_equal(json_array_size(json_object_get(j, "kept_addresses")), 3);
+	json_decref(j);
+
+	/* the output is a valid zone of its own */
+	char dir[] = "/tmp/drdns-test-rewrite-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *p = NULL;
+	assert_true(asprintf(&p, "%s/example.edu.zone", dir) > 0);
+	assert_int_equal(drdns_zone_write(out, p), 0);
+	struct drdns_diag diag = {0};
+	struct drdns_zone *re = NULL;
+	int rc = drdns_zone_load(p, "example.edu.", &re, &diag);
+	for (size_t i = 0; rc && i < diag.n; i++)
+		print_message("  %s\n", diag.msgs[i]);
+	assert_int_equal(rc, 0);
+	drdns_zone_free(re);
+	drdns_diag_clear(&diag);
+	assert_int_equal(drdns_rm_rf(dir), 0);
+	free(p);
 	drdns_rewrite_plan_free(plan);
 	drdns_zone_free(out);
 	drdns_zone_free(z);
@@ -303,15 +355,15 @@ static void test_ttl_clamp_and_untouched(void **state)
 	assert_true(ldns_rr_ttl(out->soa) <= 600);
 	for (size_t i = 0; i < ldns_rr_list_rr_count(out->rrs); i++)
 		assert_true(ldns_rr_ttl(ldns_rr_list_rr(out->rrs, i)) <= 600);
-	/* SOA + 3 kept NS + 4 kept glue + www AAAA (7200) + mail A (601) */
+	/* SOA + 3 kept NS + 4 kept addresses + www AAAA (7200) + mail A (601) */
 	assert_int_equal(plan->ttls_clamped, 10);
 
-	/* every non-NS record of the input (but ns0's dropped glue) is in the output,
+	/* every non-NS record of the input (ns0's addresses too) is in the output,
 	 * byte-identical but for TTL = min(TTL, 600) */
 	size_t expected_other = 0;
 	for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs); i++) {
 		ldns_rr *rr = ldns_rr_list_rr(z->rrs, i);
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NS || owner_is(rr, NS0))
+		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NS)
 			continue;
 		expected_other++;
 		bool found = false;
@@ -333,7 +385,7 @@ static void test_ttl_clamp_and_untouched(void **state)
 		if (ldns_rr_get_type(ldns_rr_list_rr(out->rrs, j)) != LDNS_RR_TYPE_NS)
 			out_other++;
 	assert_int_equal(out_other, expected_other);
-	assert_int_equal(expected_other, 9);
+	assert_int_equal(expected_other, 11);
 
 	/* specific TTLs */
 	for (size_t j = 0; j < ldns_rr_list_rr_count(out->rrs); j++) {
@@ -578,6 +630,7 @@ static void test_min_ns_restores(void **state)
 	assert_int_equal(decision(plan, NS1)->verdict, DRDNS_NS_KEEP_ANSWERED);
 	assert_int_equal(decision(plan, NS_DR)->verdict, DRDNS_NS_KEEP_SELF);
 	assert_int_equal(plan->n_dropped_glue, 0);
+	assert_int_equal(plan->n_kept_addresses, 0); /* nothing dropped */
 	assert_non_null(plan->warning);
 	assert_true(strlen(plan->warning) > 0);
 	drdns_rewrite_plan_free(plan);
@@ -636,8 +689,9 @@ static void test_min_ns_file_order(void **state)
 	bool out_ns3 = has_ns(out, NS3), out_ns0 = has_ns(out, NS0);
 	size_t a3 = count_type(out, NS3, LDNS_RR_TYPE_A), a0 = count_type(out, NS0, LDNS_RR_TYPE_A);
 	size_t n_glue = plan->n_dropped_glue;
-	bool glue_ns0 = n_glue == 1 && strstr(plan->dropped_glue[0], "ns0.example.edu.") &&
-	                strstr(plan->dropped_glue[0], "198.51.100.10");
+	bool kept_ns0 = plan->n_kept_addresses == 1 &&
+	                strstr(plan->kept_addresses[0], "ns0.example.edu.") &&
+	                strstr(plan->kept_addresses[0], "198.51.100.10");
 	drdns_rewrite_plan_free(plan);
 	drdns_zone_free(out);
 	drdns_zone_free(z);
@@ -648,9 +702,9 @@ static void test_min_ns_file_order(void **state)
 	assert_true(out_ns3);
 	assert_false(out_ns0);
 	assert_int_equal(a3, 1);
-	assert_int_equal(a0, 0);
-	assert_int_equal(n_glue, 1);
-	assert_true(glue_ns0);
+	assert_int_equal(a0, 1); /* dropped NS, but its address is zone data */
+	assert_int_equal(n_glue, 0);
+	assert_true(kept_ns0);
 }
 
 static void test_no_probe_entry(void **state)
@@ -673,7 +727,7 @@ static void test_no_probe_entry(void **state)
 	if (!strstr(d->reason, "no address known"))
 		fail_msg("reason for ns0 without a probe: \"%s\"", d->reason);
 	assert_false(has_ns(out, NS0));
-	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_A), 0);
+	assert_int_equal(count_type(out, NS0, LDNS_RR_TYPE_A), 1);
 	drdns_rewrite_plan_free(plan);
 	drdns_zone_free(out);
 
@@ -866,11 +920,14 @@ static void test_plan_json(void **state)
 
 	json_t *dg = json_object_get(j, "dropped_glue");
 	assert_true(json_is_array(dg));
-	assert_int_equal(json_array_size(dg), 2);
+	assert_int_equal(json_array_size(dg), 0);
+	json_t *ka = json_object_get(j, "kept_addresses");
+	assert_true(json_is_array(ka));
+	assert_int_equal(json_array_size(ka), 2);
 	for (size_t i = 0; i < 2; i++) {
-		json_t *e = json_array_get(dg, i);
+		json_t *e = json_array_get(ka, i);
 		assert_true(json_is_string(e));
-		assert_true(has_dropped_glue(plan, json_string_value(e)));
+		assert_true(has_kept_address(plan, json_string_value(e)));
 	}
 
 	/* serialisable */
@@ -886,8 +943,9 @@ static void test_plan_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_drop_dead_ns_and_glue),
-	    cmocka_unit_test(test_dropped_glue_format),
+	    cmocka_unit_test(test_drop_dead_ns_keep_addresses),
+	    cmocka_unit_test(test_kept_addresses_format),
+	    cmocka_unit_test(test_addresses_stay_with_their_data),
 	    cmocka_unit_test(test_soa_and_serial),
 	    cmocka_unit_test(test_ttl_clamp_and_untouched),
 	    cmocka_unit_test(test_no_clamp_when_dr_ttl_large),
