@@ -28,8 +28,12 @@ struct drdns_secondary {
 	uint16_t port;              /* default 53 */
 	char *tsig_key_file;        /* absolute path, or NULL */
 	struct drdns_tsig_key *key; /* loaded from tsig_key_file, or NULL; owned */
-	bool on_campus; /* goes dark with the master: left out of the watchdog's isolation
-	                 * quorum (default false) */
+	bool on_campus;          /* goes dark with the master: left out of the watchdog's isolation
+	                          * quorum (default false) */
+	char **transfer_sources; /* other addresses or prefixes ("192.0.2.0/24") its
+	                          * transfers come from; allowed unsigned when it has no
+	                          * key; n_transfer_sources entries, owned */
+	size_t n_transfer_sources;
 };
 
 struct drdns_conf {
@@ -44,8 +48,9 @@ struct drdns_conf {
 		char *state_dir;       /* default /var/lib/drdns; created if missing */
 		char *audit_log;       /* default <state_dir>/audit.log */
 		char *pid_file;        /* optional */
-		char **allow_transfer; /* extra addresses allowed unsigned AXFR/IXFR (operators'
-		                        * tools); n_allow_transfer entries, owned */
+		char **allow_transfer; /* extra addresses or prefixes ("192.0.2.0/24",
+		                        * "2001:db8::/48") allowed unsigned AXFR/IXFR
+		                        * (operators' tools); n_allow_transfer entries, owned */
 		size_t n_allow_transfer;
 	} controller;
 

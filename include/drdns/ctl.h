@@ -12,6 +12,22 @@
  *
  * Every reply carries "exit" (the drdnsctl exit code, see enum drdns_exit),
  * "command", and either the command's result fields or "error" (text).
+ *
+ * Refused transfers (stable): every per-secondary row of promote, resign,
+ * demote (and the step-down), drill (per secondary and per step) and status
+ * carries "transfer_refused": null, or, when drdnsd refused a transfer that
+ * explains why the secondary did not converge (status: is behind):
+ *   {"source": "127.0.0.111",            the refused request's address
+ *    "zone": "example.edu.",
+ *    "signed": false, "key": null | "key-name.",
+ *    "reason": "not-allowed" | "tsig-badkey" | "tsig-badsig" | "tsig-badtime",
+ *    "count": n, "first": t, "last": t,  identical refusals merged; Unix times
+ *    "possibly": bool,                   from an address no secondary is known
+ *                                        by: every unconverged one gets it
+ *    "text": "transfer of example.edu. from 127.0.0.111 refused (not an allowed
+ *             address): add it to secondaries[ns1].transfer_sources or
+ *             controller.allow_transfer, or give the secondary a TSIG key"}
+ * (notify.h drdns_converge_refusal_json; status also lists the text in alerts.)
  */
 #ifndef DRDNS_CTL_H
 #define DRDNS_CTL_H

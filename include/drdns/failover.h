@@ -43,6 +43,19 @@ struct drdns_ctx {
  * exit code (also in reply["exit"]). */
 typedef void (*drdns_op_done_cb)(json_t *reply, void *arg);
 
+/* Refused transfers in the reports: every convergence watch (promote, demote,
+ * step-down, resign, drill) names the refused transfer that explains a
+ * secondary that did not converge (notify.h, drdns_converge_result.refused),
+ * read from ctx->server's refusal record with ctx->conf (both read at each use,
+ * so a reload is seen).  drdnsd calls this once; NULL unsets it (tests). */
+void drdns_failover_watch_refusals(struct drdns_ctx *ctx);
+
+struct drdns_xfr_explained;
+/* drdns_xfr_explain over ctx->server's refusals after since (0: all kept). */
+bool drdns_failover_explain(const struct drdns_ctx *ctx, uint64_t since, const char *peer_name,
+                            const char *const *zones, size_t n_zones,
+                            struct drdns_xfr_explained *out);
+
 struct drdns_promote_opts {
 	const char *reason; /* required, copied */
 	bool dry_run;

@@ -17,7 +17,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
+
+#include "drdns/xfr_acl.h"
 
 struct drdns_tsig_key;
 
@@ -59,7 +62,34 @@ struct drdns_converge_result {
 	uint32_t *served; /* last serial seen per zone (owned); valid where has_served */
 	bool *has_served; /* (owned) */
 	char detail[64];  /* e.g. "timeout: example.edu. still at 2026112301" */
+	/* Not converged, and drdns refused a transfer of one of the watched zones
+	 * during the watch that concerns this peer (its key name, its address or
+	 * transfer_sources), or possibly (an unknown source address): refusal says
+	 * which, from where, and the fix.  Only with a refusal source set
+	 * (drdns_converge_set_refusals). */
+	bool refused;
+	struct drdns_xfr_explained refusal;
 };
+
+/* Where watches learn about refused transfers: drdnsd points this at its
+ * server's refusal record and its configuration.  mark(arg): the record's
+ * position now (taken at the start of each watch); explain(arg, since, ...):
+ * drdns_xfr_explain over the refusals after since.  Copied; NULL: none. */
+struct drdns_converge_refusals {
+	uint64_t (*mark)(void *arg);
+	bool (*explain)(void *arg, uint64_t since, const char *peer_name, const char *const *zones,
+	                size_t n_zones, struct drdns_xfr_explained *out);
+	void *arg;
+};
+void drdns_converge_set_refusals(const struct drdns_converge_refusals *src);
+
+/* The refusal of r as JSON, for the per-secondary reports (new reference), or
+ * JSON null when r has none:
+ *   {"source": "127.0.0.111", "zone": "example.edu.", "signed": false,
+ *    "key": null | "name.", "reason": "not-allowed" | "tsig-badkey" | ...,
+ *    "count": n (identical refusals merged), "first", "last": Unix times,
+ *    "possibly": bool, "text": "transfer of ... refused (...): fix"} */
+json_t *drdns_converge_refusal_json(const struct drdns_converge_result *r);
 
 /* results: n_peers entries, handed over: free with drdns_converge_results_free(). */
 typedef void (*drdns_converge_cb)(struct drdns_converge_result *results, size_t n, void *arg);

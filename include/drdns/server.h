@@ -21,8 +21,11 @@
  * Transfers (AXFR/IXFR) are allowed:
  *   - when TSIG-signed with the key of a configured secondary (response signed,
  *     multi-message per RFC 8945); a bad signature gets NOTAUTH;
- *   - unsigned only from the address of a secondary that has no key, or from an
- *     address in controller.allow_transfer.  Everything else is REFUSED.
+ *   - unsigned only from the address (or a transfer_sources entry) of a
+ *     secondary that has no key, or from an address or prefix in
+ *     controller.allow_transfer (include/drdns/xfr_acl.h).  Everything else is
+ *     REFUSED, and noted in a small record of refused transfers that the
+ *     convergence reports and status explain (drdns_server_refusals).
  * Other query types at a served zone get an answer from the zone data when the
  * name exists (AA), else NXDOMAIN/NODATA with the SOA in authority (for
  * operators' dig checks; public traffic stays with the real nameservers).
@@ -31,7 +34,10 @@
 #define DRDNS_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
+
+#include "drdns/xfr_acl.h"
 
 struct drdns_conf;
 struct drdns_zoneset;
@@ -68,6 +74,15 @@ struct drdns_server_stats {
 	unsigned active_transfers;
 };
 void drdns_server_stats(const struct drdns_server *srv, struct drdns_server_stats *out);
+
+/* Refused transfers (unsigned from an address the ACL does not allow, or a
+ * failed TSIG on a transfer request), merged and bounded: see xfr_acl.h.
+ * drdns_server_refusals_mark: the latest sequence number (0: none yet; srv may
+ * be NULL).  drdns_server_refusals: copies into out (caller's array of max) the
+ * entries seen after mark since, oldest first; returns how many. */
+uint64_t drdns_server_refusals_mark(const struct drdns_server *srv);
+size_t drdns_server_refusals(const struct drdns_server *srv, uint64_t since,
+                             struct drdns_xfr_refusal *out, size_t max);
 
 /* Stop listening, abort transfers, cancel or stop any AXFR pre-rendering in the
  * thread pool, free everything; cb (may be NULL) runs when all handles are closed

@@ -585,6 +585,20 @@ static void print_zone_plan(FILE *f, const json_t *z)
 		fprintf(f, "    warning: %s\n", warning);
 }
 
+/* Per secondary with a refused transfer: "  ns1.example.edu.: transfer of ...". */
+static void print_refusals(FILE *f, const json_t *secs)
+{
+	size_t i;
+	const json_t *s;
+	json_array_foreach(secs, i, s)
+	{
+		const json_t *x = json_object_get(s, "transfer_refused");
+		const char *text = jstr(x, "text");
+		if (text)
+			fprintf(f, "  %s: %s\n", jstr(s, "name") ? jstr(s, "name") : "?", text);
+	}
+}
+
 static void print_promote_secondaries(FILE *f, const json_t *secs)
 {
 	struct table t = {.ncols = 8};
@@ -656,6 +670,7 @@ static void print_promote(FILE *f, const json_t *reply)
 	if (json_is_array(secs) && json_array_size(secs) > 0) {
 		fprintf(f, "Secondaries:\n");
 		print_promote_secondaries(f, secs);
+		print_refusals(f, secs);
 		size_t total = json_array_size(secs), conv = 0, skipped = 0;
 		json_array_foreach(secs, i, z)
 		{
@@ -736,6 +751,7 @@ static void print_demote(FILE *f, const json_t *r)
 			          jstr(z, "detail"));
 		}
 		table_print(f, &t, "  ");
+		print_refusals(f, secs);
 	}
 	fflush(f);
 }
@@ -1177,6 +1193,7 @@ static void print_drill(FILE *f, const json_t *r)
 			          cell[2], jbool(o, "ok") == 1 ? "ok" : jstr(o, "detail"));
 		}
 		table_print(f, &t, "  ");
+		print_refusals(f, secs);
 	}
 	const json_t *prod = json_object_get(r, "production");
 	if (json_array_size(prod) > 0) {

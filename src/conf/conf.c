@@ -14,6 +14,7 @@
 #include "drdns/error.h"
 #include "drdns/fsutil.h"
 #include "drdns/tsig.h"
+#include "drdns/xfr_acl.h"
 #include "drdns_config.h"
 
 #include <arpa/inet.h>
@@ -66,8 +67,8 @@ static const char *const controller_keys[] = {
     "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
 static const char *const master_keys[] = {"address",    "port",          "interval", "timeout",
                                           "fail_after", "recover_after", NULL};
-static const char *const secondary_keys[] = {"name",     "address",   "port",
-                                             "tsig_key", "on_campus", NULL};
+static const char *const secondary_keys[] = {"name",      "address",          "port", "tsig_key",
+                                             "on_campus", "transfer_sources", NULL};
 static const char *const zones_keys[] = {"directory", "dr_ttl", "min_ns", NULL};
 static const char *const policy_keys[] = {
     "auto_promote",    "probe_timeout",        "probe_attempts", "notify_timeout",
@@ -447,6 +448,55 @@ static char *check_address(struct loader *l, const config_setting_t *s, const ch
 	return dup;
 }
 
+/* Check an address or prefix ("192.0.2.0/24", "2001:db8::/48"); returns a copy
+ * or NULL (reported). */
+static char *check_prefix(struct loader *l, const config_setting_t *s, const char *what,
+                          const char *v)
+{
+	char why[160];
+	if (drdns_prefix_parse(v, NULL, why, sizeof(why)) < 0) {
+		report(l, s, "%s: '%s': %s", what, v, why);
+		return NULL;
+	}
+	char *dup = strdup(v);
+	if (!dup)
+		l->oom = true;
+	return dup;
+}
+
+/* A list of addresses or prefixes, [ "192.0.2.1", "198.51.100.0/24" ]. */
+static void load_prefix_list(struct loader *l, const config_setting_t *s, const char *what,
+                             char ***out, size_t *n_out)
+{
+	if (!s)
+		return;
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		report(l, s,
+		       "%s: expected a list of addresses or prefixes "
+		       "[ \"192.0.2.1\", \"198.51.100.0/24\", ... ], got %s",
+		       what, type_name(s));
+		return;
+	}
+	int n = config_setting_length(s);
+	*out = calloc((size_t)n + 1, sizeof(char *));
+	if (!*out) {
+		l->oom = true;
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		char item[96];
+		snprintf(item, sizeof(item), "%s[%d]", what, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			report(l, e, "%s: expected a string, got %s", item, type_name(e));
+			continue;
+		}
+		char *a = check_prefix(l, e, item, config_setting_get_string(e));
+		if (a)
+			(*out)[(*n_out)++] = a;
+	}
+}
+
 /* A host name usable as an NS target: LDH labels, checked by ldns for length.
  * Returns the name lowercased with a trailing dot, or NULL (reported). */
 static char *check_ns_name(struct loader *l, const config_setting_t *s, const char *what,
@@ -662,36 +712,8 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 			check_creatable_parent(l, s, "controller.pid_file", c->controller.pid_file);
 	}
 
-	s = get_member(g, "allow_transfer");
-	if (s) {
-		if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-			report(l, s,
-			       "controller.allow_transfer: expected a list of addresses "
-			       "[ \"192.0.2.1\", ... ], got %s",
-			       type_name(s));
-		} else {
-			int n = config_setting_length(s);
-			c->controller.allow_transfer = calloc((size_t)n + 1, sizeof(char *));
-			if (!c->controller.allow_transfer) {
-				l->oom = true;
-				return;
-			}
-			for (int i = 0; i < n; i++) {
-				const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-				char what[64];
-				snprintf(what, sizeof(what), "controller.allow_transfer[%d]", i);
-				if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-					report(l, e, "%s: expected a string, got %s", what,
-					       type_name(e));
-					continue;
-				}
-				char *a = check_address(l, e, what, config_setting_get_string(e));
-				if (a)
-					c->controller
-					    .allow_transfer[c->controller.n_allow_transfer++] = a;
-			}
-		}
-	}
+	load_prefix_list(l, get_member(g, "allow_transfer"), "controller.allow_transfer",
+	                 &c->controller.allow_transfer, &c->controller.n_allow_transfer);
 }
 
 static void load_master(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
@@ -748,6 +770,9 @@ static void load_secondary(struct loader *l, const config_setting_t *e, int i,
 	}
 	get_port(l, e, prefix, &sec->port);
 	get_bool(l, e, prefix, "on_campus", &sec->on_campus);
+	snprintf(what, sizeof(what), "%s.transfer_sources", prefix);
+	load_prefix_list(l, get_member(e, "transfer_sources"), what, &sec->transfer_sources,
+	                 &sec->n_transfer_sources);
 	if ((v = get_string(l, e, prefix, "tsig_key", false, &s))) {
 		sec->tsig_key_file = resolve(l, v);
 		if (!sec->tsig_key_file)
@@ -1314,6 +1339,9 @@ void drdns_conf_free(struct drdns_conf *conf)
 		free(s->address);
 		free(s->tsig_key_file);
 		drdns_tsig_key_free(s->key);
+		for (size_t k = 0; k < s->n_transfer_sources; k++)
+			free(s->transfer_sources[k]);
+		free(s->transfer_sources);
 	}
 	free(conf->secondaries);
 	free(conf->zones.directory);

@@ -851,6 +851,7 @@ int main(int argc, char **argv)
 	d.ctx.loop = &loop;
 	int exit_code = 1;
 	ret = drdns_server_new(&loop, conf, &d.ctx.server);
+	drdns_failover_watch_refusals(&d.ctx); /* reports name refused transfers */
 	if (ret < 0) {
 		drdns_log(DRDNS_LOG_ERR, "daemon",
 		          "cannot serve on address=%s port=%u error=\"%s\"",

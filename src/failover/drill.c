@@ -56,7 +56,9 @@ struct drill_peer {
 	uint32_t served[DRILL_STEPS];
 	bool has_served[DRILL_STEPS];
 	bool acked[DRILL_STEPS]; /* NOTIFY answered NOERROR */
-	char detail[160];
+	/* a refused transfer that explains a step that did not converge */
+	struct drdns_converge_result refusal[DRILL_STEPS]; /* only .refused, .refusal used */
+	char detail[640];
 };
 
 struct drill_op {
@@ -238,21 +240,26 @@ static json_t *peers_json(const struct drill_op *op)
 		const struct drdns_nameserver *ns = &op->ns.list[dp->ns_index];
 		json_t *steps = json_array();
 		bool ok = !dp->leftover;
+		const struct drdns_converge_result *last_refused = NULL;
 		for (int s = 0; s < DRILL_STEPS; s++) {
 			ok = ok && dp->done[s];
 			json_array_append_new(
 			    steps,
 			    json_pack(
-			        "{s:s, s:I, s:b, s:b, s:o, s:o}", "step", step_names[s], "expected",
-			        (json_int_t)op->serial[s], "notify_acked", dp->acked[s],
+			        "{s:s, s:I, s:b, s:b, s:o, s:o, s:o}", "step", step_names[s],
+			        "expected", (json_int_t)op->serial[s], "notify_acked", dp->acked[s],
 			        "converged", dp->done[s], "seconds",
 			        dp->done[s] ? json_real(dp->seconds[s]) : json_null(), "serial",
-			        dp->has_served[s] ? json_integer(dp->served[s]) : json_null()));
+			        dp->has_served[s] ? json_integer(dp->served[s]) : json_null(),
+			        "transfer_refused", drdns_converge_refusal_json(&dp->refusal[s])));
+			if (dp->refusal[s].refused)
+				last_refused = &dp->refusal[s];
 		}
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:b, s:o, s:s}", "name",
-		                                     ns->name, "address", ns->address, "before",
-		                                     (json_int_t)dp->before, "ok", ok, "steps",
-		                                     steps, "detail", dp->detail));
+		json_array_append_new(
+		    arr, json_pack("{s:s, s:s, s:I, s:b, s:o, s:s, s:o}", "name", ns->name,
+		                   "address", ns->address, "before", (json_int_t)dp->before, "ok",
+		                   ok, "steps", steps, "detail", dp->detail, "transfer_refused",
+		                   drdns_converge_refusal_json(last_refused)));
 	}
 	return arr;
 }
@@ -442,6 +449,15 @@ static void step_done(struct drill_op *op)
 		} else {
 			snprintf(dp->detail, sizeof(dp->detail), "%s step: %s", step_names[s],
 			         c ? c->detail : "not watched");
+			if (c && c->refused) {
+				dp->refusal[s].refused = true;
+				dp->refusal[s].refusal = c->refusal;
+				size_t used = strlen(dp->detail);
+				snprintf(dp->detail + used, sizeof(dp->detail) - used, "; %s",
+				         c->refusal.text);
+				event(op, "%s: %s: %s", step_names[s],
+				      op->ns.list[dp->ns_index].name, c->refusal.text);
+			}
 			event(op, "%s: %s did NOT converge (%s)", step_names[s],
 			      op->ns.list[dp->ns_index].name, c ? c->detail : "not watched");
 		}

@@ -252,11 +252,12 @@ static json_t *secondaries_report(struct promote_op *op, bool *all_converged)
 		*all_converged = *all_converged && converged;
 		json_array_append_new(
 		    arr,
-		    json_pack("{s:s, s:s, s:b, s:{s:b, s:i, s:o}, s:b, s:o, s:o, s:s}", "name",
+		    json_pack("{s:s, s:s, s:b, s:{s:b, s:i, s:o}, s:b, s:o, s:o, s:s, s:o}", "name",
 		              ns->name, "address", ns->address, "skipped", false, "notify", "acked",
 		              acked, "attempts", attempts, "zones", notify, "converged", converged,
 		              "seconds", converged ? json_real(c->seconds) : json_null(), "zones",
-		              zones, "detail", c ? c->detail : "no result"));
+		              zones, "detail", c ? c->detail : "no result", "transfer_refused",
+		              drdns_converge_refusal_json(c)));
 	}
 	return arr;
 }

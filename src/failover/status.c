@@ -7,6 +7,7 @@
 #include "drdns/error.h"
 #include "drdns/failover.h"
 #include "drdns/log.h"
+#include "drdns/notify.h"
 #include "drdns/probe.h"
 #include "drdns/serial.h"
 #include "drdns/server.h"
@@ -104,18 +105,37 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 		if (!op->ns.list[i].secondary)
 			continue;
 		json_t *zones = json_array();
+		const char **behind = calloc(nz ? nz : 1, sizeof(*behind));
+		size_t n_behind = 0;
 		for (size_t z = 0; z < nz; z++) {
 			const struct drdns_soa_result *r = &results[i * nz + z];
 			uint32_t ref = 0;
 			bool have_ref = reference_serial(op, results, z, &ref);
 			if (r->answered)
 				seen_changed |= note_seen(ctx->state, r->zone, r->serial);
+			if (behind && have_ref && (!r->answered || drdns_serial_gt(ref, r->serial)))
+				behind[n_behind++] = op->set->zones[z]->name;
 			json_array_append_new(zones, zone_row(r, have_ref, ref));
 		}
+		/* behind on a zone whose transfer drdns refused: say from where, and the fix */
+		struct drdns_xfr_explained x;
+		bool refused = n_behind > 0 && drdns_failover_explain(ctx, 0, op->ns.list[i].name,
+		                                                      behind, n_behind, &x);
+		free(behind);
+		json_t *why = json_null();
+		if (refused) {
+			struct drdns_converge_result cr = {.refused = true, .refusal = x};
+			json_decref(why);
+			why = drdns_converge_refusal_json(&cr);
+			json_array_append_new(
+			    op->alerts,
+			    json_sprintf("secondary %s: %s", op->ns.list[i].name, x.text));
+		}
 		json_array_append_new(secondaries,
-		                      json_pack("{s:s, s:s, s:i, s:o}", "name", op->ns.list[i].name,
-		                                "address", op->ns.list[i].address, "port",
-		                                op->ns.list[i].port, "zones", zones));
+		                      json_pack("{s:s, s:s, s:i, s:o, s:o}", "name",
+		                                op->ns.list[i].name, "address",
+		                                op->ns.list[i].address, "port", op->ns.list[i].port,
+		                                "zones", zones, "transfer_refused", why));
 	}
 
 	json_t *zones = json_array();

@@ -89,6 +89,8 @@ static json_t *peers_report(const struct stepdown_op *op, bool *all_converged)
 			                    c->converged ? json_real(c->seconds) : json_null());
 			json_object_set_new(row, "zones", zones);
 			json_object_set_new(row, "detail", json_string(c->detail));
+			json_object_set_new(row, "transfer_refused",
+			                    drdns_converge_refusal_json(c));
 			*all_converged = *all_converged && c->converged;
 		}
 		json_array_append_new(arr, row);

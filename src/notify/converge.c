@@ -27,6 +27,12 @@
  *   "timeout: example.edu. still at 2026112301"   it answers with an older serial
  *   "timeout: example.edu. REFUSED"          it answers, but not with the SOA
  * A converged peer's detail is "ok".  One log line per peer at the end.
+ *
+ * Refused transfers: with a refusal source set (drdns_converge_set_refusals,
+ * drdnsd's server), the watch takes the record's mark at its start; at the end,
+ * each peer that did not converge is given the newest refusal since then of
+ * one of the watched zones that concerns it (or possibly does: an unknown
+ * source address), and the log line says it.
  */
 #include "drdns/notify.h"
 
@@ -68,6 +74,8 @@ struct cw {
 	double poll_interval;
 	uint64_t start;    /* hrtime */
 	uint64_t deadline; /* hrtime */
+	bool have_mark;    /* a refusal source was set at the start */
+	uint64_t mark;     /* its position then */
 	uv_timer_t deadline_timer;
 	struct cw_peer *p;
 	struct drdns_converge_result *results;
@@ -77,6 +85,46 @@ struct cw {
 	drdns_converge_cb cb;
 	void *arg;
 };
+
+static struct drdns_converge_refusals refusal_src;
+static bool have_refusal_src;
+
+void drdns_converge_set_refusals(const struct drdns_converge_refusals *src)
+{
+	have_refusal_src = src && src->mark && src->explain;
+	if (have_refusal_src)
+		refusal_src = *src;
+}
+
+json_t *drdns_converge_refusal_json(const struct drdns_converge_result *r)
+{
+	if (!r || !r->refused)
+		return json_null();
+	const struct drdns_xfr_refusal *x = &r->refusal.refusal;
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:b, s:s?, s:s, s:I, s:I, s:I, s:b, s:s}", "source", x->source, "zone",
+	    x->zone, "signed", x->is_signed, "key", x->is_signed ? x->key : NULL, "reason",
+	    x->reason, "count", (json_int_t)x->count, "first", (json_int_t)x->first, "last",
+	    (json_int_t)x->last, "possibly", r->refusal.possibly, "text", r->refusal.text);
+	return o ? o : json_null();
+}
+
+/* The refused transfer that explains why peer i did not converge, if any. */
+static void explain_refusal(struct cw *w, size_t i, struct drdns_converge_result *r)
+{
+	if (!w->have_mark || !have_refusal_src || r->converged || !w->peers[i].name)
+		return;
+	const char **zones = calloc(w->n_zones ? w->n_zones : 1, sizeof(*zones));
+	if (!zones)
+		return;
+	size_t n = 0;
+	for (size_t z = 0; z < w->n_zones; z++)
+		if (!w->p[i].done[z])
+			zones[n++] = w->zones[z].zone;
+	r->refused =
+	    refusal_src.explain(refusal_src.arg, w->mark, w->peers[i].name, zones, n, &r->refusal);
+	free(zones);
+}
 
 static void cw_free(struct cw *w)
 {
@@ -164,10 +212,13 @@ static void finish(struct cw *w)
 		r->converged = pp->converged;
 		r->seconds = pp->converged ? pp->conv_seconds : since_start(w, now);
 		describe(w, pp, r);
+		explain_refusal(w, i, r);
 		drdns_log(r->converged ? DRDNS_LOG_NOTICE : DRDNS_LOG_WARNING, "notify",
-		          "converge peer=%s addr=%s converged=%s seconds=%.3f detail=\"%s\"",
+		          "converge peer=%s addr=%s converged=%s seconds=%.3f detail=\"%s\"%s%s%s",
 		          r->peer ? r->peer : "-", r->address ? r->address : "-",
-		          r->converged ? "yes" : "no", r->seconds, r->detail);
+		          r->converged ? "yes" : "no", r->seconds, r->detail,
+		          r->refused ? " refused=\"" : "", r->refused ? r->refusal.text : "",
+		          r->refused ? "\"" : "");
 	}
 	struct drdns_converge_result *results = w->results;
 	w->results = NULL;
@@ -353,6 +404,10 @@ int drdns_converge_watch(uv_loop_t *loop, const char *source, const struct drdns
 		w->results = NULL; /* hand over NULL, 0 */
 	}
 
+	if (have_refusal_src) {
+		w->have_mark = true;
+		w->mark = refusal_src.mark(refusal_src.arg);
+	}
 	w->start = uv_hrtime();
 	w->deadline = w->start + (uint64_t)(wait * 1e9);
 	uv_timer_init(loop, &w->deadline_timer);

@@ -48,6 +48,7 @@
 #include "drdns/log.h"
 #include "drdns/serial.h"
 #include "drdns/tsig.h"
+#include "drdns/xfr_acl.h"
 #include "drdns/zone.h"
 
 #include <arpa/inet.h>
@@ -218,6 +219,7 @@ struct drdns_server {
 	struct zref *cur;   /* the promoted set, or NULL */
 	struct zref *drill; /* a drill's zone, served only while cur is NULL */
 	struct drdns_server_stats st;
+	struct drdns_xfr_refusals refusals; /* refused transfers, for the reports */
 	struct conn *conns;
 	unsigned n_conns;
 	struct zbuild *builds; /* cache jobs whose after-work callback has not run */
@@ -291,78 +293,10 @@ static void sockaddr_text(const struct sockaddr *sa, char *out, size_t len)
 	snprintf(out, len, "%s#%d", host, port);
 }
 
-/* An address as (family, bytes), with IPv4-mapped IPv6 folded to IPv4. */
-struct addr {
-	int family;
-	uint8_t b[16];
-};
-
-static bool addr_from_sockaddr(const struct sockaddr *sa, struct addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (sa->sa_family == AF_INET) {
-		a->family = AF_INET;
-		memcpy(a->b, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return true;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(in6)) {
-			a->family = AF_INET;
-			memcpy(a->b, &in6->s6_addr[12], 4);
-		} else {
-			a->family = AF_INET6;
-			memcpy(a->b, in6, 16);
-		}
-		return true;
-	}
-	return false;
-}
-
-static bool addr_from_text(const char *text, struct addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (!text)
-		return false;
-	if (inet_pton(AF_INET, text, a->b) == 1) {
-		a->family = AF_INET;
-		return true;
-	}
-	struct in6_addr in6;
-	if (inet_pton(AF_INET6, text, &in6) == 1) {
-		if (IN6_IS_ADDR_V4MAPPED(&in6)) {
-			a->family = AF_INET;
-			memcpy(a->b, &in6.s6_addr[12], 4);
-		} else {
-			a->family = AF_INET6;
-			memcpy(a->b, &in6, 16);
-		}
-		return true;
-	}
-	return false;
-}
-
-static bool addr_eq(const struct addr *x, const struct addr *y)
-{
-	return x->family == y->family && !memcmp(x->b, y->b, x->family == AF_INET ? 4 : 16);
-}
-
-/* Unsigned transfers: from a keyless secondary's address or allow_transfer. */
+/* Unsigned transfers: the ACL is in acl.c (include/drdns/xfr_acl.h). */
 static bool unsigned_transfer_allowed(const struct drdns_conf *conf, const struct sockaddr *peer)
 {
-	struct addr p, a;
-	if (!conf || !addr_from_sockaddr(peer, &p))
-		return false;
-	for (size_t i = 0; i < conf->n_secondaries; i++) {
-		const struct drdns_secondary *s = &conf->secondaries[i];
-		if (!s->key && !s->tsig_key_file && addr_from_text(s->address, &a) &&
-		    addr_eq(&p, &a))
-			return true;
-	}
-	for (size_t i = 0; i < conf->controller.n_allow_transfer; i++)
-		if (addr_from_text(conf->controller.allow_transfer[i], &a) && addr_eq(&p, &a))
-			return true;
-	return false;
+	return drdns_xfr_acl(conf, peer, false) != DRDNS_XFR_NOT_ALLOWED;
 }
 
 static bool dname_eq_text(const ldns_rdf *rdf, const char *text)
@@ -424,6 +358,23 @@ static const char *tsig_error_name(uint16_t e)
 	case TSIG_BADTIME: return "BADTIME";
 	default: return "ERROR";
 	}
+}
+
+/* A transfer request whose TSIG failed: a refusal the reports explain. */
+static void note_tsig_refusal(struct drdns_server *srv, const ldns_pkt *q,
+                              const struct sockaddr *peer, const char *key, uint16_t err)
+{
+	const ldns_rr *qr = ldns_rr_list_rr(ldns_pkt_question(q), 0);
+	ldns_rr_type t = qr ? ldns_rr_get_type(qr) : 0;
+	if (t != LDNS_RR_TYPE_AXFR && t != LDNS_RR_TYPE_IXFR)
+		return;
+	char *zone = ldns_rdf2str(ldns_rr_owner(qr));
+	const char *reason = err == TSIG_BADKEY    ? "tsig-badkey"
+	                     : err == TSIG_BADTIME ? "tsig-badtime"
+	                                           : "tsig-badsig";
+	drdns_xfr_refusals_note(&srv->refusals, time(NULL), zone ? zone : "?", peer,
+	                        key ? key : "?", reason);
+	free(zone);
 }
 
 /* An unsigned TSIG record carrying an error (RFC 8945 5.3.2). */
@@ -1032,6 +983,8 @@ static int transfer(struct reqctx *rq, const ldns_rr *question, bool ixfr, uint8
 		drdns_log(DRDNS_LOG_NOTICE, "xfr",
 		          "xfr refused type=%s zone=%s peer=%s reason=not-allowed tsig=no", type,
 		          z->name, rq->peer_text);
+		drdns_xfr_refusals_note(&srv->refusals, time(NULL), z->name, rq->peer, NULL,
+		                        "not-allowed");
 		return reply_rcode(rq, LDNS_RCODE_REFUSED, out, len);
 	}
 	bool soa_only = false;
@@ -1177,6 +1130,7 @@ static enum proc_result process(struct drdns_server *srv, struct conn *conn, con
 			drdns_log(DRDNS_LOG_WARNING, "server",
 			          "tsig failure peer=%s key=%s error=%s", peer_text,
 			          kname ? kname : "?", tsig_error_name(err));
+			note_tsig_refusal(srv, q, peer, kname, err);
 			free(kname);
 			ret = reply_tsig_error(&rq, err, out, out_len);
 			goto done;
@@ -1831,6 +1785,17 @@ void drdns_server_set_conf(struct drdns_server *srv, const struct drdns_conf *co
 void drdns_server_stats(const struct drdns_server *srv, struct drdns_server_stats *out)
 {
 	*out = srv->st;
+}
+
+uint64_t drdns_server_refusals_mark(const struct drdns_server *srv)
+{
+	return srv ? drdns_xfr_refusals_mark(&srv->refusals) : 0;
+}
+
+size_t drdns_server_refusals(const struct drdns_server *srv, uint64_t since,
+                             struct drdns_xfr_refusal *out, size_t max)
+{
+	return srv ? drdns_xfr_refusals_since(&srv->refusals, since, out, max) : 0;
 }
 
 void drdns_server_close(struct drdns_server *srv, void (*cb)(void *arg), void *arg)

@@ -102,9 +102,11 @@ static void test_good(void **state)
 	assert_non_null(strstr(c->controller.state_dir, "conf-state"));
 	assert_non_null(strstr(c->controller.audit_log, "conf-state/audit.log"));
 	assert_non_null(strstr(c->controller.pid_file, "conf-run/drdnsd.pid"));
-	assert_int_equal(c->controller.n_allow_transfer, 2);
+	assert_int_equal(c->controller.n_allow_transfer, 4);
 	assert_string_equal(c->controller.allow_transfer[0], "192.0.2.60");
 	assert_string_equal(c->controller.allow_transfer[1], "2001:db8::60");
+	assert_string_equal(c->controller.allow_transfer[2], "198.51.100.128/25");
+	assert_string_equal(c->controller.allow_transfer[3], "2001:db8:60::/48");
 
 	assert_string_equal(c->master.address, "198.51.100.10");
 	assert_int_equal(c->master.port, 53);
@@ -118,6 +120,10 @@ static void test_good(void **state)
 	assert_int_equal(c->secondaries[0].port, 53);
 	assert_null(c->secondaries[0].tsig_key_file);
 	assert_null(c->secondaries[0].key);
+	assert_int_equal(c->secondaries[0].n_transfer_sources, 2);
+	assert_string_equal(c->secondaries[0].transfer_sources[0], "198.51.100.111");
+	assert_string_equal(c->secondaries[0].transfer_sources[1], "2001:db8:11::/64");
+	assert_int_equal(c->secondaries[1].n_transfer_sources, 0);
 	assert_string_equal(c->secondaries[1].name, "ns2.example.edu.");
 	assert_int_equal(c->secondaries[1].port, 5353);
 	assert_true(c->secondaries[1].tsig_key_file[0] == '/');
@@ -278,12 +284,19 @@ static void test_timeout_not_below_interval(void **state)
 static void test_bad_address(void **state)
 {
 	(void)state;
-	struct drdns_diag d = expect_invalid("conf-bad-address.conf", 5);
+	struct drdns_diag d = expect_invalid("conf-bad-address.conf", 9);
 	const char *f = "conf-bad-address.conf";
 	expect_msg(&d, f, 3,
 	           "controller.address: '192.0.2.53@5353' is not an IPv4 or IPv6 address "
 	           "(give the port in a separate 'port' setting)");
-	expect_msg(&d, f, 5, "controller.allow_transfer[1]: '192.0.2.0/24'");
+	/* prefixes are fine in allow_transfer and transfer_sources; bad ones are not */
+	expect_msg(&d, f, 5,
+	           "controller.allow_transfer[1]: '192.0.2.1/24': bits set below /24 (did you "
+	           "mean 192.0.2.0/24?)");
+	expect_msg(&d, f, 5, "controller.allow_transfer[2]: '2001:db8::/129': prefix length");
+	expect_msg(&d, f, 5, "controller.allow_transfer[3]: 'ns.example.edu/24': not an IPv4");
+	expect_msg(&d, f, 13, "secondaries[1].transfer_sources[1]: '10.0.0.0/33': prefix length");
+	expect_msg(&d, f, 14, "secondaries[2].transfer_sources: expected a list of addresses");
 	expect_msg(&d, f, 8, "master.address: '198.51.100.300' is not an IPv4 or IPv6 address");
 	expect_msg(&d, f, 11, "secondaries[0].address: 'ns1.example.edu'");
 	expect_msg(&d, f, 12, "secondaries[1].address: '2001:db8::zz'");

@@ -1273,6 +1273,110 @@ static void test_converge_watch(void **state)
 	loop_finish(&loop);
 }
 
+/* A fake refusal source: mark 7; explains ns2's example.edu. only. */
+struct fake_refusals {
+	int marks, explains;
+	uint64_t since;
+	char zones[4][64];
+	size_t n_zones;
+};
+
+static uint64_t fake_mark(void *arg)
+{
+	struct fake_refusals *f = arg;
+	f->marks++;
+	return 7;
+}
+
+static bool fake_explain(void *arg, uint64_t since, const char *peer, const char *const *zones,
+                         size_t n_zones, struct drdns_xfr_explained *out)
+{
+	struct fake_refusals *f = arg;
+	f->explains++;
+	f->since = since;
+	f->n_zones = n_zones;
+	for (size_t i = 0; i < n_zones && i < 4; i++)
+		snprintf(f->zones[i], sizeof(f->zones[i]), "%s", zones[i]);
+	if (strcmp(peer, "ns2.example.edu."))
+		return false;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->refusal.zone, sizeof(out->refusal.zone), "%s", ZONE);
+	snprintf(out->refusal.source, sizeof(out->refusal.source), "127.0.0.111");
+	snprintf(out->refusal.reason, sizeof(out->refusal.reason), "not-allowed");
+	out->refusal.count = 3;
+	out->possibly = true;
+	snprintf(out->text, sizeof(out->text), "transfer of %s from 127.0.0.111 refused", ZONE);
+	return true;
+}
+
+/* The converge result carries the refusal that explains a peer that did not
+ * converge (and only such a peer), asked for the zones it is missing, since the
+ * mark taken at the start of the watch. */
+static void test_converge_refusals(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct resp a, b;
+	resp_start(&loop, &a, "127.0.0.1"); /* converged */
+	a.serial = 101;
+	resp_start(&loop, &b, "127.0.0.1"); /* stuck: its transfers are refused */
+	b.serial = 100;
+	struct drdns_xfr_peer peers[] = {
+	    {"ns1.example.edu.", "127.0.0.1", a.port, NULL},
+	    {"ns2.example.edu.", "127.0.0.1", b.port, NULL},
+	};
+	struct drdns_zone_serial zones[] = {{ZONE, 101}};
+	struct fake_refusals f = {0};
+	struct drdns_converge_refusals src = {
+	    .mark = fake_mark, .explain = fake_explain, .arg = &f};
+	drdns_converge_set_refusals(&src);
+	struct conv_out o = {0};
+	assert_int_equal(
+	    drdns_converge_watch(&loop, NULL, peers, 2, zones, 1, 0.05, 0.5, conv_cb, &o), 0);
+	run_until(&loop, &o.done);
+	drdns_converge_set_refusals(NULL);
+	assert_int_equal(f.marks, 1);
+	assert_int_equal(f.explains, 1); /* ns2 only: ns1 converged */
+	assert_int_equal(f.since, 7);
+	assert_int_equal(f.n_zones, 1);
+	assert_string_equal(f.zones[0], ZONE);
+	struct drdns_converge_result *r = o.res;
+	assert_true(r[0].converged);
+	assert_false(r[0].refused);
+	assert_false(r[1].converged);
+	assert_true(r[1].refused);
+	assert_string_equal(r[1].refusal.refusal.source, "127.0.0.111");
+	assert_string_equal(r[1].detail, "timeout: example.edu. still at 100");
+	json_t *j = drdns_converge_refusal_json(&r[1]);
+	assert_string_equal(json_string_value(json_object_get(j, "source")), "127.0.0.111");
+	assert_string_equal(json_string_value(json_object_get(j, "zone")), ZONE);
+	assert_string_equal(json_string_value(json_object_get(j, "reason")), "not-allowed");
+	assert_true(json_is_false(json_object_get(j, "signed")));
+	assert_true(json_is_null(json_object_get(j, "key")));
+	assert_true(json_is_true(json_object_get(j, "possibly")));
+	assert_int_equal(json_integer_value(json_object_get(j, "count")), 3);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "text")), "127.0.0.111"));
+	json_decref(j);
+	j = drdns_converge_refusal_json(&r[0]);
+	assert_true(json_is_null(j));
+	json_decref(j);
+	drdns_converge_results_free(o.res, o.n);
+
+	/* unset: no mark, nothing explained */
+	struct conv_out o2 = {0};
+	assert_int_equal(
+	    drdns_converge_watch(&loop, NULL, peers, 2, zones, 1, 0.05, 0.2, conv_cb, &o2), 0);
+	run_until(&loop, &o2.done);
+	assert_int_equal(f.marks, 1);
+	assert_false(o2.res[1].refused);
+	drdns_converge_results_free(o2.res, o2.n);
+
+	resp_stop(&a);
+	resp_stop(&b);
+	loop_finish(&loop);
+}
+
 static void test_converge_early_end_and_wrap(void **state)
 {
 	/* All peers converge: the watch ends long before `wait`.  Serial
@@ -1346,6 +1450,7 @@ int main(void)
 	    cmocka_unit_test(test_notify_tsig),
 	    cmocka_unit_test(test_converge_watch),
 	    cmocka_unit_test(test_converge_early_end_and_wrap),
+	    cmocka_unit_test(test_converge_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

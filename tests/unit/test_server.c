@@ -52,6 +52,7 @@ enum cmd {
 	CMD_NONE,
 	CMD_SET_ZONES,
 	CMD_STATS,
+	CMD_REFUSALS,
 	CMD_SET_CONF,
 	CMD_CLOSE
 };
@@ -67,6 +68,9 @@ struct harness {
 	enum cmd cmd;
 	void *arg;
 	struct drdns_server_stats stats;
+	uint64_t refusals_since, refusals_mark; /* CMD_REFUSALS: in, out */
+	struct drdns_xfr_refusal refusals[DRDNS_XFR_REFUSALS_MAX];
+	size_t n_refusals;
 
 	struct drdns_conf conf;   /* allow_transfer = 127.0.0.1 */
 	struct drdns_conf strict; /* no allow_transfer */
@@ -98,6 +102,11 @@ static void on_async(uv_async_t *a)
 	switch (h->cmd) {
 	case CMD_SET_ZONES: drdns_server_set_zones(h->srv, h->arg); break;
 	case CMD_STATS: drdns_server_stats(h->srv, &h->stats); break;
+	case CMD_REFUSALS:
+		h->n_refusals = drdns_server_refusals(h->srv, h->refusals_since, h->refusals,
+		                                      DRDNS_XFR_REFUSALS_MAX);
+		h->refusals_mark = drdns_server_refusals_mark(h->srv);
+		break;
 	case CMD_SET_CONF: drdns_server_set_conf(h->srv, h->arg); break;
 	case CMD_CLOSE:
 		h->cmd = CMD_NONE;
@@ -1121,9 +1130,21 @@ static void test_notify(void **state)
 	assert_int_equal(stats().notify_received - before.notify_received, 1);
 }
 
+/* The refusals noted after mark since (read on the loop thread); the mark now. */
+static size_t refusals_since(uint64_t since, uint64_t *mark)
+{
+	H.refusals_since = since;
+	run_cmd(CMD_REFUSALS, NULL);
+	if (mark)
+		*mark = H.refusals_mark;
+	return H.n_refusals;
+}
+
 static void test_transfer_acl(void **state)
 {
 	(void)state;
+	uint64_t mark;
+	refusals_since(0, &mark);
 	struct drdns_server_stats before = stats();
 	/* unsigned from an address that is neither a keyless secondary nor allowed */
 	ldns_pkt *r =
@@ -1139,6 +1160,39 @@ static void test_transfer_acl(void **state)
 	ldns_pkt_free(r);
 	struct drdns_server_stats mid = stats();
 	assert_int_equal(mid.axfr_refused - before.axfr_refused, 2);
+	/* both noted, merged into one entry (same zone, source and reason), no port */
+	assert_int_equal(refusals_since(mark, &mark), 1);
+	assert_string_equal(H.refusals[0].zone, "example.edu.");
+	assert_string_equal(H.refusals[0].source, "127.0.0.3");
+	assert_false(H.refusals[0].is_signed);
+	assert_string_equal(H.refusals[0].reason, "not-allowed");
+	assert_int_equal(H.refusals[0].count, 2);
+	/* the SOA query was no refusal, and nothing since */
+	assert_int_equal(refusals_since(mark, NULL), 0);
+
+	/* transfer_sources: 127.0.0.3 inside the keyless secondary's prefix */
+	char *sources[] = {"127.0.0.2/31"};
+	H.secs[1].transfer_sources = sources;
+	H.secs[1].n_transfer_sources = 1;
+	run_cmd(CMD_SET_CONF, &H.conf);
+	int sfd = tcp_connect("127.0.0.3");
+	ldns_pkt *sq = mkquery("example.edu.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN);
+	tcp_send(sfd, sq);
+	struct xfr_result sx = read_xfr(sfd, ldns_pkt_id(sq), NULL, NULL);
+	assert_int_equal(ldns_rr_list_rr_count(sx.rrs), 23 + 2);
+	xfr_result_free(&sx);
+	ldns_pkt_free(sq);
+	close(sfd);
+	/* ... but not 127.0.0.4, outside it */
+	r = tcp_ask(mkquery("example.edu.", LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN), "127.0.0.4");
+	assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
+	ldns_pkt_free(r);
+	H.secs[1].transfer_sources = NULL;
+	H.secs[1].n_transfer_sources = 0;
+	run_cmd(CMD_SET_CONF, &H.conf);
+	assert_int_equal(refusals_since(mark, &mark), 1);
+	assert_string_equal(H.refusals[0].source, "127.0.0.4");
+	mid = stats();
 
 	/* unsigned from the keyless secondary's address (any port) */
 	int fd = tcp_connect("127.0.0.2");
@@ -1162,6 +1216,8 @@ static void test_transfer_acl(void **state)
 static void test_tsig_transfer(void **state)
 {
 	(void)state;
+	uint64_t mark;
+	refusals_since(0, &mark);
 	struct drdns_server_stats before = stats();
 	/* signed with the keyed secondary's key, from an address nobody listed */
 	int fd = tcp_connect("127.0.0.3");
@@ -1220,6 +1276,19 @@ static void test_tsig_transfer(void **state)
 	struct drdns_server_stats after = stats();
 	assert_int_equal(after.tsig_failed - before.tsig_failed, 3);
 	assert_int_equal(after.axfr - before.axfr, 1);
+
+	/* the two failed transfer requests are refusals, signed, with their key
+	 * names; the failed SOA query is not */
+	assert_int_equal(refusals_since(mark, NULL), 2);
+	assert_string_equal(H.refusals[0].zone, "big.test.");
+	assert_string_equal(H.refusals[0].source, "127.0.0.3");
+	assert_true(H.refusals[0].is_signed);
+	assert_string_equal(H.refusals[0].key, H.wrong.name);
+	assert_string_equal(H.refusals[0].reason, "tsig-badsig");
+	assert_true(H.refusals[1].is_signed);
+	assert_string_equal(H.refusals[1].key, "stranger.");
+	assert_string_equal(H.refusals[1].reason, "tsig-badkey");
+	assert_string_equal(H.refusals[1].source, "127.0.0.1");
 }
 
 static void test_garbage(void **state)
