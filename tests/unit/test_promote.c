@@ -20,7 +20,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <ldns/ldns.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +248,7 @@ static int setup(void **state)
 	s->ctx.conf = s->conf;
 	s->ctx.state = s->state;
 	assert_int_equal(drdns_server_new(&s->loop, s->conf, &s->ctx.server), 0);
+	drdns_failover_watch_refusals(&s->ctx); /* as drdnsd: watches read its refusals */
 	*state = s;
 	return 0;
 }
@@ -249,6 +256,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct sandbox *s = *state;
+	drdns_failover_watch_refusals(NULL);
 	if (s->transfer)
 		uv_close((uv_handle_t *)&s->transfer_timer, NULL);
 	drdns_server_close(s->ctx.server, NULL, NULL);
@@ -393,6 +401,7 @@ static void test_dry_run_changes_nothing(void **state)
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
 	json_t *z = json_array_get(json_object_get(reply, "zones"), 0);
 	assert_int_equal(json_integer_value(json_object_get(z, "new_serial")), CAMPUS_SERIAL + 1);
+	assert_true(json_is_true(json_object_get(z, "publishes_self"))); /* the file lists ns-dr */
 	json_decref(reply);
 	assert_nothing_changed(s);
 	json_t *audit = audit_lines(s);
@@ -411,6 +420,7 @@ static void test_promote_then_repeat(void **state)
 	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
 	assert_true(json_is_true(json_object_get(sec, "converged")));
 	assert_true(json_is_true(json_object_get(json_object_get(sec, "notify"), "acked")));
+	assert_true(json_is_null(json_object_get(sec, "transfer_refused"))); /* stable key */
 	json_decref(reply);
 
 	/* memory, disk and server agree */
@@ -476,6 +486,80 @@ static void test_not_converged_is_exit_3(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(audit, 1), "result")),
 	                    "done-not-converged");
 	json_decref(audit);
+}
+
+/* A host that keeps asking the DR primary for an unsigned AXFR from an address
+ * nobody configured (a secondary's other address), until told to stop. */
+struct asker {
+	pthread_t thread;
+	atomic_bool stop;
+	uint16_t port;
+	int asked;
+};
+
+static void *ask_axfr(void *arg)
+{
+	struct asker *a = arg;
+	while (!atomic_load(&a->stop)) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+		inet_pton(AF_INET, "127.0.0.77", &src.sin_addr);
+		inet_pton(AF_INET, "127.0.0.30", &dst.sin_addr);
+		dst.sin_port = htons(a->port);
+		struct timeval tv = {.tv_sec = 1};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		ldns_pkt *q = NULL;
+		uint8_t *wire = NULL;
+		size_t len = 0;
+		if (fd >= 0 && bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0 &&
+		    connect(fd, (struct sockaddr *)&dst, sizeof(dst)) == 0 &&
+		    ldns_pkt_query_new_frm_str(&q, "example.edu.", LDNS_RR_TYPE_AXFR,
+		                               LDNS_RR_CLASS_IN, 0) == LDNS_STATUS_OK &&
+		    ldns_pkt2wire(&wire, q, &len) == LDNS_STATUS_OK) {
+			uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+			uint8_t buf[512];
+			if (send(fd, hdr, 2, MSG_NOSIGNAL) == 2 &&
+			    send(fd, wire, len, MSG_NOSIGNAL) == (ssize_t)len &&
+			    recv(fd, buf, sizeof(buf), 0) > 0)
+				a->asked++;
+		}
+		free(wire);
+		ldns_pkt_free(q);
+		if (fd >= 0)
+			close(fd);
+		usleep(50 * 1000);
+	}
+	return NULL;
+}
+
+/* ns1 never converges, and meanwhile drdns refuses unsigned transfers from an
+ * unknown address: the report names it for ns1 ("possibly": nobody is known by
+ * that address) with the fix. */
+static void test_not_converged_names_refused_transfer(void **state)
+{
+	struct sandbox *s = *state;
+	struct asker a = {.port = s->port_dr};
+	assert_int_equal(pthread_create(&a.thread, NULL, ask_axfr, &a), 0);
+	json_t *reply = promote(s, false, 1.0);
+	atomic_store(&a.stop, true);
+	pthread_join(a.thread, NULL);
+	assert_true(a.asked > 0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
+	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
+	assert_true(json_is_false(json_object_get(sec, "converged")));
+	json_t *x = json_object_get(sec, "transfer_refused");
+	if (!json_is_object(x))
+		fail_msg("no transfer_refused in %s", json_dumps(sec, 0));
+	assert_string_equal(json_string_value(json_object_get(x, "source")), "127.0.0.77");
+	assert_string_equal(json_string_value(json_object_get(x, "zone")), "example.edu.");
+	assert_string_equal(json_string_value(json_object_get(x, "reason")), "not-allowed");
+	assert_true(json_is_false(json_object_get(x, "signed")));
+	assert_true(json_is_true(json_object_get(x, "possibly")));
+	assert_true(json_integer_value(json_object_get(x, "count")) >= 1);
+	assert_non_null(strstr(json_string_value(json_object_get(x, "text")),
+	                       "from 127.0.0.77 refused (not an allowed address): add it to "
+	                       "secondaries[ns1].transfer_sources or controller.allow_transfer"));
+	json_decref(reply);
 }
 
 static void stop_ns1(struct sandbox *s)
@@ -1491,6 +1575,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_while_master_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_promote_then_repeat, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_converged_names_refused_transfer, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_not_converged_is_exit_3, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_serial_known_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_live_secondary_is_exit_3, setup, teardown),
