@@ -43,6 +43,7 @@
  *     path built it.
  */
 #include "server_internal.h"
+#include "zindex.h"
 
 #include "drdns/conf.h"
 #include "drdns/error.h"
@@ -74,10 +75,10 @@ static struct zref *zref_new(struct drdns_zoneset *set)
 	struct zref *zr = calloc(1, sizeof(*zr));
 	if (!zr)
 		return NULL;
-	zr->sorted = calloc(set->n ? set->n : 1, 1);
+	zr->ix = calloc(set->n ? set->n : 1, sizeof(*zr->ix));
 	zr->cache = calloc(set->n ? set->n : 1, sizeof(*zr->cache));
-	if (!zr->sorted || !zr->cache) {
-		free(zr->sorted);
+	if (!zr->ix || !zr->cache) {
+		free(zr->ix);
 		free(zr->cache);
 		free(zr);
 		return NULL;
@@ -97,11 +98,13 @@ void zref_put(struct zref *zr)
 {
 	if (!zr || --zr->refs > 0)
 		return;
-	for (size_t i = 0; i < zr->set->n; i++)
+	for (size_t i = 0; i < zr->set->n; i++) {
 		zcache_free(zr->cache[i]);
+		zindex_free(zr->ix[i]);
+	}
 	drdns_zoneset_free(zr->set);
 	free(zr->cache);
-	free(zr->sorted);
+	free(zr->ix);
 	free(zr);
 }
 
@@ -150,8 +153,10 @@ ldns_pkt *resp_new(const ldns_pkt *q, ldns_pkt_rcode rcode)
 			return NULL;
 		}
 	}
-	if (ldns_pkt_edns(q))
+	if (ldns_pkt_edns(q)) {
 		ldns_pkt_set_edns_udp_size(r, UDP_MAX_EDNS);
+		ldns_pkt_set_edns_do(r, ldns_pkt_edns_do(q)); /* RFC 3225 3 */
+	}
 	return r;
 }
 
@@ -530,6 +535,7 @@ static int install(struct drdns_server *srv, struct zref **slot, struct drdns_zo
 		cache_stop(srv, old); /* transfers from it carry on, building messages */
 	zref_put(old);
 	if (zr) {
+		index_start(srv, zr);
 		cache_start(srv, zr);
 		size_t rrs = 0;
 		for (size_t i = 0; i < set->n; i++)

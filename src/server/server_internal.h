@@ -23,6 +23,12 @@ struct drdns_tsig_key;
 struct drdns_zone;
 struct drdns_zoneset;
 struct drdns_conf;
+struct zindex;
+
+/* Zones up to this many records are indexed at once in install(); larger ones
+ * in the thread pool (queries other than the apex SOA get SERVFAIL until it
+ * lands). */
+#define ZINDEX_SYNC_MAX 50000
 
 #define XFR_MSG_TARGET 16000             /* uncompressed RR bytes per AXFR message */
 #define TCP_IDLE_MS    10000             /* close TCP connections idle this long */
@@ -33,12 +39,6 @@ struct drdns_conf;
 #define UDP_MAX_EDNS   1232 /* DNS flag day 2020 */
 
 /* ------------------------------------------------------------ zone sets */
-
-enum sorted_state {
-	SORT_UNKNOWN = 0,
-	SORT_YES,
-	SORT_NO
-};
 
 /* One message of a zone's transfer, as rendered into the cache. */
 struct xmsg {
@@ -65,7 +65,7 @@ struct zcache {
 struct zref {
 	struct drdns_zoneset *set;
 	unsigned refs;
-	unsigned char *sorted; /* per zone: enum sorted_state (rrs sorted by owner) */
+	struct zindex **ix;    /* per zone: the query index, NULL until built */
 	struct zcache **cache; /* per zone: the rendered transfer, NULL until it lands */
 };
 
@@ -98,7 +98,9 @@ struct zbuild {
 	struct drdns_server *srv;
 	struct zref *zr; /* reference held until the after-work callback */
 	size_t zi;
+	bool index;         /* build the query index (else render the transfer) */
 	struct zcache *out; /* written by the worker only */
+	struct zindex *ix;  /* written by the worker only */
 	atomic_bool abort;  /* set on the loop: stop rendering */
 	int rc;
 	uint64_t ns;
@@ -191,6 +193,12 @@ int reply_rcode(struct reqctx *rq, ldns_pkt_rcode rcode, uint8_t **out, size_t *
 /* ---- answer.c */
 /* The served zone containing name (longest match; exact: the apex only), or -1. */
 ssize_t zone_for_name(const struct drdns_zoneset *set, const ldns_rdf *name, bool exact);
+/* The answer engine, without sockets: the reply to query q (one question, class
+ * IN, opcode QUERY) from set and its indexes ixs (one per zone, NULL while
+ * not built), fitted into max bytes.  Returns 0, 1 (REFUSED: not a served
+ * name) or a negative error; *reply is the caller's. */
+int drdns_answer(const struct drdns_zoneset *set, struct zindex *const *ixs, const ldns_pkt *q,
+                 size_t max, ldns_pkt **reply);
 int answer_query(struct reqctx *rq, const ldns_rr *question, uint8_t **out, size_t *len);
 
 /* ---- xfr.c */
@@ -203,6 +211,8 @@ void xfr_end(struct conn *c, const char *status);
 void xfr_send_next(struct conn *c);
 void cache_start(struct drdns_server *srv, struct zref *zr);
 void cache_stop(struct drdns_server *srv, const struct zref *zr);
+/* Index the zones of zr: small ones now, large ones in the thread pool. */
+void index_start(struct drdns_server *srv, struct zref *zr);
 
 /* ---- udp.c */
 void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);

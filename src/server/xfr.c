@@ -3,6 +3,7 @@
  * decisions in server.c.
  */
 #include "server_internal.h"
+#include "zindex.h"
 
 #include "drdns/conf.h"
 #include "drdns/error.h"
@@ -352,7 +353,10 @@ static void zbuild_work(uv_work_t *req)
 {
 	struct zbuild *b = req->data;
 	uint64_t t0 = uv_hrtime();
-	b->rc = zcache_render(b->zr->set->zones[b->zi], &b->abort, &b->out);
+	if (b->index)
+		b->rc = zindex_build(b->zr->set->zones[b->zi], &b->ix);
+	else
+		b->rc = zcache_render(b->zr->set->zones[b->zi], &b->abort, &b->out);
 	b->ns = uv_hrtime() - t0;
 }
 
@@ -367,7 +371,20 @@ static void zbuild_done(uv_work_t *req, int status)
 	if (b->next)
 		b->next->prev = b->prev;
 	const struct drdns_zone *z = b->zr->set->zones[b->zi];
-	if (status == 0 && b->rc == 0 && b->out && !b->zr->cache[b->zi]) {
+	if (b->index) {
+		if (status == 0 && b->rc == 0 && b->ix && !b->zr->ix[b->zi]) {
+			b->zr->ix[b->zi] = b->ix;
+			b->ix = NULL;
+			drdns_log(DRDNS_LOG_INFO, "server",
+			          "index ready zone=%s names=%zu bytes=%zu seconds=%.3f", z->name,
+			          b->zr->ix[b->zi]->n, b->zr->ix[b->zi]->bytes,
+			          (double)b->ns / 1e9);
+		} else if (status == 0 && b->rc < 0) {
+			drdns_log(DRDNS_LOG_ERR, "server",
+			          "index failed zone=%s: %s (queries get SERVFAIL)", z->name,
+			          drdns_strerror(b->rc));
+		}
+	} else if (status == 0 && b->rc == 0 && b->out && !b->zr->cache[b->zi]) {
 		b->zr->cache[b->zi] = b->out;
 		b->out = NULL;
 		if (b->zr == serving(srv))
@@ -382,39 +399,68 @@ static void zbuild_done(uv_work_t *req, int status)
 		          z->name, drdns_strerror(b->rc));
 	}
 	zcache_free(b->out);
+	zindex_free(b->ix);
 	zref_put(b->zr);
 	free(b);
 	srv_release(srv);
+}
+
+static bool queue_job(struct drdns_server *srv, struct zref *zr, size_t i, bool index)
+{
+	struct zbuild *b = calloc(1, sizeof(*b));
+	if (!b) {
+		drdns_log(DRDNS_LOG_WARNING, "xfr", "xfr cache: out of memory");
+		return false;
+	}
+	b->srv = srv;
+	b->zr = zref_get(zr);
+	b->zi = i;
+	b->index = index;
+	b->work.data = b;
+	atomic_init(&b->abort, false);
+	int rc = uv_queue_work(srv->loop, &b->work, zbuild_work, zbuild_done);
+	if (rc < 0) {
+		drdns_log(DRDNS_LOG_WARNING, "xfr", "xfr cache: cannot queue work: %s",
+		          uv_strerror(rc));
+		zref_put(b->zr);
+		free(b);
+		return false;
+	}
+	b->next = srv->builds;
+	if (srv->builds)
+		srv->builds->prev = b;
+	srv->builds = b;
+	srv->pending++;
+	return true;
 }
 
 /* Render every zone of zr in the thread pool, one job per zone.  Failures only
  * cost speed: transfers fall back to building each message. */
 void cache_start(struct drdns_server *srv, struct zref *zr)
 {
+	for (size_t i = 0; i < zr->set->n; i++)
+		if (!queue_job(srv, zr, i, false))
+			return;
+}
+
+void index_start(struct drdns_server *srv, struct zref *zr)
+{
 	for (size_t i = 0; i < zr->set->n; i++) {
-		struct zbuild *b = calloc(1, sizeof(*b));
-		if (!b) {
-			drdns_log(DRDNS_LOG_WARNING, "xfr", "xfr cache: out of memory");
-			return;
+		const struct drdns_zone *z = zr->set->zones[i];
+		if (drdns_zone_rr_count(z) > ZINDEX_SYNC_MAX) {
+			(void)queue_job(srv, zr, i, true);
+			continue;
 		}
-		b->srv = srv;
-		b->zr = zref_get(zr);
-		b->zi = i;
-		b->work.data = b;
-		atomic_init(&b->abort, false);
-		int rc = uv_queue_work(srv->loop, &b->work, zbuild_work, zbuild_done);
-		if (rc < 0) {
-			drdns_log(DRDNS_LOG_WARNING, "xfr", "xfr cache: cannot queue work: %s",
-			          uv_strerror(rc));
-			zref_put(b->zr);
-			free(b);
-			return;
-		}
-		b->next = srv->builds;
-		if (srv->builds)
-			srv->builds->prev = b;
-		srv->builds = b;
-		srv->pending++;
+		uint64_t t0 = uv_hrtime();
+		int rc = zindex_build(z, &zr->ix[i]);
+		if (rc < 0)
+			drdns_log(DRDNS_LOG_ERR, "server",
+			          "index failed zone=%s: %s (queries get SERVFAIL)", z->name,
+			          drdns_strerror(rc));
+		else
+			drdns_log(DRDNS_LOG_DEBUG, "server",
+			          "index ready zone=%s names=%zu bytes=%zu seconds=%.3f", z->name,
+			          zr->ix[i]->n, zr->ix[i]->bytes, (double)(uv_hrtime() - t0) / 1e9);
 	}
 }
 
