@@ -41,6 +41,7 @@
 
 struct item {
 	const struct zrrset *set;
+	bool sigs_only;          /* a query for type RRSIG: the set's RRSIGs as the answer */
 	const struct zindex *ix; /* the zone it comes from (additional lookups) */
 	ldns_rdf *owner;         /* wildcard expansion: the query name (owned), or NULL */
 	uint32_t ttl_cap;        /* 0: none */
@@ -78,6 +79,22 @@ static void ans_add(struct ans *a, int sec, const struct zindex *ix, const struc
 	if (owner && !it->owner)
 		return;
 	a->n[sec]++;
+}
+
+/* qtype RRSIG: every RRSIG at n, as NSD (no DNSSEC semantics: RFC 4035 3.1.5
+ * leaves it open) */
+static bool add_all_sigs(struct ans *a, const struct zindex *ix, const struct zname *n,
+                         const ldns_rdf *owner)
+{
+	bool any = false;
+	for (uint32_t i = 0; i < n->nsets; i++) {
+		if (!n->sets[i].nsig || a->n[0] == MAX_ITEMS)
+			continue;
+		ans_add(a, 0, ix, &n->sets[i], owner, 0);
+		a->it[0][a->n[0] - 1].sigs_only = true;
+		any = true;
+	}
+	return any;
 }
 
 static void ans_free(struct ans *a)
@@ -230,6 +247,8 @@ static void referral(struct ans *a, const struct zindex *ix, const struct zname 
 	if (!a->dnssec)
 		return;
 	const struct zrrset *ds = zname_rrset(cut, LDNS_RR_TYPE_DS);
+	if (!signed_nsec(ix) && !signed_nsec3(ix))
+		return; /* an unsigned zone: no DS either (as NSD) */
 	if (ds) {
 		ans_add(a, 1, ix, ds, NULL, 0);
 	} else if (signed_nsec(ix)) {
@@ -337,9 +356,31 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 			}
 			ldns_rdf_deep_free(w);
 			wild = true;
+			if (qtype == LDNS_RR_TYPE_NSEC3) {
+				/* NSEC3 records are never synthesised from a wildcard
+				 * (RFC 5155 7.2.8 spirit; NSD answers NODATA) */
+				ldns_rdf *wce = ldns_dname_left_chop(n->owner);
+				nodata(a, ix, n, name, wce, true);
+				ldns_rdf_deep_free(wce);
+				ldns_rdf_deep_free(ce);
+				return;
+			}
 		}
 		const ldns_rdf *owner = wild ? name : NULL;
 		const struct zrrset *s = NULL;
+		if (qtype == LDNS_RR_TYPE_RRSIG) {
+			if (add_all_sigs(a, ix, n, owner)) {
+				ans_add(a, 1, ix,
+				        zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NS), NULL,
+				        0);
+			} else {
+				ldns_rdf *wce = wild ? ldns_dname_left_chop(n->owner) : NULL;
+				nodata(a, ix, n, name, wce, wild);
+				ldns_rdf_deep_free(wce);
+			}
+			ldns_rdf_deep_free(ce);
+			return;
+		}
 		if (qtype == LDNS_RR_TYPE_ANY) {
 			for (uint32_t i = 0; i < n->nsets; i++)
 				if (!s || n->sets[i].ord < s->ord)
@@ -348,7 +389,9 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 			s = zname_rrset(n, qtype);
 		}
 		const struct zrrset *cname =
-		    s || qtype == LDNS_RR_TYPE_CNAME ? NULL : zname_rrset(n, LDNS_RR_TYPE_CNAME);
+		    s || qtype == LDNS_RR_TYPE_CNAME || qtype == LDNS_RR_TYPE_NSEC3
+		        ? NULL
+		        : zname_rrset(n, LDNS_RR_TYPE_CNAME);
 		if (s || cname) {
 			ans_add(a, 0, ix, s ? s : cname, owner, 0);
 			if (wild && a->dnssec) {
@@ -362,9 +405,9 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 		ce = NULL;
 		if (s) {
 			bool apex = n == &ix->names[ix->apex];
-			bool ds_at_cut = qtype == LDNS_RR_TYPE_DS && (n->flags & ZN_CUT);
-			if (qtype != LDNS_RR_TYPE_ANY && !ds_at_cut &&
-			    !(apex && qtype == LDNS_RR_TYPE_NS))
+			/* NSD's answer_needs_ns: not for DNSKEY, DS or ANY */
+			if (qtype != LDNS_RR_TYPE_ANY && qtype != LDNS_RR_TYPE_DNSKEY &&
+			    qtype != LDNS_RR_TYPE_DS && !(apex && qtype == LDNS_RR_TYPE_NS))
 				ans_add(a, 1, ix,
 				        zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NS), NULL,
 				        0);
@@ -397,10 +440,10 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 
 static int push_item(ldns_pkt *r, ldns_pkt_section sec, const struct item *it, bool dnssec)
 {
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = it->sigs_only ? 1 : 0; pass < 2; pass++) {
 		uint32_t cnt = pass ? it->set->nsig : it->set->n;
 		ldns_rr **rrs = pass ? it->set->sigs : it->set->rrs;
-		if (pass && !dnssec)
+		if (pass && !dnssec && !it->sigs_only)
 			break;
 		for (uint32_t i = 0; i < cnt; i++) {
 			ldns_rr *c = ldns_rr_clone(rrs[i]);
@@ -549,8 +592,7 @@ int drdns_answer(const struct drdns_zoneset *set, struct zindex *const *ixs, con
 		ans_free(a);
 		memset(a->n, 0, sizeof(a->n));
 	}
-	if (qtype != LDNS_RR_TYPE_ANY)
-		add_additional(a);
+	add_additional(a);
 	ldns_pkt_set_aa(r, a->aa);
 	ldns_pkt_set_rcode(r, (uint8_t)a->rcode);
 	int ret = answer_fit(r, a, max);

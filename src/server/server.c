@@ -359,14 +359,24 @@ enum proc_result srv_process(struct drdns_server *srv, struct conn *conn, const 
 	}
 	if (ldns_pkt_edns(q) && ldns_pkt_edns_version(q) > 0) {
 		ldns_pkt *r = resp_new(q, LDNS_RCODE_NOERROR); /* BADVERS (RFC 6891 6.1.3) */
-		if (r)
+		if (r) {
 			ldns_pkt_set_edns_extended_rcode(r, 1);
+			ldns_pkt_set_edns_do(r, false); /* as NSD */
+		}
 		ret = srv_finish(&rq, r, out, out_len);
 		goto done;
 	}
 	const ldns_rr *question = ldns_rr_list_rr(ldns_pkt_question(q), 0);
 	if (ldns_rr_get_class(question) != LDNS_RR_CLASS_IN) {
-		ret = reply_rcode(&rq, LDNS_RCODE_REFUSED, out, out_len);
+		ldns_pkt *r = resp_new(q, LDNS_RCODE_REFUSED);
+		if (r && ldns_rr_get_class(question) != LDNS_RR_CLASS_CH) {
+			/* as NSD: no question for a class it does not know */
+			ldns_rr_list *ql = ldns_pkt_question(r);
+			ldns_rr_free(ldns_rr_list_pop_rr(ql));
+			ldns_pkt_set_qdcount(r, 0);
+		}
+		srv->st.refused++;
+		ret = srv_finish(&rq, r, out, out_len);
 		goto done;
 	}
 	if (op == LDNS_PACKET_NOTIFY) {

@@ -101,7 +101,8 @@ static const struct zname *find_in(const struct zname *names, size_t n, const ld
 
 const struct zname *zindex_find(const struct zindex *ix, const ldns_rdf *name)
 {
-	return ix ? find_in(ix->names, ix->n, name, NULL) : NULL;
+	const struct zname *n = ix ? find_in(ix->names, ix->n, name, NULL) : NULL;
+	return n && !(n->flags & ZN_N3) ? n : NULL;
 }
 
 const struct zrrset *zname_rrset(const struct zname *n, uint16_t type)
@@ -317,6 +318,8 @@ int zindex_build(const struct drdns_zone *z, struct zindex **out)
 			ix->apex = n - 1;
 		if (!apex && zname_rrset(nm, LDNS_RR_TYPE_NS))
 			nm->flags |= ZN_CUT;
+		if (nm->nsets == 1 && nm->sets[0].type == LDNS_RR_TYPE_NSEC3)
+			nm->flags |= ZN_N3;
 	}
 	ix->n = n;
 

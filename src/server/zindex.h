@@ -34,6 +34,9 @@ struct zrrset {
 
 #define ZN_CUT 1u /* owns NS, not the apex */
 #define ZN_ENT 2u /* owns nothing: an empty non-terminal */
+#define ZN_N3                                                                                      \
+	4u /* owns only NSEC3 (and its RRSIGs): not a name for lookups                             \
+	    * (RFC 5155 7.2.8: answered as if it did not exist) */
 
 struct zname {
 	const ldns_rdf *owner; /* a record's owner, or names_own for ENTs */
@@ -73,7 +76,8 @@ struct zindex {
 int zindex_build(const struct drdns_zone *z, struct zindex **out);
 void zindex_free(struct zindex *ix);
 
-/* The name equal to name (case-insensitive), or NULL. */
+/* The name equal to name (case-insensitive), or NULL; NSEC3-only names are
+ * not found. */
 const struct zname *zindex_find(const struct zindex *ix, const ldns_rdf *name);
 /* The RRset of type at n, or NULL. */
 const struct zrrset *zname_rrset(const struct zname *n, uint16_t type);
