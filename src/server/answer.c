@@ -42,6 +42,8 @@
 struct item {
 	const struct zrrset *set;
 	bool sigs_only;          /* a query for type RRSIG: the set's RRSIGs as the answer */
+	bool optional;           /* left out without TC when it does not fit (NSD: the
+	                          * apex NS set of a positive answer) */
 	const struct zindex *ix; /* the zone it comes from (additional lookups) */
 	ldns_rdf *owner;         /* wildcard expansion: the query name (owned), or NULL */
 	uint32_t ttl_cap;        /* 0: none */
@@ -195,19 +197,17 @@ static void nxdomain(struct ans *a, const struct zindex *ix, const ldns_rdf *nam
                      const ldns_rdf *ce, const ldns_rdf *wild)
 {
 	a->rcode = LDNS_RCODE_NXDOMAIN;
-	add_neg_soa(a, ix);
-	if (!a->dnssec)
-		return;
-	if (signed_nsec(ix)) {
+	if (a->dnssec && signed_nsec(ix)) { /* the proofs first, then the SOA (NSD) */
 		add_nsec_of(a, ix, zindex_nsec_cover(ix, name));
 		if (wild)
 			add_nsec_of(a, ix, zindex_nsec_cover(ix, wild));
-	} else if (signed_nsec3(ix)) {
+	} else if (a->dnssec && signed_nsec3(ix)) {
 		add_nsec3_of(a, ix, zindex_nsec3(ix, ce, true));
 		add_next_closer(a, ix, name, ce);
 		if (wild)
 			add_nsec3_of(a, ix, zindex_nsec3(ix, wild, false));
 	}
+	add_neg_soa(a, ix);
 }
 
 /* NODATA at n (qname, or with wild the wildcard that matched qname below ce). */
@@ -368,19 +368,13 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 		}
 		const ldns_rdf *owner = wild ? name : NULL;
 		const struct zrrset *s = NULL;
-		if (qtype == LDNS_RR_TYPE_RRSIG) {
-			if (add_all_sigs(a, ix, n, owner)) {
-				ans_add(a, 1, ix,
-				        zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NS), NULL,
-				        0);
-			} else {
-				ldns_rdf *wce = wild ? ldns_dname_left_chop(n->owner) : NULL;
-				nodata(a, ix, n, name, wce, wild);
-				ldns_rdf_deep_free(wce);
-			}
+		if (qtype == LDNS_RR_TYPE_RRSIG && add_all_sigs(a, ix, n, owner)) {
+			ans_add(a, 1, ix, zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NS), NULL,
+			        0);
 			ldns_rdf_deep_free(ce);
 			return;
 		}
+		/* no RRSIG there: like any other absent type (NSD) */
 		if (qtype == LDNS_RR_TYPE_ANY) {
 			for (uint32_t i = 0; i < n->nsets; i++)
 				if (!s || n->sets[i].ord < s->ord)
@@ -407,10 +401,14 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 			bool apex = n == &ix->names[ix->apex];
 			/* NSD's answer_needs_ns: not for DNSKEY, DS or ANY */
 			if (qtype != LDNS_RR_TYPE_ANY && qtype != LDNS_RR_TYPE_DNSKEY &&
-			    qtype != LDNS_RR_TYPE_DS && !(apex && qtype == LDNS_RR_TYPE_NS))
+			    qtype != LDNS_RR_TYPE_DS && !(apex && qtype == LDNS_RR_TYPE_NS)) {
+				size_t before = a->n[1];
 				ans_add(a, 1, ix,
 				        zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NS), NULL,
 				        0);
+				if (a->n[1] > before)
+					a->it[1][before].optional = true;
+			}
 			return;
 		}
 		if (cname) {
@@ -517,7 +515,7 @@ static int answer_fit(ldns_pkt *r, const struct ans *a, size_t max)
 				return DRDNS_ENOMEM;
 			if (wire_size(r) > max) {
 				pop_to(r, secs[sec], before);
-				if (sec < 2)
+				if (sec < 2 && !a->it[sec][i].optional)
 					ldns_pkt_set_tc(r, true);
 				return 0;
 			}
