@@ -61,7 +61,7 @@ static bool ans_has(const struct ans *a, const struct zrrset *s)
 {
 	for (int sec = 0; sec < 3; sec++)
 		for (size_t i = 0; i < a->n[sec]; i++)
-			if (a->it[sec][i].set == s)
+			if (a->it[sec][i].set == s && !a->it[sec][i].sigs_only)
 				return true;
 	return false;
 }
@@ -286,6 +286,8 @@ static void add_additional(struct ans *a)
 		for (size_t i = 0; i < a->n[sec]; i++) {
 			const struct item *it = &a->it[sec][i];
 			size_t rdi;
+			if (it->sigs_only)
+				continue;
 			switch (it->set->type) {
 			case LDNS_RR_TYPE_NS: rdi = 0; break;
 			case LDNS_RR_TYPE_MX: rdi = 1; break;
@@ -369,8 +371,11 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 		const ldns_rdf *owner = wild ? name : NULL;
 		const struct zrrset *s = NULL;
 		if (qtype == LDNS_RR_TYPE_RRSIG && add_all_sigs(a, ix, n, owner)) {
+			size_t before = a->n[1];
 			ans_add(a, 1, ix, zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NS), NULL,
 			        0);
+			if (a->n[1] > before)
+				a->it[1][before].optional = true;
 			ldns_rdf_deep_free(ce);
 			return;
 		}
@@ -514,7 +519,8 @@ static int answer_fit(ldns_pkt *r, const struct ans *a, size_t max)
 			if (push_item(r, secs[sec], &a->it[sec][i], a->dnssec) < 0)
 				return DRDNS_ENOMEM;
 			if (wire_size(r) > max) {
-				pop_to(r, secs[sec], before);
+				/* all RRSIGs at a name are one RRset to NSD */
+				pop_to(r, secs[sec], a->it[sec][i].sigs_only ? 0 : before);
 				if (sec < 2 && !a->it[sec][i].optional)
 					ldns_pkt_set_tc(r, true);
 				return 0;
