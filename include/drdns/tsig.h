@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct drdns_conf;
 struct drdns_diag;
 
 struct drdns_tsig_key {
@@ -47,6 +48,33 @@ int drdns_tsig_sign_next(ldns_pkt *pkt, const struct drdns_tsig_key *key, const 
  * differ, the time is outside fudge, or the MAC is wrong. */
 int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
                       const struct drdns_tsig_key *key, const ldns_rdf *request_mac);
+
+/* ---- the server side (src/server) */
+
+/* TSIG error codes (RFC 8945 5.2). */
+#define DRDNS_TSIG_BADSIG  16
+#define DRDNS_TSIG_BADKEY  17
+#define DRDNS_TSIG_BADTIME 18
+
+/* Whether the TSIG record's time signed is within its fudge of now (seconds
+ * since the epoch).  The one time check: drdns_tsig_verify uses it too. */
+bool drdns_tsig_time_ok(const ldns_rr *tsig, uint64_t now);
+
+/* The key of a configured secondary whose name and algorithm match the TSIG
+ * record, or NULL.  Points into conf. */
+const struct drdns_tsig_key *drdns_tsig_find_key(const struct drdns_conf *conf,
+                                                 const ldns_rr *tsig);
+
+/* A deep copy of key (caller frees with drdns_tsig_key_free), or NULL. */
+struct drdns_tsig_key *drdns_tsig_key_copy(const struct drdns_tsig_key *key);
+
+/* "BADSIG", "BADKEY", "BADTIME" or "ERROR" (static text). */
+const char *drdns_tsig_error_name(uint16_t error);
+
+/* An unsigned TSIG record answering the request's record qtsig with error
+ * (RFC 8945 5.3.2: BADTIME carries the server's time as other data), newly
+ * allocated (caller frees), or NULL. */
+ldns_rr *drdns_tsig_error_rr(const ldns_rr *qtsig, uint16_t orig_id, uint16_t error, uint64_t now);
 
 /* Largest MAC drdns_tsig_sign_wire() produces (HMAC output). */
 #define DRDNS_TSIG_MAC_MAX 64

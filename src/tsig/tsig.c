@@ -9,6 +9,7 @@
  */
 #include "drdns/tsig.h"
 
+#include "drdns/conf.h"
 #include "drdns/diag.h"
 #include "drdns/error.h"
 
@@ -510,17 +511,7 @@ int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
 	if (!dname_equals_text(ldns_rr_owner(tsig), key->name) ||
 	    !dname_equals_text(ldns_rr_rdf(tsig, 0), key->algorithm))
 		return DRDNS_ETSIG;
-	const ldns_rdf *time_rdf = ldns_rr_rdf(tsig, 1), *fudge_rdf = ldns_rr_rdf(tsig, 2);
-	if (ldns_rdf_size(time_rdf) != 6 || ldns_rdf_size(fudge_rdf) != 2)
-		return DRDNS_ETSIG;
-	const uint8_t *t = ldns_rdf_data(time_rdf);
-	uint64_t signed_at = ((uint64_t)t[0] << 40) | ((uint64_t)t[1] << 32) |
-	                     ((uint64_t)t[2] << 24) | ((uint64_t)t[3] << 16) |
-	                     ((uint64_t)t[4] << 8) | (uint64_t)t[5];
-	uint64_t fudge = ldns_rdf2native_int16(fudge_rdf);
-	uint64_t now = (uint64_t)time(NULL);
-	uint64_t skew = now > signed_at ? now - signed_at : signed_at - now;
-	if (skew > fudge)
+	if (!drdns_tsig_time_ok(tsig, (uint64_t)time(NULL)))
 		return DRDNS_ETSIG;
 
 	/* ldns temporarily detaches the TSIG and swaps the id; on some internal
@@ -534,6 +525,95 @@ int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
 		ok = false;
 	}
 	return ok ? 0 : DRDNS_ETSIG;
+}
+
+/* ------------------------------------------------------------ server side */
+
+bool drdns_tsig_time_ok(const ldns_rr *tsig, uint64_t now)
+{
+	const ldns_rdf *t = tsig ? ldns_rr_rdf(tsig, 1) : NULL,
+	               *f = tsig ? ldns_rr_rdf(tsig, 2) : NULL;
+	if (!t || !f || ldns_rdf_size(t) != 6 || ldns_rdf_size(f) != 2)
+		return false;
+	const uint8_t *d = ldns_rdf_data(t);
+	uint64_t at = ((uint64_t)d[0] << 40) | ((uint64_t)d[1] << 32) | ((uint64_t)d[2] << 24) |
+	              ((uint64_t)d[3] << 16) | ((uint64_t)d[4] << 8) | (uint64_t)d[5];
+	uint64_t skew = now > at ? now - at : at - now;
+	return skew <= ldns_rdf2native_int16(f);
+}
+
+const struct drdns_tsig_key *drdns_tsig_find_key(const struct drdns_conf *conf, const ldns_rr *tsig)
+{
+	if (!conf || !tsig || ldns_rr_rd_count(tsig) < 1)
+		return NULL;
+	for (size_t i = 0; i < conf->n_secondaries; i++) {
+		const struct drdns_tsig_key *k = conf->secondaries[i].key;
+		if (k && dname_equals_text(ldns_rr_owner(tsig), k->name) &&
+		    dname_equals_text(ldns_rr_rdf(tsig, 0), k->algorithm))
+			return k;
+	}
+	return NULL;
+}
+
+struct drdns_tsig_key *drdns_tsig_key_copy(const struct drdns_tsig_key *k)
+{
+	struct drdns_tsig_key *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->name = strdup(k->name);
+	c->algorithm = strdup(k->algorithm);
+	c->secret = strdup(k->secret);
+	if (!c->name || !c->algorithm || !c->secret) {
+		drdns_tsig_key_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+const char *drdns_tsig_error_name(uint16_t e)
+{
+	switch (e) {
+	case DRDNS_TSIG_BADSIG: return "BADSIG";
+	case DRDNS_TSIG_BADKEY: return "BADKEY";
+	case DRDNS_TSIG_BADTIME: return "BADTIME";
+	default: return "ERROR";
+	}
+}
+
+ldns_rr *drdns_tsig_error_rr(const ldns_rr *qtsig, uint16_t orig_id, uint16_t error, uint64_t now)
+{
+	if (!qtsig || ldns_rr_rd_count(qtsig) < 7)
+		return NULL;
+	ldns_rr *rr = ldns_rr_new();
+	if (!rr)
+		return NULL;
+	ldns_rr_set_owner(rr, ldns_rdf_clone(ldns_rr_owner(qtsig)));
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_ANY);
+	ldns_rr_set_type(rr, LDNS_RR_TYPE_TSIG);
+	ldns_rr_set_ttl(rr, 0);
+	uint8_t now48[6];
+	for (int i = 5; i >= 0; i--, now >>= 8)
+		now48[i] = (uint8_t)(now & 0xff);
+	ldns_rr_push_rdf(rr, ldns_rdf_clone(ldns_rr_rdf(qtsig, 0)));
+	if (error == DRDNS_TSIG_BADTIME)
+		ldns_rr_push_rdf(rr, ldns_rdf_clone(ldns_rr_rdf(qtsig, 1)));
+	else
+		ldns_rr_push_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_TSIGTIME, 6, now48));
+	ldns_rr_push_rdf(rr, ldns_rdf_clone(ldns_rr_rdf(qtsig, 2)));
+	ldns_rr_push_rdf(rr, ldns_native2rdf_int16_data(0, NULL));
+	ldns_rr_push_rdf(rr, ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, orig_id));
+	ldns_rr_push_rdf(rr, ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, error));
+	if (error == DRDNS_TSIG_BADTIME)
+		ldns_rr_push_rdf(rr, ldns_native2rdf_int16_data(6, now48));
+	else
+		ldns_rr_push_rdf(rr, ldns_native2rdf_int16_data(0, NULL));
+	for (size_t i = 0; i < 7; i++) {
+		if (!ldns_rr_rdf(rr, i)) {
+			ldns_rr_free(rr);
+			return NULL;
+		}
+	}
+	return rr;
 }
 
 /* ------------------------------------------------------------ wire signing */

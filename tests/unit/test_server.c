@@ -918,8 +918,10 @@ static void test_lookups(void **state)
 	assert_int_equal(ldns_pkt_ancount(r), 2);
 	ldns_pkt_free(r);
 
+	/* the CNAME is followed within the zone (RFC 1034 4.3.2 3a): CNAME, then
+	 * www's two addresses */
 	r = udp_ask(mkquery("alias.example.edu.", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN), NULL);
-	assert_int_equal(ldns_pkt_ancount(r), 1);
+	assert_int_equal(ldns_pkt_ancount(r), 3);
 	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 0)),
 	                 LDNS_RR_TYPE_CNAME);
 	ldns_pkt_free(r);
@@ -1012,10 +1014,12 @@ static void test_udp_truncation(void **state)
 	assert_false(ldns_pkt_tc(r));
 	assert_int_equal(ldns_pkt_ancount(r), 12);
 	ldns_pkt_free(r);
-	/* ANY at the apex */
+	/* ANY at the apex: one RRset, the SOA (RFC 8482 4.1, as NSD 4.6) */
 	r = udp_ask(mkquery("example.edu.", LDNS_RR_TYPE_ANY, LDNS_RR_CLASS_IN), NULL);
 	assert_false(ldns_pkt_tc(r));
-	assert_int_equal(ldns_pkt_ancount(r), 4); /* SOA, 2 NS, MX */
+	assert_int_equal(ldns_pkt_ancount(r), 1);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 0)),
+	                 LDNS_RR_TYPE_SOA);
 	ldns_pkt_free(r);
 }
 
