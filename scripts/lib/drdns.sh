@@ -42,9 +42,9 @@ controller = {
 master = { address = "${SANDBOX_CAMPUS_ADDR:-127.0.0.10}"; port = 53; ${DRDNS_MASTER_TIMING:-interval = 1.0; timeout = 0.5; fail_after = 3;} };
 secondaries = (
     { name = "ns0.example.edu."; address = "127.0.0.15"; on_campus = true; },
-    { name = "ns1.example.edu."; address = "127.0.0.11"; },
+    { name = "ns1.example.edu."; address = "127.0.0.11"; tsig_key = "$(_sandbox_bind_keyfile)"; },
     { name = "ns2.example.edu."; address = "127.0.0.12"; tsig_key = "$(_sandbox_nsd_keyfile)"; },
-    { name = "ns3.example.edu."; address = "127.0.0.13"; },
+    { name = "ns3.example.edu."; address = "127.0.0.13"; tsig_key = "$(_sandbox_knot_keyfile)"; },
     { name = "ns4.example.edu."; address = "127.0.0.14"; },
     { name = "ns5.example.edu."; address = "127.0.0.16"; tsig_key = "$(_sandbox_pdns_keyfile)"; }$extra
 );
