@@ -82,6 +82,7 @@
 #   sandbox_start_nsd_secondary NAME ADDR
 #   sandbox_start_knot_secondary NAME ADDR [ORDER]
 #   sandbox_start_pdns_secondary NAME ADDR [ORDER]
+#   sandbox_restart_pdns_secondary NAME ADDR XFR_CYCLE
 #   sandbox_start_all
 #   sandbox_stop NAME
 #   sandbox_blackhole ADDR...
@@ -922,6 +923,26 @@ PDNSCONF
     _sandbox_spawn "$name" "$d/pdns.log" pdns_server --config-dir="$d"
     _sandbox_wait_listen "$name" "$addr" || return 1
     _sandbox_log "$name: PowerDNS secondary ($order) up on $addr (pid ${SANDBOX_PID[$name]})"
+}
+
+# ---------------------------------------------------------------------------
+# sandbox_restart_pdns_secondary NAME ADDR XFR_CYCLE
+#   Restart the PowerDNS secondary NAME (started by
+#   sandbox_start_pdns_secondary) on its database, with
+#   xfr-cycle-interval=XFR_CYCLE (PowerDNS's default is 60).  Its zones,
+#   keys and serials are kept.  Returns once it listens.
+# ---------------------------------------------------------------------------
+sandbox_restart_pdns_secondary() {
+    local usage="usage: sandbox_restart_pdns_secondary NAME ADDR XFR_CYCLE"
+    local name=${1:?$usage} addr=${2:?$usage} cycle=${3:?$usage}
+    local d="$SANDBOX_DIR/$name"
+    [[ "$cycle" =~ ^[0-9]+$ ]] || { _sandbox_die "bad xfr-cycle-interval '$cycle'"; return 1; }
+    [[ -f "$d/pdns.conf" ]] || { _sandbox_die "$name is not a PowerDNS secondary"; return 1; }
+    sandbox_stop "$name" || return 1
+    sed -i "s/^xfr-cycle-interval=.*/xfr-cycle-interval=$cycle/" "$d/pdns.conf"
+    _sandbox_spawn "$name" "$d/pdns.log" pdns_server --config-dir="$d"
+    _sandbox_wait_listen "$name" "$addr" || return 1
+    _sandbox_log "$name: PowerDNS secondary restarted on $addr, xfr-cycle-interval=$cycle (pid ${SANDBOX_PID[$name]})"
 }
 
 # ---------------------------------------------------------------------------
