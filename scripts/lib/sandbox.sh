@@ -842,8 +842,10 @@ EOF
 #   `pdnsutil activate-tsig-key ZONE KEY secondary` (AXFR-MASTER-TSIG: its
 #   transfers are signed, from every primary of the zone).
 #   query-local-address ADDR: its SOA checks and transfers come from ADDR.
-#   Freshness checks every second (xfr-cycle-interval=1), so a new zone is
-#   fetched at once.  On a NOTIFY PowerDNS asks only the server that sent it.
+#   Freshness checks every second (xfr-cycle-interval=1); once it listens
+#   each zone is fetched from the campus (`pdns_control retrieve ZONE
+#   127.0.0.10`).  On a NOTIFY PowerDNS asks only the server that sent it;
+#   its other checks go to a primary it picks at random.
 #   Runs as root in the foreground (--daemon=no --guardian=no); config,
 #   control socket and pid file in $SANDBOX_DIR/NAME/, log (stderr) in
 #   pdns.log.  Transfers allowed to 127.0.0.0/8 (for sandbox_axfr).
@@ -922,6 +924,12 @@ PDNSCONF
     done
     _sandbox_spawn "$name" "$d/pdns.log" pdns_server --config-dir="$d"
     _sandbox_wait_listen "$name" "$addr" || return 1
+    # PowerDNS sends each freshness check to a primary it picks at random;
+    # the DR primary is not up yet, and every check that goes there waits
+    # out a timeout.  Fetch the zones from the campus now instead.
+    for z in "${SANDBOX_ZONES[@]}"; do
+        pdns_control --config-dir="$d" retrieve "$z" "$c" >>"$out" 2>&1 || true
+    done
     _sandbox_log "$name: PowerDNS secondary ($order) up on $addr (pid ${SANDBOX_PID[$name]})"
 }
 
