@@ -11,7 +11,7 @@
 #    against each.  Reported as mean seconds and drdns's ratio to each peer.
 #
 # 2. Convergence after a failover.  The standard sandbox (BIND campus primary;
-#    BIND drdns-first, NSD, Knot and BIND campus-first secondaries) is failed
+#    BIND drdns-first, NSD, Knot, BIND campus-first and PowerDNS secondaries) is failed
 #    over FAILOVERS times (default 5).  For each secondary, drdns's own report
 #    gives the seconds from the start of the convergence watch to the poll that
 #    saw the DR serial (drdns polls every 50 ms here).  Beside it, in the same
@@ -25,7 +25,7 @@
 #    (auto_promote, promote_after 0; master interval 1.0 s, timeout 0.5 s,
 #    fail_after 3: the shipped defaults for detection), WATCHDOG rounds (default
 #    5).  Clock starts when nftables black-holes the campus (and ns0); each of
-#    BIND (drdns first), NSD and Knot is done at the first 50 ms poll where it
+#    BIND (drdns first), NSD, Knot and PowerDNS is done at the first 50 ms poll where it
 #    serves the DR serial for both zones.  Goal: interval x fail_after + 1 s.
 #
 # 4. DNSSEC signing.  One generated zone (SIGN_RECORDS A records, default
@@ -201,10 +201,11 @@ poll_all() {
         awk -v a="$a" -v now="${done_at[$a]}" -v t0="$t0" 'BEGIN { printf "%s %.3f\n", a, (now - t0) / 1000 }'
     done
 }
-declare -A NAME=([127.0.0.11]="BIND 9 (drdns first)" [127.0.0.12]="NSD 4 (TSIG)"
-                 [127.0.0.13]="Knot 3" [127.0.0.14]="BIND 9 (campus first)")
-declare -A NS=([127.0.0.11]=ns1 [127.0.0.12]=ns2 [127.0.0.13]=ns3 [127.0.0.14]=ns4)
-LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
+declare -A NAME=([127.0.0.11]="BIND 9 (drdns first, TSIG)" [127.0.0.12]="NSD 4 (TSIG)"
+                 [127.0.0.13]="Knot 3 (TSIG)" [127.0.0.14]="BIND 9 (campus first)"
+                 [127.0.0.16]="PowerDNS 4.7 (TSIG)")
+declare -A NS=([127.0.0.11]=ns1 [127.0.0.12]=ns2 [127.0.0.13]=ns3 [127.0.0.14]=ns4 [127.0.0.16]=ns5)
+LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16)
 serial=2026112301
 : >"$WORK/dr.tsv"; : >"$WORK/campus.tsv"; : >"$WORK/total.tsv"
 mkdir -p "$WORK/fo"
@@ -236,7 +237,7 @@ done
 # ---------------------------------------------------------------------------
 log "watchdog failover, black hole to converged: $WATCHDOG rounds"
 WD_INTERVAL=1.0 WD_TIMEOUT=0.5 WD_FAIL_AFTER=3
-FAST=(127.0.0.11 127.0.0.12 127.0.0.13)
+FAST=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.16)
 # poll_both SERIAL T0_MS: print "ADDR SECONDS" when each FAST secondary serves
 # SERIAL for both zones (polled in parallel every 50 ms; 120 s cap).
 poll_both() {

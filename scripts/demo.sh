@@ -7,8 +7,9 @@
 # private network namespace (nothing touches this host's network or port 53):
 #   1. starts a BIND campus primary (127.0.0.10) carrying example.edu and
 #      2.0.192.in-addr.arpa, an on-campus BIND secondary (ns0, 127.0.0.15), and
-#      off-campus secondaries: BIND listing drdns first (ns1), NSD (ns2, TSIG),
-#      Knot (ns3), and BIND listing the campus first (ns4);
+#      off-campus secondaries: BIND listing drdns first (ns1, TSIG), NSD (ns2,
+#      TSIG), Knot (ns3, TSIG), BIND listing the campus first (ns4), and
+#      PowerDNS (ns5, TSIG);
 #   2. starts drdnsd (127.0.0.20) in standby and shows `drdnsctl status`;
 #   3. cuts the campus off: nftables drops every packet to/from .10 and .15;
 #   4. shows `drdnsctl promote --dry-run`, then promotes;
@@ -33,15 +34,15 @@ source "$SRC/scripts/lib/drdns.sh"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 ZONES=(example.edu 2.0.192.in-addr.arpa)
-declare -A WHO=([127.0.0.11]="ns1 BIND 9 (drdns first)" [127.0.0.12]="ns2 NSD 4 (TSIG)"
+declare -A WHO=([127.0.0.11]="ns1 BIND 9 (drdns first)" [127.0.0.12]="ns2 NSD 4"
                 [127.0.0.13]="ns3 Knot 3" [127.0.0.14]="ns4 BIND 9 (campus first)"
-                [127.0.0.15]="ns0 BIND 9 (on campus)")
+                [127.0.0.15]="ns0 BIND 9 (on campus)" [127.0.0.16]="ns5 PowerDNS 4")
 
 sandbox_require_netns
 WORK=$(mktemp -d /tmp/drdns-demo.XXXXXX)
 sandbox_init "$WORK"
 
-say "starting the campus primary and five secondaries (private network namespace)"
+say "starting the campus primary and six secondaries (private network namespace)"
 sandbox_start_all
 mkdir -p "$WORK/drdns"
 drdns_write_conf "$WORK/drdns/drdns.conf" "$SRC/zones-dr"
@@ -51,7 +52,7 @@ drdns_start "$WORK/drdns/drdns.conf"
 table() {
     printf '  %-28s %-12s %-12s %s\n' "secondary" "example.edu" "reverse" "NS set of example.edu"
     local a
-    for a in 127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14; do
+    for a in 127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16; do
         printf '  %-28s %-12s %-12s %s\n' "${WHO[$a]}" \
             "$(sandbox_soa_serial "$a" example.edu || true)" \
             "$(sandbox_soa_serial "$a" 2.0.192.in-addr.arpa || true)" \

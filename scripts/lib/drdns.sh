@@ -6,7 +6,7 @@
 #   drdns_write_conf FILE ZONEDIR [ENTRY...]
 #                                   a drdns.conf for the standard sandbox topology;
 #                                   each ENTRY is one more secondaries element,
-#                                   e.g. '{ name = "ns5.example.edu."; address = "127.0.0.16"; }'
+#                                   e.g. '{ name = "ns6.example.edu."; address = "127.0.0.17"; }'
 #   drdns_start FILE                start drdnsd -f (registered for cleanup), wait for it
 #   drdns_stop [SIGNAL]             stop it (default TERM) and wait
 #   drdnsctl ...                    the CLI against the sandbox's control socket
@@ -42,10 +42,11 @@ controller = {
 master = { address = "${SANDBOX_CAMPUS_ADDR:-127.0.0.10}"; port = 53; ${DRDNS_MASTER_TIMING:-interval = 1.0; timeout = 0.5; fail_after = 3;} };
 secondaries = (
     { name = "ns0.example.edu."; address = "127.0.0.15"; on_campus = true; },
-    { name = "ns1.example.edu."; address = "127.0.0.11"; },
+    { name = "ns1.example.edu."; address = "127.0.0.11"; tsig_key = "$(_sandbox_bind_keyfile)"; },
     { name = "ns2.example.edu."; address = "127.0.0.12"; tsig_key = "$(_sandbox_nsd_keyfile)"; },
-    { name = "ns3.example.edu."; address = "127.0.0.13"; },
-    { name = "ns4.example.edu."; address = "127.0.0.14"; }$extra
+    { name = "ns3.example.edu."; address = "127.0.0.13"; tsig_key = "$(_sandbox_knot_keyfile)"; },
+    { name = "ns4.example.edu."; address = "127.0.0.14"; },
+    { name = "ns5.example.edu."; address = "127.0.0.16"; tsig_key = "$(_sandbox_pdns_keyfile)"; }$extra
 );
 zones = { directory = "$zonedir"; dr_ttl = 600; min_ns = 2; };
 policy = { poll_interval = ${DRDNS_POLL_INTERVAL:-0.2}; ${DRDNS_POLICY_EXTRA:-auto_promote = false;} };

@@ -13,10 +13,12 @@
 #   127.0.0.10  campus primary   BIND 9, `type primary`, full campus zones
 #   127.0.0.15  ns0              BIND secondary, primaries { campus }  (on
 #                                campus: blackhole it together with .10)
-#   127.0.0.11  ns1              BIND secondary, primaries { dr; campus; }
+#   127.0.0.11  ns1              BIND secondary, primaries { dr key; campus; }
 #   127.0.0.12  ns2              NSD secondary,  DR (AXFR+TSIG) then campus
-#   127.0.0.13  ns3              Knot secondary, master: [dr, campus]
+#   127.0.0.13  ns3              Knot secondary, master: [dr (key), campus]
 #   127.0.0.14  ns4              BIND secondary, primaries { campus; dr; }
+#   127.0.0.16  ns5              PowerDNS secondary (sqlite3), primaries
+#                                dr, campus; TSIG (one key for the zone)
 #   127.0.0.20  DR primary       drdns -- NOT started by this library
 #
 # Zones: example.edu and 2.0.192.in-addr.arpa.
@@ -35,10 +37,18 @@
 #                           <repo>/tests/integration/campus)
 #   SANDBOX_NSD_KEYFILE     BIND-format TSIG key used between drdns and NSD
 #                           (default <repo>/tests/integration/keys/nsd-dr.key)
+#   SANDBOX_BIND_KEYFILE    TSIG key between drdns and ns1 (BIND)
+#                           (default <repo>/tests/integration/keys/bind-dr.key)
+#   SANDBOX_KNOT_KEYFILE    TSIG key between drdns and ns3 (Knot)
+#                           (default <repo>/tests/integration/keys/knot-dr.key)
+#   SANDBOX_PDNS_KEYFILE    BIND-format TSIG key of the PowerDNS secondary
+#                           (default <repo>/tests/integration/keys/pdns-dr.key);
+#                           PowerDNS signs its transfers from every primary
+#                           of a zone with it, so the campus knows it too
 #   SANDBOX_CAMPUS_ADDR     campus primary address       (default 127.0.0.10)
 #   SANDBOX_DR_ADDR         drdns DR primary address      (default 127.0.0.20)
 #   SANDBOX_CAMPUS_NOTIFY   addresses the campus primary NOTIFYs (default
-#                           the five standard secondaries)
+#                           the six standard secondaries)
 #   SANDBOX_START_TIMEOUT   seconds sandbox_start_all waits for the
 #                           secondaries to load the campus zones (default 30)
 #   SANDBOX_BLACKHOLE_SILENT 1 (default): sandbox_blackhole drops in the
@@ -49,13 +59,13 @@
 #
 # Global state set by the library (read-only for callers):
 #   SANDBOX_ZONES           (example.edu 2.0.192.in-addr.arpa)
-#   SANDBOX_SECONDARIES     addresses of ns0 ns1 ns2 ns3 ns4
+#   SANDBOX_SECONDARIES     addresses of ns0 ns1 ns2 ns3 ns4 ns5
 #   SANDBOX_CAMPUS_SITE     (127.0.0.10 127.0.0.15): blackhole both to
 #                           simulate a campus outage (ns0 dies with it)
 #   SANDBOX_DIR             the work directory given to sandbox_init
 #   SANDBOX_PIDS            array of every pid started
 #   SANDBOX_PID[NAME]       pid of the daemon started under NAME
-#                           (campus, ns0 .. ns4)
+#                           (campus, ns0 .. ns5)
 #   SANDBOX_LOG[NAME]       its log file
 #   SANDBOX_WAITED_MS       set by sandbox_wait_serial
 #   SANDBOX_LAST_RELOAD_MS  set by sandbox_campus_reload / _bump_serial
@@ -71,10 +81,15 @@
 #   sandbox_start_bind_secondary NAME ADDR ORDER
 #   sandbox_start_nsd_secondary NAME ADDR
 #   sandbox_start_knot_secondary NAME ADDR [ORDER]
+#   sandbox_start_pdns_secondary NAME ADDR [ORDER]
+#   sandbox_restart_pdns_secondary NAME ADDR XFR_CYCLE
 #   sandbox_start_all
 #   sandbox_stop NAME
 #   sandbox_blackhole ADDR...
 #   sandbox_unblackhole ADDR...
+#   sandbox_drop_notify FROM TO
+#   sandbox_notify_drops FROM TO
+#   sandbox_undrop_notify FROM TO
 #   sandbox_soa_serial ADDR ZONE
 #   sandbox_wait_serial ADDR ZONE SERIAL TIMEOUT_SECONDS
 #   sandbox_axfr ADDR ZONE
@@ -88,7 +103,7 @@ _SANDBOX_LIBDIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _SANDBOX_REPO="$(cd "$_SANDBOX_LIBDIR/../.." && pwd)"
 
 SANDBOX_ZONES=(example.edu 2.0.192.in-addr.arpa)
-SANDBOX_SECONDARIES=(127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
+SANDBOX_SECONDARIES=(127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16)
 SANDBOX_CAMPUS_SITE=(127.0.0.10 127.0.0.15)   # what a campus outage takes down
 SANDBOX_DIR="${SANDBOX_DIR:-}"
 SANDBOX_PIDS=()
@@ -104,6 +119,16 @@ _sandbox_campus_zonedir() {
 }
 _sandbox_nsd_keyfile() {
     printf '%s\n' "${SANDBOX_NSD_KEYFILE:-$_SANDBOX_REPO/tests/integration/keys/nsd-dr.key}"
+}
+
+_sandbox_bind_keyfile() {
+    printf '%s\n' "${SANDBOX_BIND_KEYFILE:-$_SANDBOX_REPO/tests/integration/keys/bind-dr.key}"
+}
+_sandbox_knot_keyfile() {
+    printf '%s\n' "${SANDBOX_KNOT_KEYFILE:-$_SANDBOX_REPO/tests/integration/keys/knot-dr.key}"
+}
+_sandbox_pdns_keyfile() {
+    printf '%s\n' "${SANDBOX_PDNS_KEYFILE:-$_SANDBOX_REPO/tests/integration/keys/pdns-dr.key}"
 }
 
 _sandbox_log() { printf 'sandbox: %s\n' "$*" >&2; }
@@ -321,6 +346,9 @@ sandbox_stop() {
 #   records point at 192.0.2.x documentation addresses that do not exist
 #   in the sandbox, so implicit NOTIFY would reach nobody.
 #   rndc control channel: 127.0.0.10 port 953, key in campus/rndc.conf.
+#   It knows the PowerDNS secondary's TSIG key ($SANDBOX_PDNS_KEYFILE):
+#   PowerDNS signs its transfers from every primary of the zone with the
+#   one key it has for the zone (AXFR-MASTER-TSIG), the campus included.
 #   Waits until both zones are served.  Log: campus/named.log.
 # ---------------------------------------------------------------------------
 sandbox_start_campus_primary() {
@@ -352,6 +380,7 @@ EOF
     cat >"$d/named.conf" <<EOF
 // campus primary -- generated by scripts/lib/sandbox.sh
 include "$d/rndc.key";
+include "$(_sandbox_pdns_keyfile)";
 controls {
     inet $addr port $_SANDBOX_RNDC_PORT allow { 127.0.0.0/8; } keys { "rndc-key"; };
 };
@@ -495,11 +524,14 @@ sandbox_campus_bump_serial() {
     return 1
 }
 
-# _sandbox_bind_secondary_conf NAME ADDR PRIMARIES -- write named.conf
+# _sandbox_bind_secondary_conf NAME ADDR PRIMARIES [KEYFILE] -- write
+# named.conf (KEYFILE: included, for a `key` in PRIMARIES)
 _sandbox_bind_secondary_conf() {
-    local name=$1 addr=$2 prims=$3 d="$SANDBOX_DIR/$1" z
+    local name=$1 addr=$2 prims=$3 kf=${4:-} d="$SANDBOX_DIR/$1" z inc=""
+    [[ -n "$kf" ]] && inc="include \"$kf\";"
     cat >"$d/named.conf" <<EOF
 // $name: BIND secondary -- generated by scripts/lib/sandbox.sh
+$inc
 controls { };
 options {
     directory "$d";
@@ -542,7 +574,7 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
-# sandbox_start_bind_secondary NAME ADDR ORDER
+# sandbox_start_bind_secondary NAME ADDR ORDER [KEYFILE]
 #   Start a BIND 9 secondary called NAME listening only on ADDR:53, carrying
 #   both zones, with query/transfer/notify source ADDR, `controls { }`,
 #   `notify no`, transfers allowed to anyone (for sandbox_axfr).
@@ -550,25 +582,36 @@ EOF
 #     dr-first      primaries { 127.0.0.20; 127.0.0.10; };
 #     campus-first  primaries { 127.0.0.10; 127.0.0.20; };
 #     campus-only   primaries { 127.0.0.10; };     (ns0, lives on campus)
+#   With KEYFILE (a BIND key file) the DR primary is listed as
+#   `127.0.0.20 key "NAME"`: SOA checks and transfers to drdns are signed,
+#   and drdns's signed NOTIFYs verify; the campus stays unsigned.
 #   Files and log in $SANDBOX_DIR/NAME/.  Returns once it listens.
 # ---------------------------------------------------------------------------
 sandbox_start_bind_secondary() {
-    local name=${1:?usage: sandbox_start_bind_secondary NAME ADDR ORDER}
-    local addr=${2:?usage: sandbox_start_bind_secondary NAME ADDR ORDER}
-    local order=${3:?usage: sandbox_start_bind_secondary NAME ADDR ORDER}
+    local name=${1:?usage: sandbox_start_bind_secondary NAME ADDR ORDER [KEYFILE]}
+    local addr=${2:?usage: sandbox_start_bind_secondary NAME ADDR ORDER [KEYFILE]}
+    local order=${3:?usage: sandbox_start_bind_secondary NAME ADDR ORDER [KEYFILE]}
+    local kf=${4:-}
     _sandbox_need_init || return 1
-    local c dr prims d="$SANDBOX_DIR/$name"
+    local c dr prims d="$SANDBOX_DIR/$name" drk
     c=$(_sandbox_campus_addr)
     dr=$(_sandbox_dr_addr)
+    drk=$dr
+    if [[ -n "$kf" ]]; then
+        local kname
+        kname=$(_sandbox_tsig_field "$kf" name)
+        [[ -n "$kname" ]] || { _sandbox_die "cannot parse TSIG key file $kf"; return 1; }
+        drk="$dr key \"$kname\""
+    fi
     case $order in
-        dr-first)     prims="$dr; $c; " ;;
-        campus-first) prims="$c; $dr; " ;;
+        dr-first)     prims="$drk; $c; " ;;
+        campus-first) prims="$c; $drk; " ;;
         campus-only)  prims="$c; " ;;
         *) _sandbox_die "ORDER must be dr-first, campus-first or campus-only (got '$order')"; return 1 ;;
     esac
     mkdir -p "$d"
     _sandbox_add_addr "$addr"
-    _sandbox_bind_secondary_conf "$name" "$addr" "$prims"
+    _sandbox_bind_secondary_conf "$name" "$addr" "$prims" "$kf"
     named-checkconf "$d/named.conf" >"$d/checkconf.out" 2>&1 || {
         cat "$d/checkconf.out" >&2
         _sandbox_die "$name named.conf invalid"
@@ -679,23 +722,49 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
-# sandbox_start_knot_secondary NAME ADDR [ORDER]
+# sandbox_start_knot_secondary NAME ADDR [ORDER] [KEYFILE]
 #   Start a Knot DNS 3.2 secondary called NAME on ADDR@53 carrying both
 #   zones.  Remotes `campus` (127.0.0.10) and `dr` (127.0.0.20), both with
 #   `via: ADDR`; ORDER dr-first (default) gives `master: [dr, campus]`,
 #   campus-first gives `master: [campus, dr]`.  ACL: NOTIFY from both
-#   primaries, AXFR to 127.0.0.0/8.  Storage, journal and rundir in
+#   primaries, AXFR to 127.0.0.0/8.  With KEYFILE (a BIND key file) the
+#   remote `dr` has `key:` (SOA checks and transfers to drdns are signed)
+#   and NOTIFY from drdns must be signed with it.  Storage, journal and rundir in
 #   $SANDBOX_DIR/NAME/, runs as root in the foreground, logs to stderr
 #   (captured in knot.log).  Returns once it listens.
 # ---------------------------------------------------------------------------
 sandbox_start_knot_secondary() {
-    local name=${1:?usage: sandbox_start_knot_secondary NAME ADDR [ORDER]}
-    local addr=${2:?usage: sandbox_start_knot_secondary NAME ADDR [ORDER]}
-    local order=${3:-dr-first}
+    local name=${1:?usage: sandbox_start_knot_secondary NAME ADDR [ORDER] [KEYFILE]}
+    local addr=${2:?usage: sandbox_start_knot_secondary NAME ADDR [ORDER] [KEYFILE]}
+    local order=${3:-dr-first} kf=${4:-}
     _sandbox_need_init || return 1
     local c dr masters z d="$SANDBOX_DIR/$name"
     c=$(_sandbox_campus_addr)
     dr=$(_sandbox_dr_addr)
+    local keysec="" drkey="" drnotify="    address: [$c, $dr]"
+    if [[ -n "$kf" ]]; then
+        local kname kalg ksecret
+        kname=$(_sandbox_tsig_field "$kf" name)
+        kalg=$(_sandbox_tsig_field "$kf" algorithm)
+        ksecret=$(_sandbox_tsig_field "$kf" secret)
+        [[ -n "$kname" && -n "$kalg" && -n "$ksecret" ]] || {
+            _sandbox_die "cannot parse TSIG key file $kf"
+            return 1
+        }
+        keysec="key:
+  - id: $kname
+    algorithm: $kalg
+    secret: $ksecret
+
+"
+        drkey="
+    key: $kname"
+        drnotify="    address: [$c]
+    action: notify
+  - id: dr_notify
+    address: [$dr]
+    key: $kname"
+    fi
     case $order in
         dr-first)     masters="[dr, campus]" ;;
         campus-first) masters="[campus, dr]" ;;
@@ -723,17 +792,17 @@ database:
 control:
     listen: "$d/run/knot.sock"
 
-remote:
+${keysec}remote:
   - id: campus
     address: $c@53
     via: $addr
   - id: dr
     address: $dr@53
-    via: $addr
+    via: $addr$drkey
 
 acl:
   - id: primaries_notify
-    address: [$c, $dr]
+$drnotify
     action: notify
   - id: local_transfer
     address: 127.0.0.0/8
@@ -744,7 +813,7 @@ template:
     storage: "$d/zones"
     file: "%s.zone"
     master: $masters
-    acl: [primaries_notify, local_transfer]
+    acl: [primaries_notify, ${kf:+dr_notify, }local_transfer]
 
 zone:
 EOF
@@ -762,11 +831,135 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
+# sandbox_start_pdns_secondary NAME ADDR [ORDER]
+#   Start a PowerDNS Authoritative 4.7 secondary called NAME on ADDR:53
+#   carrying both zones, with the gsqlite3 backend: a fresh database
+#   $SANDBOX_DIR/NAME/pdns.sqlite3 made from the package's schema, and
+#   `secondary=yes`.  Each zone is made with
+#     pdnsutil create-secondary-zone ZONE 127.0.0.20 127.0.0.10
+#   (ORDER dr-first, the default; campus-first swaps them) and gets the TSIG
+#   key of $SANDBOX_PDNS_KEYFILE with `pdnsutil import-tsig-key` and
+#   `pdnsutil activate-tsig-key ZONE KEY secondary` (AXFR-MASTER-TSIG: its
+#   transfers are signed, from every primary of the zone).
+#   query-local-address ADDR: its SOA checks and transfers come from ADDR.
+#   Freshness checks every second (xfr-cycle-interval=1); once it listens
+#   each zone is fetched from the campus (`pdns_control retrieve ZONE
+#   127.0.0.10`).  On a NOTIFY PowerDNS asks only the server that sent it;
+#   its other checks go to a primary it picks at random.
+#   Runs as root in the foreground (--daemon=no --guardian=no); config,
+#   control socket and pid file in $SANDBOX_DIR/NAME/, log (stderr) in
+#   pdns.log.  Transfers allowed to 127.0.0.0/8 (for sandbox_axfr).
+#   Returns once it listens.
+# ---------------------------------------------------------------------------
+sandbox_start_pdns_secondary() {
+    local name=${1:?usage: sandbox_start_pdns_secondary NAME ADDR [ORDER]}
+    local addr=${2:?usage: sandbox_start_pdns_secondary NAME ADDR [ORDER]}
+    local order=${3:-dr-first}
+    _sandbox_need_init || return 1
+    local c dr prims z d="$SANDBOX_DIR/$name" schema
+    c=$(_sandbox_campus_addr)
+    dr=$(_sandbox_dr_addr)
+    case $order in
+        dr-first)     prims="$dr $c" ;;
+        campus-first) prims="$c $dr" ;;
+        *) _sandbox_die "ORDER must be dr-first or campus-first (got '$order')"; return 1 ;;
+    esac
+    schema=${SANDBOX_PDNS_SCHEMA:-/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql}
+    [[ -r "$schema" ]] || schema=/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql
+    [[ -r "$schema" ]] || {
+        _sandbox_die "no PowerDNS sqlite3 schema (install pdns-backend-sqlite3)"
+        return 1
+    }
+    local kf kname kalg ksecret
+    kf=$(_sandbox_pdns_keyfile)
+    kname=$(_sandbox_tsig_field "$kf" name)
+    kalg=$(_sandbox_tsig_field "$kf" algorithm)
+    ksecret=$(_sandbox_tsig_field "$kf" secret)
+    [[ -n "$kname" && -n "$kalg" && -n "$ksecret" ]] || {
+        _sandbox_die "cannot parse TSIG key file $kf"
+        return 1
+    }
+    rm -rf "$d"
+    mkdir -p "$d"
+    _sandbox_add_addr "$addr"
+    cat >"$d/pdns.conf" <<PDNSCONF
+# $name: PowerDNS secondary -- generated by scripts/lib/sandbox.sh
+launch=gsqlite3
+gsqlite3-database=$d/pdns.sqlite3
+gsqlite3-dnssec=yes
+secondary=yes
+local-address=$addr
+local-port=53
+query-local-address=$addr
+xfr-cycle-interval=1
+allow-axfr-ips=127.0.0.0/8
+daemon=no
+guardian=no
+socket-dir=$d
+disable-syslog=yes
+log-dns-details=yes
+loglevel=6
+security-poll-suffix=
+distributor-threads=1
+receiver-threads=1
+PDNSCONF
+    sqlite3 "$d/pdns.sqlite3" <"$schema" || {
+        _sandbox_die "$name: cannot create $d/pdns.sqlite3"
+        return 1
+    }
+    local out="$d/pdnsutil.out"
+    pdnsutil --config-dir="$d" import-tsig-key "$kname" "$kalg" "$ksecret" >>"$out" 2>&1 || {
+        cat "$out" >&2
+        _sandbox_die "$name: pdnsutil import-tsig-key failed"
+        return 1
+    }
+    for z in "${SANDBOX_ZONES[@]}"; do
+        # shellcheck disable=SC2086
+        pdnsutil --config-dir="$d" create-secondary-zone "$z" $prims >>"$out" 2>&1 &&
+            pdnsutil --config-dir="$d" activate-tsig-key "$z" "$kname" secondary >>"$out" 2>&1 || {
+            cat "$out" >&2
+            _sandbox_die "$name: pdnsutil cannot set up $z"
+            return 1
+        }
+    done
+    _sandbox_spawn "$name" "$d/pdns.log" pdns_server --config-dir="$d"
+    _sandbox_wait_listen "$name" "$addr" || return 1
+    # PowerDNS sends each freshness check to a primary it picks at random;
+    # the DR primary is not up yet, and every check that goes there waits
+    # out a timeout.  Fetch the zones from the campus now instead.
+    for z in "${SANDBOX_ZONES[@]}"; do
+        pdns_control --config-dir="$d" retrieve "$z" "$c" >>"$out" 2>&1 || true
+    done
+    _sandbox_log "$name: PowerDNS secondary ($order) up on $addr (pid ${SANDBOX_PID[$name]})"
+}
+
+# ---------------------------------------------------------------------------
+# sandbox_restart_pdns_secondary NAME ADDR XFR_CYCLE
+#   Restart the PowerDNS secondary NAME (started by
+#   sandbox_start_pdns_secondary) on its database, with
+#   xfr-cycle-interval=XFR_CYCLE (PowerDNS's default is 60).  Its zones,
+#   keys and serials are kept.  Returns once it listens.
+# ---------------------------------------------------------------------------
+sandbox_restart_pdns_secondary() {
+    local usage="usage: sandbox_restart_pdns_secondary NAME ADDR XFR_CYCLE"
+    local name=${1:?$usage} addr=${2:?$usage} cycle=${3:?$usage}
+    local d="$SANDBOX_DIR/$name"
+    [[ "$cycle" =~ ^[0-9]+$ ]] || { _sandbox_die "bad xfr-cycle-interval '$cycle'"; return 1; }
+    [[ -f "$d/pdns.conf" ]] || { _sandbox_die "$name is not a PowerDNS secondary"; return 1; }
+    sandbox_stop "$name" || return 1
+    sed -i "s/^xfr-cycle-interval=.*/xfr-cycle-interval=$cycle/" "$d/pdns.conf"
+    _sandbox_spawn "$name" "$d/pdns.log" pdns_server --config-dir="$d"
+    _sandbox_wait_listen "$name" "$addr" || return 1
+    _sandbox_log "$name: PowerDNS secondary restarted on $addr, xfr-cycle-interval=$cycle (pid ${SANDBOX_PID[$name]})"
+}
+
+# ---------------------------------------------------------------------------
 # sandbox_start_all
 #   Start the standard topology (see the top of this file): campus primary
 #   127.0.0.10, ns0 127.0.0.15 (BIND, campus-only), ns1 127.0.0.11 (BIND,
-#   dr-first), ns2 127.0.0.12 (NSD), ns3 127.0.0.13 (Knot, dr-first),
-#   ns4 127.0.0.14 (BIND, campus-first); then wait (SANDBOX_START_TIMEOUT,
+#   dr-first, TSIG), ns2 127.0.0.12 (NSD, TSIG), ns3 127.0.0.13 (Knot,
+#   dr-first, TSIG), ns4 127.0.0.14 (BIND, campus-first, no key), ns5
+#   127.0.0.16 (PowerDNS, dr-first, TSIG); then wait (SANDBOX_START_TIMEOUT,
 #   default 30 s) until every secondary serves the campus serial of both
 #   zones.  Returns 1 (after dumping logs) on failure.
 # ---------------------------------------------------------------------------
@@ -777,10 +970,11 @@ sandbox_start_all() {
     c=$(_sandbox_campus_addr)
     sandbox_start_campus_primary || return 1
     sandbox_start_bind_secondary ns0 127.0.0.15 campus-only || return 1
-    sandbox_start_bind_secondary ns1 127.0.0.11 dr-first || return 1
+    sandbox_start_bind_secondary ns1 127.0.0.11 dr-first "$(_sandbox_bind_keyfile)" || return 1
     sandbox_start_nsd_secondary  ns2 127.0.0.12 || return 1
-    sandbox_start_knot_secondary ns3 127.0.0.13 dr-first || return 1
+    sandbox_start_knot_secondary ns3 127.0.0.13 dr-first "$(_sandbox_knot_keyfile)" || return 1
     sandbox_start_bind_secondary ns4 127.0.0.14 campus-first || return 1
+    sandbox_start_pdns_secondary ns5 127.0.0.16 dr-first || return 1
     local z a s timeout=${SANDBOX_START_TIMEOUT:-30}
     local deadline=$(( $(_sandbox_now_ms) + timeout * 1000 ))
     for z in "${SANDBOX_ZONES[@]}"; do
@@ -872,6 +1066,65 @@ sandbox_unblackhole() {
     for a in "$@"; do
         nft delete element inet drdns_sandbox blackholed "{ $a }" 2>/dev/null || true
     done
+}
+
+# ---------------------------------------------------------------------------
+# sandbox_drop_notify FROM TO
+#   Silently drop the NOTIFYs FROM sends to TO:53 (input hook of table
+#   `inet drdns_sandbox`): UDP messages with opcode NOTIFY (4), and every
+#   TCP connection from FROM to TO:53 (a primary only connects to a
+#   secondary's port 53 to notify it).  Everything else between the two
+#   passes: TO's own SOA queries and transfers from FROM still work.  The
+#   rules carry counters (see sandbox_notify_drops) and the comment
+#   "notify FROM>TO".
+# ---------------------------------------------------------------------------
+sandbox_drop_notify() {
+    local from=${1:?usage: sandbox_drop_notify FROM TO} to=${2:?usage: sandbox_drop_notify FROM TO}
+    _sandbox_nft_setup
+    # DNS flags byte 1 = transport header bit 80 (8 bytes UDP header, 2 ID
+    # bytes); opcode = its bits 1-4: (byte & 0x78) == 4 << 3
+    nft add rule inet drdns_sandbox input ip saddr "$from" ip daddr "$to" udp dport 53 \
+        '@th,80,8' '&' 0x78 == 0x20 counter drop comment "\"notify $from>$to\""
+    nft add rule inet drdns_sandbox input ip saddr "$from" ip daddr "$to" tcp dport 53 \
+        counter drop comment "\"notify $from>$to\""
+}
+
+# _sandbox_notify_rules FROM TO -- print "HANDLE PACKETS" of each rule
+# sandbox_drop_notify FROM TO added.
+_sandbox_notify_rules() {
+    nft -a list chain inet drdns_sandbox input 2>/dev/null |
+        awk -v c="\"notify $1>$2\"" 'index($0, "comment " c) {
+            p = 0; h = ""
+            for (i = 1; i < NF; i++) {
+                if ($i == "packets") p = $(i + 1)
+                if ($i == "handle") h = $(i + 1)
+            }
+            if ($NF ~ /^[0-9]+$/ && $(NF - 1) == "handle") h = $NF
+            print h, p
+        }'
+}
+
+# ---------------------------------------------------------------------------
+# sandbox_notify_drops FROM TO
+#   Print how many packets the rules of sandbox_drop_notify FROM TO have
+#   dropped (0 if there are none).
+# ---------------------------------------------------------------------------
+sandbox_notify_drops() {
+    local from=${1:?usage: sandbox_notify_drops FROM TO} to=${2:?usage: sandbox_notify_drops FROM TO}
+    _sandbox_notify_rules "$from" "$to" | awk '{ n += $2 } END { print n + 0 }'
+}
+
+# ---------------------------------------------------------------------------
+# sandbox_undrop_notify FROM TO
+#   Remove the rules of sandbox_drop_notify FROM TO (none: nothing to do).
+# ---------------------------------------------------------------------------
+sandbox_undrop_notify() {
+    local from=${1:?usage: sandbox_undrop_notify FROM TO} to=${2:?usage: sandbox_undrop_notify FROM TO}
+    local h p
+    while read -r h p; do
+        [[ -n "$h" ]] && nft delete rule inet drdns_sandbox input handle "$h"
+    done < <(_sandbox_notify_rules "$from" "$to")
+    return 0
 }
 
 # ---------------------------------------------------------------------------

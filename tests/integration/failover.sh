@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Integration test: a full DR failover against real BIND, NSD and Knot secondaries.
+# Integration test: a full DR failover against real BIND, NSD, Knot and PowerDNS
+# secondaries.
 #
 # Runs itself inside a private network namespace (unshare -n); every daemon binds
 # to 127.0.0.x on the namespace's loopback, and every process it starts is killed
@@ -14,13 +15,14 @@
 #   - --dry-run shows the plan and changes nothing;
 #   - promote --wait 20: exit 3.  ns4 (BIND listing the campus first) is still
 #     walking its primaries (~61 s: SOA retries and a TCP timeout against the
-#     silent campus) and ns5 (an off-campus BIND never configured to list drdns)
+#     silent campus) and ns6 (an off-campus BIND never configured to list drdns)
 #     REFUSES the NOTIFY and never converges; both are reported honestly, and the
-#     drdns-first BIND, NSD and Knot serve the DR serial;
+#     drdns-first BIND, NSD, Knot and PowerDNS serve the DR serial;
 #   - each secondary's AXFR equals the hand-written expected zone (dead NS dropped,
 #     its address record kept as zone data, TTLs <= dr_ttl, serial = campus + 1);
-#   - TSIG: NSD transfers with the key; an unsigned AXFR from its address is refused;
-#   - promote again --wait 150 (ns5 now down, so skipped): no second serial bump,
+#   - TSIG: NSD and PowerDNS transfer with their keys; an unsigned AXFR from
+#     their addresses is refused;
+#   - promote again --wait 150 (ns6 now down, so skipped): no second serial bump,
 #     exit 0 once ns4 has converged;
 #   - the audit log records who, why and the result; a restart keeps serving;
 #   - failback: demote with the campus back but behind is refused (exit 4, the
@@ -34,23 +36,23 @@ source "$(cd "$(dirname "$0")" && pwd)/lib.sh" "$@"
 CAMPUS_SERIAL=2026112301
 DR_SERIAL=2026112302
 ZONES=(example.edu 2.0.192.in-addr.arpa)
-LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
-FAST=(127.0.0.11 127.0.0.12 127.0.0.13) # dr-first BIND, NSD, Knot
+LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16)
+FAST=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.16) # dr-first BIND, NSD, Knot, PowerDNS
 
 sandbox_require_netns
 WORK=$(mktemp -d /tmp/drdns-failover.XXXXXX)
 sandbox_init "$WORK"
 trap 'finish; sandbox_cleanup' EXIT
 sandbox_start_all
-# ns5: off campus, alive, but its operator never added drdns as a primary.
-sandbox_start_bind_secondary ns5 127.0.0.16 campus-only
-for z in "${ZONES[@]}"; do sandbox_wait_serial 127.0.0.16 "$z" "$CAMPUS_SERIAL" 30; done
+# ns6: off campus, alive, but its operator never added drdns as a primary.
+sandbox_start_bind_secondary ns6 127.0.0.17 campus-only
+for z in "${ZONES[@]}"; do sandbox_wait_serial 127.0.0.17 "$z" "$CAMPUS_SERIAL" 30; done
 
 # drdns with its own copy of the DR set (so the test can break it).
 mkdir -p "$WORK/drdns"
 cp -r "$SRC/zones-dr" "$WORK/drdns/zones-dr"
 CONF=$WORK/drdns/drdns.conf
-drdns_write_conf "$CONF" "$WORK/drdns/zones-dr" '{ name = "ns5.example.edu."; address = "127.0.0.16"; }'
+drdns_write_conf "$CONF" "$WORK/drdns/zones-dr" '{ name = "ns6.example.edu."; address = "127.0.0.17"; }'
 check "drdnsd --check accepts the sandbox configuration" "$DRDNS_BUILD/drdnsd" --check -c "$CONF"
 check "  and says which zones publish drdnsd" grep -q "example.edu. publishes ns-dr.example.edu. as a public nameserver" <<<"$("$DRDNS_BUILD/drdnsd" --check -c "$CONF")"
 drdns_start "$CONF"
@@ -146,15 +148,15 @@ set +e
 out=$(drdnsctl --json promote --reason "test: campus dark" --yes --wait 20); rc=$?
 set -e
 echo "$out" >"$WORK/promote1.json"
-check "promote: exit 3 (ns5 never converges)" test "$rc" = 3
-check "  ns5 reported not converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns5.example.edu."][0]')" = "false"
+check "promote: exit 3 (ns6 never converges)" test "$rc" = 3
+check "  ns6 reported not converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns6.example.edu."][0]')" = "false"
 check "  ns4 (BIND, campus first, walking the dead campus) not yet converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "false"
-check "  ns5's NOTIFY reported not acknowledged" test "$(json_get "$out" '[s["notify"]["acked"] for s in d["secondaries"] if s["name"]=="ns5.example.edu."][0]')" = "false"
+check "  ns6's NOTIFY reported not acknowledged" test "$(json_get "$out" '[s["notify"]["acked"] for s in d["secondaries"] if s["name"]=="ns6.example.edu."][0]')" = "false"
 check "  ns0 (dead) skipped, not waited for" test "$(json_get "$out" '[s["skipped"] for s in d["secondaries"] if s["name"]=="ns0.example.edu."][0]')" = "true"
-for s in ns1 ns2 ns3; do
+for s in ns1 ns2 ns3 ns5; do
     check "  $s converged, with a time" test "$(json_get "$out" "[str(s['converged'])+' '+str(s['seconds'] is not None) for s in d['secondaries'] if s['name']=='$s.example.edu.'][0]")" = "True True"
 done
-check "BIND (DR first), NSD and Knot serve the DR serial" serves_all "$DR_SERIAL" "${FAST[@]}"
+check "BIND (DR first), NSD, Knot and PowerDNS serve the DR serial" serves_all "$DR_SERIAL" "${FAST[@]}"
 check "drdns serves the DR serial" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
 check "unknown zone: drdns answers REFUSED" refuses "$DRDNS_ADDR" example.org
 check "unknown zone: AXFR refused" bash -c "! dig +time=2 +tries=1 @$DRDNS_ADDR example.org AXFR | grep -q 'IN.SOA'"
@@ -186,15 +188,21 @@ KEY=$(sed -n 's/.*secret "\(.*\)".*/\1/p' "$SRC/tests/integration/keys/nsd-dr.ke
 check "TSIG: unsigned AXFR from NSD's address refused" bash -c "! dig +time=2 +tries=1 -b 127.0.0.12 @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
 check "TSIG: signed AXFR with NSD's key works" bash -c "dig +time=2 +tries=1 -b 127.0.0.12 -y hmac-sha256:drdns-nsd:$KEY @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
 check "TSIG: AXFR with a wrong key refused" bash -c "! dig +time=2 +tries=1 -b 127.0.0.12 -y hmac-sha256:drdns-nsd:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
+# TSIG: PowerDNS (ns5) signs its transfers with its own key (AXFR-MASTER-TSIG).
+PKEY=$(sed -n 's/.*secret "\(.*\)".*/\1/p' "$SRC/tests/integration/keys/pdns-dr.key")
+check "TSIG: unsigned AXFR from PowerDNS's address refused" bash -c "! dig +time=2 +tries=1 -b 127.0.0.16 @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
+check "TSIG: signed AXFR with PowerDNS's key works" bash -c "dig +time=2 +tries=1 -b 127.0.0.16 -y hmac-sha256:drdns-pdns:$PKEY @$DRDNS_ADDR example.edu AXFR | grep -q 'IN.SOA'"
+pdns_signed_axfr() { grep -q "AXFR-in zone: 'example.edu', primary: '$DRDNS_ADDR', zone committed with serial $DR_SERIAL" "$SANDBOX_DIR/ns5/pdns.log"; }
+check "  PowerDNS's own log: the AXFR from drdns committed the DR serial" pdns_signed_axfr
 
 # --- promote twice ----------------------------------------------------------
-sandbox_stop ns5
+sandbox_stop ns6
 set +e
 out=$(drdnsctl --json promote --reason "test: again" --yes --wait 150); rc=$?
 set -e
 echo "$out" >"$WORK/promote2.json"
 echo "ns4 (campus first) convergence, second promote: $(json_get "$out" '[s.get("seconds") for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]') s"
-check "second promote (ns5 gone): exit 0, every live secondary converged" test "$rc" = 0
+check "second promote (ns6 gone): exit 0, every live secondary converged" test "$rc" = 0
 check "  already_promoted, serial not bumped again" test "$(json_get "$out" 'str(d["already_promoted"])+" "+str(d["zones"][0]["new_serial"])')" = "True $DR_SERIAL"
 check "  ns4 (BIND, campus first) converged" test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns4.example.edu."][0]')" = "true"
 check "every live secondary serves $DR_SERIAL" serves_all "$DR_SERIAL" "${LIVE[@]}"
@@ -254,6 +262,7 @@ check "  every live secondary serves the campus serial $FB_SERIAL" serves_all "$
 check "  drdns answers REFUSED" bash -c "dig +time=2 +tries=1 +norec @$DRDNS_ADDR example.edu SOA | grep -q 'status: REFUSED'"
 check "  status: standby" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = standby
 check "  AXFR from ns2 (NSD) is the campus zone again (NS ns0 back)" bash -c "dig +short @127.0.0.12 example.edu NS | grep -q ns0"
+check "  ns5 (PowerDNS, campus NOTIFY received) serves the campus zone again (NS ns0 back)" bash -c "dig +short @127.0.0.16 example.edu NS | grep -q ns0"
 check "  audit: demote committed and done" grep -q '"action":"demote".*"result":"done"\|"result":"done".*"action":"demote"' "$AUDIT"
 out=$(drdnsctl --json demote --reason "test: again" --yes)
 check "a second demote: exit 0, nothing to do" test "$(json_get "$out" 'd["exit"]')" = 0

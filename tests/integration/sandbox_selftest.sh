@@ -2,16 +2,21 @@
 #
 # tests/integration/sandbox_selftest.sh -- self-test of scripts/lib/sandbox.sh
 #
-# Starts the real-nameserver sandbox (campus BIND primary + BIND/NSD/Knot
-# secondaries) inside a private network namespace and checks that:
-#   1. all five secondaries (ns0..ns4) load serial 2026112301 of both zones,
+# Starts the real-nameserver sandbox (campus BIND primary + BIND/NSD/Knot/
+# PowerDNS secondaries) inside a private network namespace and checks that:
+#   1. all six secondaries (ns0..ns5) load serial 2026112301 of both zones,
 #      and their AXFRs are identical to the campus primary's;
 #   2. blackholing 127.0.0.10 makes UDP and TCP queries to it time out, while
-#      ns1..ns4 keep answering; the rndc channel still works while blackholed
+#      ns1..ns5 keep answering; the rndc channel still works while blackholed
 #      and the NOTIFY it triggers does not get through;
-#   3. after unblackholing, a campus serial bump reaches ns1..ns4 via NOTIFY
-#      within 10 s (ns1/ns2/ns3 list the DR primary 127.0.0.20 first; nothing
-#      listens there, so they fall back to the campus).
+#   3. after unblackholing, a campus serial bump reaches ns1..ns5 via NOTIFY
+#      within 10 s (ns1/ns2/ns3/ns5 list the DR primary 127.0.0.20 first;
+#      nothing listens there, so they fall back to the campus; PowerDNS asks
+#      the NOTIFY's sender, the campus, at once);
+#   4. every secondary sends its SOA checks and transfers from its own
+#      address (the campus's log names each one's source);
+#   5. a campus NOTIFY to ns5 dropped with sandbox_drop_notify is counted
+#      and ns5 does not follow; sandbox_undrop_notify lets the next through.
 #
 # Usage: tests/integration/sandbox_selftest.sh      (as root)
 #   SANDBOX_KEEP=1  keep the work directory (logs, configs) even on success.
@@ -70,9 +75,9 @@ elapsed() { echo $(( $(date +%s%3N) - T_START )); }
 ZONES=(example.edu 2.0.192.in-addr.arpa)
 CAMPUS=127.0.0.10
 declare -A NAMEOF=([127.0.0.15]=ns0 [127.0.0.11]=ns1 [127.0.0.12]=ns2
-                   [127.0.0.13]=ns3 [127.0.0.14]=ns4)
-ALL_SEC=(127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
-DR_SEC=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
+                   [127.0.0.13]=ns3 [127.0.0.14]=ns4 [127.0.0.16]=ns5)
+ALL_SEC=(127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16)
+DR_SEC=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16)
 S0=2026112301
 
 # ---------------------------------------------------------------- startup
@@ -195,6 +200,34 @@ for z in "${ZONES[@]}"; do
             test -n "$got" -a "$got" = "$ref"
     done
 done
+
+# ------------------------------------------------------ source addresses
+# Each secondary's transfers come from its own address (BIND transfer-source,
+# NSD outgoing-interface, Knot via, PowerDNS query-local-address): on lo the
+# kernel would otherwise pick the destination, the campus's own address.
+CAMPUS_LOG=$WORK/campus/named.log
+for a in "${ALL_SEC[@]}"; do
+    check "${NAMEOF[$a]} ($a) transfers from the campus from its own address" \
+        grep -Eq "client @0x[0-9a-f]+ ${a//./\\.}#[0-9]+.*transfer of" "$CAMPUS_LOG"
+done
+check "ns5 (PowerDNS) signs its transfers from the campus with its TSIG key" \
+    grep -Eq "client @0x[0-9a-f]+ 127\.0\.0\.16#[0-9]+/key drdns-pdns .*AXFR started: TSIG drdns-pdns" "$CAMPUS_LOG"
+
+# --------------------------------------------------- a dropped NOTIFY
+S3=2026112304
+echo "== dropping the campus's NOTIFYs to ns5, bumping example.edu -> $S3"
+sandbox_drop_notify "$CAMPUS" 127.0.0.16
+check "campus primary reloaded example.edu with serial $S3" sandbox_campus_bump_serial example.edu "$S3"
+check "ns1 follows the bump" sandbox_wait_serial 127.0.0.11 example.edu "$S3" 10
+sleep 2
+check "ns5 (NOTIFY dropped) stays at $S2" test "$(sandbox_soa_serial 127.0.0.16 example.edu)" = "$S2"
+drops=$(sandbox_notify_drops "$CAMPUS" 127.0.0.16)
+check "  the drop rules counted the NOTIFY ($drops packets)" test "$drops" -ge 1
+sandbox_undrop_notify "$CAMPUS" 127.0.0.16
+check "  sandbox_undrop_notify removed the rules" test "$(sandbox_notify_drops "$CAMPUS" 127.0.0.16)" = 0
+S4=2026112305
+check "campus primary reloaded example.edu with serial $S4" sandbox_campus_bump_serial example.edu "$S4"
+check "ns5 follows the next NOTIFY ($S4)" sandbox_wait_serial 127.0.0.16 example.edu "$S4" 10
 
 # ---------------------------------------------------------------- result
 echo "== total $(elapsed) ms"

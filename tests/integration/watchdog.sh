@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Integration test: the watchdog acting on its own (no drdnsctl promote), against
-# real BIND, NSD and Knot secondaries.
+# real BIND, NSD, Knot and PowerDNS secondaries.
 #
 # Runs itself inside a private network namespace (unshare -n); every daemon binds
 # to 127.0.0.x on the namespace's loopback, and every process it starts is killed
@@ -33,8 +33,8 @@
 #           black-holed too (ISOLATED) until past the 60 s retry time: still no
 #           promotion attempted; the secondaries come back (atomically) ->
 #   (a)     automatic promotion: reason "watchdog: ...", who the watchdog;
-#           ns1 (BIND dr-first), ns2 (NSD), ns3 (Knot) and then ns4 (BIND
-#           campus-first, ~61 s) serve campus+1; ns0 (dead) dropped from the NS
+#           ns1 (BIND dr-first), ns2 (NSD), ns3 (Knot), ns5 (PowerDNS) and then
+#           ns4 (BIND campus-first, ~61 s) serve campus+1; ns0 (dead) dropped from the NS
 #           set; on_alert hooks ran with DRDNS_* env, post_promote once the
 #           promotion finished (after ns4 converged); metrics
 #           drdns_promoted 1, drdns_master_up 0; audit and state.json name the
@@ -81,9 +81,9 @@ CAMPUS_SERIAL=2026112301
 DR_SERIAL=2026112302
 FAILBACK_SERIAL=2026112310
 ZONES=(example.edu 2.0.192.in-addr.arpa)
-SECS=(127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14) # ns0..ns4
-LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)            # off campus: ns1..ns4
-FAST=(127.0.0.11 127.0.0.12 127.0.0.13) # dr-first BIND, NSD, Knot
+SECS=(127.0.0.15 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16) # ns0..ns5
+LIVE=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 127.0.0.16)            # off campus: ns1..ns5
+FAST=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.16) # dr-first BIND, NSD, Knot, PowerDNS
 
 sandbox_require_netns
 WORK=$(mktemp -d /tmp/drdns-watchdog.XXXXXX)
@@ -403,7 +403,7 @@ check "  hook env: DRDNS_ZONES names both zones ($zones_env)" \
 check "  not promoted, drdns REFUSED" no_promotion_attempted "$(logmark)"
 check "  no promote in the audit log" test "$(audit_count "$AUDIT" 'r["action"]=="promote"')" = 0
 check "  secondaries still at the campus serial" serves_all_quiet "$CAMPUS_SERIAL" "${LIVE[@]}"
-check "  metrics: drdns_pre_promote_vetoes_total 1" metric_is drdns_pre_promote_vetoes_total 1
+check "  metrics: drdns_pre_promote_vetoes_total 1 (after the round)" wait_until 10 metric_is drdns_pre_promote_vetoes_total 1
 check "  back to MASTER_DOWN with alert promote_failed" wait_until 10 state_alert MASTER_DOWN promote_failed
 
 # ---- (c2) isolation outlasting the retry ----------------------------------------------
@@ -426,7 +426,7 @@ mark=$(logmark)
 unblackhole_all "${LIVE[@]}"
 check "state.json: promoted" wait_until 20 promoted_in "$STATE"
 check "  the pre_promote hook ran again and let it through" test "$(hook_runs pre_promote)" = 2
-checkd "  ns1 (BIND dr-first), ns2 (NSD), ns3 (Knot) serve $DR_SERIAL" 'show_serials "${FAST[@]}"' \
+checkd "  ns1 (BIND dr-first), ns2 (NSD), ns3 (Knot), ns5 (PowerDNS) serve $DR_SERIAL" 'show_serials "${FAST[@]}"' \
     wait_until 40 serves_all_quiet "$DR_SERIAL" "${FAST[@]}"
 check "  drdns serves $DR_SERIAL" serves_all_quiet "$DR_SERIAL" "$DRDNS_ADDR"
 check "  watchdog state PROMOTED" wait_until 10 state_is PROMOTED
@@ -437,7 +437,7 @@ check "  state.json: reason starts with 'watchdog:'" test "$(state_json "$STATE"
 check "  audit: a promote by the watchdog, committed" \
     test "$(audit_count "$AUDIT" 'r["action"]=="promote" and r["who"]=={"watchdog":"dr-sandbox"} and r["reason"].startswith("watchdog:") and r["result"]=="committed"')" = 1
 check "  audit: no operator promote" test "$(audit_count "$AUDIT" 'r["action"]=="promote" and "uid" in r["who"]')" = 0
-for a in "$DRDNS_ADDR" 127.0.0.13 127.0.0.11 127.0.0.12; do
+for a in "$DRDNS_ADDR" 127.0.0.13 127.0.0.11 127.0.0.12 127.0.0.16; do
     ns=$(ns_set "$a")
     check "  NS set at $a lacks the dead ns0, has ns-dr ($ns)" \
         eval '[[ $ns != *ns0.example.edu* && $ns == *ns-dr.example.edu.* ]]'
@@ -491,8 +491,8 @@ t_bump=$(now_ms)
 # master_ahead alert may be short-lived when everyone follows at once, so it is
 # looked for in the log.
 check "alert master_ahead raised" wait_until 15 log_has "$mark" "kind=master_ahead"
-checkd "  ns2 (NSD), ns3 (Knot), ns4 (BIND campus-first), ns0 follow the campus" 'show_serials "${SECS[@]}"' \
-    wait_until 30 serves_all_quiet "$FAILBACK_SERIAL" 127.0.0.12 127.0.0.13 "$NS4" "$NS0"
+checkd "  ns2 (NSD), ns3 (Knot), ns4 (BIND campus-first), ns5 (PowerDNS), ns0 follow the campus" 'show_serials "${SECS[@]}"' \
+    wait_until 30 serves_all_quiet "$FAILBACK_SERIAL" 127.0.0.12 127.0.0.13 "$NS4" 127.0.0.16 "$NS0"
 # Does BIND listing drdns first (ns1) move to the campus while drdns still serves
 # the lower DR serial?  Give it 20 s more.
 if wait_until 20 log_has "$mark" "stepping down"; then
@@ -586,7 +586,7 @@ mark=$(logmark)
 drdns_start "$C3"
 check "the watchdog promotes" wait_until 20 promoted_in "$S3"
 check "  on its own" log_has "$mark" 'automatic promotion reason="watchdog:'
-checkd "  ns1, ns2, ns3 converge to $E3" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E3" "${FAST[@]}"
+checkd "  ns1, ns2, ns3, ns5 converge to $E3" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E3" "${FAST[@]}"
 in_flight=$(audit_eval "$S3/audit.log" '[r["result"] for r in recs if r["action"]=="promote"]')
 ns4_now=$(sandbox_soa_serial "$NS4" example.edu)
 check "  the promotion is still waiting (audit $in_flight; ns4 at $ns4_now)" \
@@ -636,7 +636,7 @@ check "  drdns serves $E1" serves_all_quiet "$E1" "$DRDNS_ADDR"
 # (drdnsd logs "resume notify acked=" only when the whole batch is over, ~31 s
 # with dead ns0 retried; ns1's own log shows the NOTIFY at once)
 check "  resume NOTIFY sent (ns1 logs a NOTIFY from drdns)" wait_until 20 ns1_notified_by_drdns "$nmark"
-checkd "  ns1, ns2, ns3 converge to exactly $E1" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E1" "${FAST[@]}"
+checkd "  ns1, ns2, ns3, ns5 converge to exactly $E1" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E1" "${FAST[@]}"
 check "  no second promotion" log_lacks "$mark" "promote requested"
 gen1=$(state_json "$S1" 'd["generation"]')
 drdns_stop TERM
@@ -646,7 +646,7 @@ wait_rounds_st() { sleep "$1"; } # no metrics here: rounds are 0.5 s apart
 wait_rounds_st 3
 check "second restart: state.json unchanged (generation $gen1, serial $E1)" \
     test "$(state_json "$S1" 'd["generation"]') $(serials_of "$S1")" = "$gen1 $E1 $E1"
-check "  drdns, ns1, ns2, ns3 serve $E1" serves_all_quiet "$E1" "$DRDNS_ADDR" "${FAST[@]}"
+check "  drdns, ns1, ns2, ns3, ns5 serve $E1" serves_all_quiet "$E1" "$DRDNS_ADDR" "${FAST[@]}"
 check "  watchdog PROMOTED" test "$(st 'd["state"]')" = PROMOTED
 check "  no promotion since the restart" log_lacks "$mark" "promote requested"
 n_audit=$(audit_count "$S1/audit.log" 'r["action"]=="promote" and r["result"]=="committed"')
@@ -680,7 +680,7 @@ check "  state.json: promoted, serial $E2" \
     wait_until 10 eval '[ "$(state_json "$S2" "d.get(\"promoted\")") $(serials_of "$S2")" = "true $E2 $E2" ]'
 check "  the left-over generation was removed" eval '! ls "$S2"/gen-*/.left-over-marker >/dev/null 2>&1'
 check "  exactly one generation on disk" test "$(gens "$S2")" = "gen-$(state_json "$S2" 'd["generation"]') "
-checkd "  ns1, ns2, ns3 converge to exactly $E2" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E2" "${FAST[@]}"
+checkd "  ns1, ns2, ns3, ns5 converge to exactly $E2" 'show_serials "${LIVE[@]}"' wait_until 30 serves_all_quiet "$E2" "${FAST[@]}"
 check "  drdns serves $E2" serves_all_quiet "$E2" "$DRDNS_ADDR"
 drdns_stop TERM
 
