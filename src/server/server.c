@@ -215,8 +215,9 @@ struct drdns_server {
 	const struct drdns_conf *conf;
 	uv_udp_t udp;
 	uv_tcp_t tcp;
-	struct zref *cur;   /* the promoted set, or NULL */
-	struct zref *drill; /* a drill's zone, served only while cur is NULL */
+	struct zref *cur;      /* the promoted set, or NULL */
+	struct zref *drill;    /* a drill's zone, served only while cur is NULL */
+	struct zref *handback; /* campus copies after a step-down, while cur is NULL */
 	struct drdns_server_stats st;
 	struct conn *conns;
 	unsigned n_conns;
@@ -264,10 +265,11 @@ struct reqctx {
 
 static void srv_release(struct drdns_server *srv);
 
-/* What answers queries: the promoted set, else a drill's zone, else nothing. */
+/* What answers queries: the promoted set, else the hand-back copies, else a
+ * drill's zone, else nothing. */
 static struct zref *serving(const struct drdns_server *srv)
 {
-	return srv->cur ? srv->cur : srv->drill;
+	return srv->cur ? srv->cur : srv->handback ? srv->handback : srv->drill;
 }
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c);
@@ -1812,6 +1814,16 @@ int drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set)
 	return install(srv, &srv->drill, set, "drill zone");
 }
 
+int drdns_server_set_handback(struct drdns_server *srv, struct drdns_zoneset *set)
+{
+	return install(srv, &srv->handback, set, "hand-back copies");
+}
+
+const struct drdns_zoneset *drdns_server_handback_zones(const struct drdns_server *srv)
+{
+	return srv && srv->handback ? srv->handback->set : NULL;
+}
+
 const struct drdns_zoneset *drdns_server_drill_zones(const struct drdns_server *srv)
 {
 	return srv && srv->drill ? srv->drill->set : NULL;
@@ -1846,9 +1858,11 @@ void drdns_server_close(struct drdns_server *srv, void (*cb)(void *arg), void *a
 	for (struct conn *c = srv->conns; c; c = c->next)
 		conn_close(c);
 	cache_stop(srv, NULL); /* the callback waits for their after-work callbacks */
-	struct zref *cur = srv->cur, *drill = srv->drill;
+	struct zref *cur = srv->cur, *drill = srv->drill, *handback = srv->handback;
 	srv->cur = NULL;
 	srv->drill = NULL;
+	srv->handback = NULL;
 	zref_put(cur);
 	zref_put(drill);
+	zref_put(handback);
 }

@@ -844,6 +844,8 @@ static json_t *demote(struct sandbox *s, bool dry_run, double wait)
 	return r.reply;
 }
 
+static bool start_master(struct sandbox *s, uint32_t serial);
+
 /* Promote with the master dead, then bring the master back at serial. */
 static bool promoted_then_master_back(struct sandbox *s, uint32_t serial)
 {
@@ -851,13 +853,7 @@ static bool promoted_then_master_back(struct sandbox *s, uint32_t serial)
 	json_t *reply = promote(s, false, 2.0);
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
 	json_decref(reply);
-	memset(&s->master_conf, 0, sizeof(s->master_conf));
-	s->master_conf.controller.address = "127.0.0.32";
-	s->master_conf.controller.port = s->port_master;
-	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
-		return false;
-	drdns_server_set_zones(s->master, set_with_serial(s, serial));
-	return true;
+	return start_master(s, serial);
 }
 
 static void test_demote_standby_is_noop(void **state)
@@ -964,6 +960,10 @@ static bool start_master(struct sandbox *s, uint32_t serial)
 	memset(&s->master_conf, 0, sizeof(s->master_conf));
 	s->master_conf.controller.address = "127.0.0.32";
 	s->master_conf.controller.port = s->port_master;
+	/* the hand-back fetches the campus copies (unsigned, from the controller) */
+	static char *handback_from[] = {"127.0.0.30"};
+	s->master_conf.controller.allow_transfer = handback_from;
+	s->master_conf.controller.n_allow_transfer = 1;
 	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
 		return false; /* the random port is taken */
 	drdns_server_set_zones(s->master, set_with_serial(s, serial));
