@@ -10,11 +10,11 @@
  * with a key every one must also carry a TSIG of that key that verifies (the
  * first over the request's MAC, each next over the previous message's, RFC
  * 8945 5.3.1): a missing or bad signature fails the transfer.  (RFC 8945 lets
- * a server leave up to 99 messages in between unsigned; BIND, Knot and
- * PowerDNS sign every one, NSD only every 96th: a multi-message AXFR from NSD
- * with a key fails here.)  The first record must be the zone's SOA, and the
- * transfer ends at the next SOA of the zone (RFC 5936).
- * Another thread may stop a transfer early through opts.cancel.
+ * a server leave up to 99 messages in between unsigned but says to sign
+ * every one; BIND, Knot, PowerDNS and current NSD do; older NSD releases
+ * signed every 96th only, and a multi-message AXFR from one fails here.)  The first record must be
+ * the zone's SOA, and the transfer ends at the next SOA of the zone (RFC 5936). Another thread may
+ * stop a transfer early through opts.cancel.
  */
 #ifndef DRDNS_AXFR_H
 #define DRDNS_AXFR_H

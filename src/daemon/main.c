@@ -16,6 +16,7 @@
 #include "drdns/server.h"
 #include "drdns/audit.h"
 #include "drdns/checks.h"
+#include "drdns/tsig.h"
 #include "drdns/state.h"
 #include "drdns/watchdog.h"
 #include "drdns/zone.h"
@@ -761,10 +762,21 @@ int main(int argc, char **argv)
 	print_diag(&diag);
 	drdns_diag_clear(&diag);
 	if (check) {
-		if (ok)
+		if (ok) {
 			printf("%s: OK: configuration valid, %zu DR zone(s) valid in %s\n", config,
 			       dr->n, conf->zones.directory);
-		else
+			if (conf->master.key)
+				printf(
+				    "%s: failback hand-back: AXFR from the master %s TSIG-signed "
+				    "with key %s (%s)\n",
+				    config, conf->master.address, conf->master.key->name,
+				    conf->master.tsig_key_file);
+			else
+				printf(
+				    "%s: failback hand-back: AXFR from the master %s unsigned, "
+				    "from %s (set master.tsig_key if the master requires TSIG)\n",
+				    config, conf->master.address, conf->controller.address);
+		} else
 			fprintf(stderr, "%s: check failed\n", config);
 		drdns_zoneset_free(dr);
 		drdns_conf_free(conf);
