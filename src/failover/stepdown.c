@@ -303,8 +303,9 @@ static void on_fetched(struct drdns_zoneset *copies, json_t *report, const char 
 		drdns_log(DRDNS_LOG_ERR, "failover",
 		          "%s stopped: a campus copy failed its checks; nothing changed",
 		          op->action);
+		json_t *hb = json_pack("{s:O}", "zones", report ? report : json_null());
 		json_object_set_new(op->record, "error", json_string(error));
-		json_object_set(op->record, "handback", report ? report : json_null());
+		json_object_set(op->record, "handback", hb ? hb : json_null());
 		if (!op->dry_run)
 			audit(op, "error", DRDNS_EXIT_ERROR);
 		json_t *reply = drdns_error_reply(
@@ -312,8 +313,9 @@ static void on_fetched(struct drdns_zoneset *copies, json_t *report, const char 
 		    "hand-back stopped: the campus copy of a zone failed its checks:\n  %s\n"
 		    "Nothing changed: drdns is still promoted and serves the DR set.",
 		    error);
-		if (reply)
-			json_object_set(reply, "handback", report ? report : json_null());
+		if (reply && hb)
+			json_object_set(reply, "handback", hb);
+		json_decref(hb);
 		fail_op(op, reply);
 		return;
 	}
@@ -352,7 +354,8 @@ static void on_fetched(struct drdns_zoneset *copies, json_t *report, const char 
 		drdns_log(DRDNS_LOG_ERR, "failover",
 		          "%s not committed: cannot save state dir=%s error=\"%s\"", op->action,
 		          conf->controller.state_dir, drdns_strerror(ret));
-		json_object_set(op->record, "handback", report ? report : json_null());
+		json_object_set_new(op->record, "handback",
+		                    json_pack("{s:O}", "zones", report ? report : json_null()));
 		audit(op, "error", DRDNS_EXIT_ERROR);
 		fail_op(op, drdns_error_reply(op->action, DRDNS_EXIT_ERROR,
 		                              "cannot save state in %s: %s; nothing changed",

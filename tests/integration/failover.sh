@@ -260,6 +260,8 @@ check "demote --dry-run with the campus ahead: ready on every zone" \
     test "$(json_get "$out" 'all(z["ready"] for z in d["zones"]) and d["dry_run"]')" = true
 check "  and it fetched and checked every campus copy (serial $FB_SERIAL)" \
     test "$(json_get "$out" '" ".join(sorted(set(str(z["ok"])+":"+str(z["campus_serial"]) for z in d["handback"]["zones"])))')" = "True:$FB_SERIAL"
+human=$(drdnsctl demote --reason "test: failback" --dry-run)
+check "  the human dry run lists the hand-back copies" grep -q "hand-back (campus copies" <<<"$human"
 check "  still primary after the dry run" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = primary
 check "  drdns still serves $DR_SERIAL" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
 check "  ns1 (cut off from the campus) still serves $DR_SERIAL" serves_all "$DR_SERIAL" 127.0.0.11

@@ -1766,8 +1766,11 @@ static void test_handback_copy_not_above_dr(void **state)
 	assert_non_null(strstr(reply_error(reply), "example.edu.: the campus serial 2024010106 is "
 	                                           "not above the DR serial 2024010106"));
 	assert_non_null(strstr(reply_error(reply), "Nothing changed"));
-	json_t *hz = json_array_get(json_object_get(reply, "handback"), 0);
+	json_t *hz =
+	    json_array_get(json_object_get(json_object_get(reply, "handback"), "zones"), 0);
 	assert_false(json_is_true(json_object_get(hz, "ok")));
+	assert_int_equal(json_integer_value(json_object_get(hz, "campus_serial")),
+	                 CAMPUS_SERIAL + 1);
 	json_decref(reply);
 	assert_still_promoted(s, before, n_audit, "not above the DR serial");
 	free(before);
