@@ -905,6 +905,8 @@ static void print_status(FILE *f, const json_t *r)
 		if (json_is_object(pb))
 			fprintf(f, "paused by %s: %s\n", jstr(pb, "who") ? jstr(pb, "who") : "?",
 			        jstr(pb, "reason") ? jstr(pb, "reason") : "");
+		if (jstr(wd, "stepdown_error"))
+			fprintf(f, "step-down: %s\n", jstr(wd, "stepdown_error"));
 		const json_t *wz;
 		size_t k;
 		json_array_foreach(json_object_get(wd, "zones"), k, wz)

@@ -1551,8 +1551,6 @@ static json_t *dnssec_json(const struct drdns_watchdog *wd, double now)
 	json_object_set_new(o, "next_resign", time_or_null(next_resign));
 	json_object_set_new(o, "resign_error",
 	                    wd->resign_error[0] ? json_string(wd->resign_error) : json_null());
-	json_object_set_new(o, "stepdown_error",
-	                    wd->stepdown_error[0] ? json_string(wd->stepdown_error) : json_null());
 	json_object_set_new(o, "earliest_dark",
 	                    dark > 0
 	                        ? json_pack("{s:s, s:I, s:I}", "zone", dark_zone, "at",
@@ -1648,6 +1646,9 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 		json_array_append_new(
 		    alerts, json_pack("{s:s, s:s}", "id", "watchdog_blind", "message", wd->blind));
 	}
+	/* the last automatic step-down's hand-back stopped (handback.h), or null */
+	json_object_set_new(o, "stepdown_error",
+	                    wd->stepdown_error[0] ? json_string(wd->stepdown_error) : json_null());
 	json_object_set_new(o, "down_since",
 	                    d->fail_streak > 0 ? json_integer((json_int_t)d->down_since)
 	                                       : json_null());

@@ -1483,6 +1483,55 @@ static void test_stop_during_stepdown(void **state)
 	json_decref(audit);
 }
 
+static bool has_stepdown_error(const struct sandbox *s)
+{
+	json_t *st = status(s);
+	bool has = json_is_string(json_object_get(st, "stepdown_error"));
+	json_decref(st);
+	return has;
+}
+
+/* The step-down's hand-back stops (the master refuses the transfer of its
+ * copy): drdns stays promoted and serving, the step-down is on record as an
+ * error, the reason is in status and alert handback-failed, and the watchdog
+ * does not try again at once (it waits HANDBACK_RETRY). */
+static void test_stepdown_handback_refused(void **state)
+{
+	struct sandbox *s = *state;
+	simulate_transfer(s);
+	wd_start(s);
+	wait_promoted(s);
+	const uint32_t campus = CAMPUS_SERIAL + 10;
+	master_start(s, campus);
+	s->master_conf.controller.n_allow_transfer = 0; /* the master refuses AXFR */
+	ns1_serve(s, campus);
+	WAIT_FOR(s, has_stepdown_error(s));
+	json_t *st = status(s);
+	const char *err = jstr(st, "stepdown_error");
+	assert_non_null(strstr(err, "example.edu.: AXFR from 127.0.0.32"));
+	assert_non_null(strstr(err, "REFUSED"));
+	json_decref(st);
+	WAIT_FOR(s, !s->ctx.busy);
+	assert_true(s->ctx.state->promoted);
+	const struct drdns_zoneset *served = drdns_server_zones(s->ctx.server);
+	assert_non_null(served);
+	assert_int_equal(drdns_zone_serial(served->zones[0]), CAMPUS_SERIAL + 1);
+	assert_null(drdns_server_handback_zones(s->ctx.server));
+	WAIT_FOR(s, has_alert(s, "handback-failed"));
+	pump_for(s, 0.5); /* several rounds: no second attempt */
+	json_t *audit = audit_lines(s);
+	size_t errors = 0, n = json_array_size(audit);
+	for (size_t i = 0; i < n; i++) {
+		json_t *rec = json_array_get(audit, i);
+		if (!strcmp(jstr(rec, "action"), "stepdown")) {
+			assert_string_equal(jstr(rec, "result"), "error");
+			errors++;
+		}
+	}
+	assert_int_equal(errors, 1);
+	json_decref(audit);
+}
+
 /* reconf takes new thresholds and actions; streaks are kept. */
 static void test_reconf_thresholds(void **state)
 {
@@ -2573,6 +2622,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pre_promote_veto, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hooks_promote, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stepdown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stepdown_handback_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_stepdown_unless_ahead_and_followed, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_during_round, setup, teardown),
