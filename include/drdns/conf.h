@@ -5,7 +5,7 @@
  * files and directories exist) and reports every problem as "file:line: message"
  * in the diagnostics collector, sorted by file and line (warnings, prefixed
  * "warning: ", do not make the load fail).  Every path (zones.directory,
- * controller.state_dir, audit_log, control_socket, pid_file,
+ * controller.state_dir, audit_log, control_socket, pid_file, master.tsig_key,
  * secondaries[].tsig_key) is made absolute relative to the directory of the
  * configuration file.  Unknown settings are errors.  See etc/drdns.conf.example
  * for the ranges.
@@ -62,6 +62,12 @@ struct drdns_conf {
 		int fail_after;    /* consecutive silent rounds before it is down, default 3 */
 		int recover_after; /* consecutive answering rounds before it counts as back,
 		                    * default 3 */
+		/* TSIG for the hand-back relay's AXFR from the master (demote, step-down):
+		 * a BIND key file (absolute path), or NULL (unsigned); key loaded from it,
+		 * owned. */
+		char *tsig_key_file;
+		struct drdns_tsig_key *key;
+		double axfr_timeout; /* seconds per hand-back AXFR, default 60 */
 	} master;
 
 	struct drdns_secondary *secondaries; /* n_secondaries entries, owned */

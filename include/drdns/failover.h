@@ -37,6 +37,10 @@ struct drdns_ctx {
 	struct drdns_server *server;
 	bool busy;                       /* a promotion or step-down is running */
 	struct drdns_watchdog *watchdog; /* or NULL (tests) */
+	/* unix time the hand-back window closes at the latest while a step-down
+	 * relays the campus copies (drdns_server_handback_zones), else 0.  Not
+	 * persisted: after a restart drdnsd is standby and answers REFUSED. */
+	double handback_until;
 };
 
 /* Called once with the reply for the control client (reference stolen) and the
@@ -108,29 +112,46 @@ int drdns_status_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
 void drdns_promote_resume_notify(struct drdns_ctx *ctx);
 
 /*
- * Step down: stop serving the DR set and return to standby.  The watchdog
- * does this once the master is back and ahead of the DR serial on every zone
- * (the secondaries fail back by themselves then); drdnsctl demote does it
- * after checking the same.  Commits state.json (promoted = false; the
- * published serials are remembered as seen, so a later promotion goes above
- * them), installs nothing in the server (REFUSED again, so BIND secondaries
- * that list drdns first move on to the campus primary), audit-logs, and
- * NOTIFYs the peers with the master's serials so each re-checks its primaries
- * now; with wait > 0 it also polls each peer until it serves the master's
- * serials, at the same time.  done gets the reply (exit 0, or 3 when a peer
- * did not converge); it may run before drdns_stepdown_start returns.  Returns
- * DRDNS_EBUSY when an operation runs, DRDNS_ESTATE when not promoted, or a
- * save error (then nothing changed).
+ * Step down: stop serving the DR set and return to standby, through the
+ * hand-back relay.  The watchdog does this once the master is back and ahead
+ * of the DR serial on every zone; drdnsctl demote does it after checking the
+ * same.
+ *   1. Fetch every published zone from the campus master by AXFR (thread
+ *      pool, a few at once, TSIG with master.tsig_key when configured) and
+ *      check each copy (handback.h: complete, the zone asked for, apex NS,
+ *      serial above the DR serial).  Any failure: done gets exit 1 naming the
+ *      zone and why, and nothing changed (still promoted, the same set served,
+ *      state.json untouched); audit record result "error".  dry_run stops
+ *      here with exit 0 and the copies' report (no audit record).
+ *   2. Commit state.json (promoted = false; the published serials are
+ *      remembered as seen, so a later promotion goes above them), audit-log.
+ *   3. Serve the campus copies exactly as they are from the server's
+ *      hand-back slot (drdns_server_set_handback) instead of the DR set, so a
+ *      secondary that asks only drdns (PowerDNS asks the NOTIFY's sender; a
+ *      BIND listing drdns first that missed the campus NOTIFY) gets the
+ *      campus data; NOTIFY the peers with the copies' serials and poll each
+ *      until it serves them (or newer), for wait seconds (policy.default_wait
+ *      when wait <= 0).
+ *   4. When every peer converged or the wait ran out, stop serving the
+ *      copies (REFUSED again).
+ * The window is not persisted: a crash or restart in it leaves drdnsd standby
+ * (REFUSED); the secondaries still find the campus primary.  done gets the
+ * reply: exit 0, or 3 when wait > 0 and a peer did not converge; reply
+ * "handback": {zones: [...], seconds, closed}.  done never runs before
+ * drdns_stepdown_start returns 0.  Returns DRDNS_EBUSY when an operation runs,
+ * DRDNS_ESTATE when not promoted (or no server), DRDNS_ENOMEM (then nothing
+ * changed and done is never called).
  */
 struct drdns_stepdown_opts {
 	const char *action; /* "stepdown" (watchdog) or "demote" (operator): audit, reply */
 	const char *reason;
-	const json_t *who;                              /* borrowed */
-	const struct drdns_zone_serial *master_serials; /* per zone (copied) */
+	const json_t *who;                              /* borrowed (copied) */
+	const struct drdns_zone_serial *master_serials; /* per zone (copied): audit */
 	size_t n_serials;
 	const struct drdns_xfr_peer *peers; /* copied; NULL: every configured secondary */
 	size_t n_peers;
-	double wait; /* > 0: watch convergence this long */
+	double wait;  /* > 0: watch convergence this long; exit 3 if not all converge */
+	bool dry_run; /* fetch and check the campus copies only */
 };
 int drdns_stepdown_start(struct drdns_ctx *ctx, const struct drdns_stepdown_opts *opts,
                          drdns_op_done_cb done, void *arg);

@@ -61,6 +61,13 @@ void drdns_server_set_zones(struct drdns_server *srv, struct drdns_zoneset *set)
  * returns the drill's set.  Returns 0, or an error (out of memory, server
  * closing): then set is freed and what was served before stays. */
 int drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set);
+/* The hand-back relay (failover.h, drdns_stepdown_start): serve the campus
+ * copies in set exactly as they are (ownership passes; NULL: stop) while no
+ * zone set is installed, before a drill's set.  Same contract as
+ * drdns_server_set_drill; drdns_server_zones() never returns this set. */
+int drdns_server_set_handback(struct drdns_server *srv, struct drdns_zoneset *set);
+/* The hand-back set, or NULL (still owned by the server). */
+const struct drdns_zoneset *drdns_server_handback_zones(const struct drdns_server *srv);
 /* The drill's set, or NULL (still owned by the server). */
 const struct drdns_zoneset *drdns_server_drill_zones(const struct drdns_server *srv);
 /* The set being served, or NULL (still owned by the server). */

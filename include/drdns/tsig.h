@@ -49,6 +49,13 @@ int drdns_tsig_sign_next(ldns_pkt *pkt, const struct drdns_tsig_key *key, const 
 int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
                       const struct drdns_tsig_key *key, const ldns_rdf *request_mac);
 
+/* Verify a follow-on message of a multi-message response (RFC 8945 5.3.1: the
+ * MAC covers the previous message's MAC, this message and only the timers).
+ * prev_mac is the MAC of the previous message (required).  Returns 0 or
+ * DRDNS_ETSIG, as drdns_tsig_verify. */
+int drdns_tsig_verify_next(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
+                           const struct drdns_tsig_key *key, const ldns_rdf *prev_mac);
+
 /* ---- the server side (src/server) */
 
 /* TSIG error codes (RFC 8945 5.2). */

@@ -735,6 +735,33 @@ static void print_demote(FILE *f, const json_t *r)
 		}
 		table_print(f, &t, "  ");
 	}
+	/* the hand-back relay: the campus copies fetched, checked and served */
+	const json_t *hb = json_object_get(r, "handback");
+	const json_t *hbz = json_object_get(hb, "zones");
+	if (json_array_size(hbz) > 0) {
+		fprintf(f, "\nhand-back (campus copies by AXFR from the master):\n");
+		struct table t = {.ncols = 6};
+		table_row(&t, "ZONE", "DR SERIAL", "CAMPUS", "RECORDS", "OK", "DETAIL");
+		json_array_foreach(hbz, i, z)
+		{
+			char dr[24], cs[24], rec[24];
+			fmt_int(dr, sizeof(dr), z, "dr_serial");
+			fmt_int(cs, sizeof(cs), z, "campus_serial");
+			fmt_int(rec, sizeof(rec), z, "records");
+			table_row(&t, jstr(z, "zone"), dr, cs, rec,
+			          jbool(z, "ok") == 1 ? "yes" : "NO", jstr(z, "detail"));
+		}
+		table_print(f, &t, "  ");
+		double v;
+		if (jnum(hb, "seconds", &v))
+			fprintf(f, "  served the copies for %.2f s (%s), then REFUSED\n", v,
+			        jstr(hb, "closed") ? jstr(hb, "closed") : "closed");
+		else if (jnum(hb, "window_seconds", &v))
+			fprintf(f,
+			        "  would serve the copies for at most %.0f s while the secondaries "
+			        "follow\n",
+			        v);
+	}
 	const json_t *secs = json_object_get(r, "secondaries");
 	if (json_array_size(secs) > 0) {
 		fprintf(f, "\nsecondaries:\n");
@@ -853,9 +880,9 @@ static void print_alert_ack(FILE *f, const json_t *o)
 static void print_status(FILE *f, const json_t *r)
 {
 	static const char *const known[] = {
-	    "exit",   "command",    "role",   "state",       "since", "reason",
-	    "who",    "controller", "master", "secondaries", "zones", "alerts",
-	    "server", "message",    "error",  "watchdog",    NULL};
+	    "exit",   "command",    "role",   "state",       "since",    "reason",
+	    "who",    "controller", "master", "secondaries", "zones",    "alerts",
+	    "server", "message",    "error",  "watchdog",    "handback", NULL};
 	const json_t *ctl = json_object_get(r, "controller");
 	const json_t *m = json_object_get(r, "master");
 	size_t i, j;
@@ -884,6 +911,20 @@ static void print_status(FILE *f, const json_t *r)
 	}
 	if (jstr(r, "reason"))
 		fprintf(f, "reason: %s\n", jstr(r, "reason"));
+	const json_t *hb = json_object_get(r, "handback");
+	if (json_is_object(hb)) {
+		long long until = 0;
+		jint(hb, "until", &until);
+		fprintf(f, "hand-back: relaying the campus copies of");
+		json_array_foreach(json_object_get(hb, "zones"), i, z)
+		{
+			long long sv = 0;
+			jint(z, "serial", &sv);
+			fprintf(f, " %s (%lld)", jstr(z, "zone") ? jstr(z, "zone") : "?", sv);
+		}
+		fprintf(f, " until the secondaries follow, %lld s at most\n",
+		        until > (long long)time(NULL) ? until - (long long)time(NULL) : 0LL);
+	}
 	const json_t *who = json_object_get(r, "who");
 	if (who && !json_is_null(who)) {
 		fputs("by: ", f);
@@ -904,6 +945,8 @@ static void print_status(FILE *f, const json_t *r)
 		if (json_is_object(pb))
 			fprintf(f, "paused by %s: %s\n", jstr(pb, "who") ? jstr(pb, "who") : "?",
 			        jstr(pb, "reason") ? jstr(pb, "reason") : "");
+		if (jstr(wd, "stepdown_error"))
+			fprintf(f, "step-down: %s\n", jstr(wd, "stepdown_error"));
 		const json_t *wz;
 		size_t k;
 		json_array_foreach(json_object_get(wd, "zones"), k, wz)

@@ -54,6 +54,7 @@
 #define WAIT_MAX              86400.0
 #define LONG_WAIT_MAX         (90 * 86400.0) /* watchdog delays: up to 90 days */
 #define HOOK_TIMEOUT_MAX      3600.0
+#define AXFR_TIMEOUT_MAX      3600.0
 #define DNSSEC_VALIDITY_MIN   86400LL    /* one day */
 #define DNSSEC_VALIDITY_MAX   31536000LL /* one year */
 #define DNSSEC_NSEC3_ITER_MAX 100LL      /* RFC 9276: 0; validators give up above ~100 */
@@ -65,8 +66,9 @@ static const char *const root_keys[] = {"controller", "master", "secondaries", "
 static const char *const controller_keys[] = {
     "id",        "address",   "port",     "ns_name",        "control_socket",
     "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
-static const char *const master_keys[] = {"address",    "port",          "interval", "timeout",
-                                          "fail_after", "recover_after", NULL};
+static const char *const master_keys[] = {"address",  "port",         "interval",
+                                          "timeout",  "fail_after",   "recover_after",
+                                          "tsig_key", "axfr_timeout", NULL};
 static const char *const secondary_keys[] = {"name",      "address",          "port", "tsig_key",
                                              "on_campus", "transfer_sources", NULL};
 static const char *const zones_keys[] = {"directory", "dr_ttl", "min_ns", NULL};
@@ -716,6 +718,31 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 	                 &c->controller.allow_transfer, &c->controller.n_allow_transfer);
 }
 
+/* A tsig_key setting: a BIND key file, relative to the configuration's
+ * directory.  Sets *file and *key (owned by the caller's struct); reports
+ * errors at the setting's line. */
+static void load_key_file(struct loader *l, const config_setting_t *s, const char *prefix,
+                          const char *v, char **file, struct drdns_tsig_key **key)
+{
+	*file = resolve(l, v);
+	if (!*file)
+		return;
+	struct stat st;
+	if (stat(*file, &st) != 0) {
+		report(l, s, "%s.tsig_key: cannot use '%s': %s", prefix, *file, strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		report(l, s, "%s.tsig_key: '%s' is not a regular file", prefix, *file);
+	} else {
+		struct drdns_diag kd = {0};
+		if (drdns_tsig_key_load(*file, key, &kd) != 0) {
+			*key = NULL;
+			report(l, s, "%s.tsig_key: cannot load the key in '%s'%s", prefix, *file,
+			       kd.n ? " (see below)" : "");
+		}
+		adopt_messages(l, s, &kd);
+	}
+}
+
 static void load_master(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
 {
 	const config_setting_t *g = get_group(l, root, "master", true);
@@ -742,6 +769,10 @@ static void load_master(struct loader *l, const config_setting_t *root, struct d
 		c->master.fail_after = (int)n;
 	if (get_int(l, g, "master", "recover_after", FAIL_AFTER_MIN, FAIL_AFTER_MAX, &n))
 		c->master.recover_after = (int)n;
+	if ((v = get_string(l, g, "master", "tsig_key", false, &s)))
+		load_key_file(l, s, "master", v, &c->master.tsig_key_file, &c->master.key);
+	get_num(l, g, "master", "axfr_timeout", 0, EXCL, AXFR_TIMEOUT_MAX, &c->master.axfr_timeout,
+	        &s);
 }
 
 static void load_secondary(struct loader *l, const config_setting_t *e, int i,
@@ -773,27 +804,8 @@ static void load_secondary(struct loader *l, const config_setting_t *e, int i,
 	snprintf(what, sizeof(what), "%s.transfer_sources", prefix);
 	load_prefix_list(l, get_member(e, "transfer_sources"), what, &sec->transfer_sources,
 	                 &sec->n_transfer_sources);
-	if ((v = get_string(l, e, prefix, "tsig_key", false, &s))) {
-		sec->tsig_key_file = resolve(l, v);
-		if (!sec->tsig_key_file)
-			return;
-		struct stat st;
-		if (stat(sec->tsig_key_file, &st) != 0) {
-			report(l, s, "%s.tsig_key: cannot use '%s': %s", prefix, sec->tsig_key_file,
-			       strerror(errno));
-		} else if (!S_ISREG(st.st_mode)) {
-			report(l, s, "%s.tsig_key: '%s' is not a regular file", prefix,
-			       sec->tsig_key_file);
-		} else {
-			struct drdns_diag kd = {0};
-			if (drdns_tsig_key_load(sec->tsig_key_file, &sec->key, &kd) != 0) {
-				sec->key = NULL;
-				report(l, s, "%s.tsig_key: cannot load the key in '%s'%s", prefix,
-				       sec->tsig_key_file, kd.n ? " (see below)" : "");
-			}
-			adopt_messages(l, s, &kd);
-		}
-	}
+	if ((v = get_string(l, e, prefix, "tsig_key", false, &s)))
+		load_key_file(l, s, prefix, v, &sec->tsig_key_file, &sec->key);
 }
 
 static void load_secondaries(struct loader *l, const config_setting_t *root, struct drdns_conf *c)
@@ -1191,6 +1203,7 @@ static void set_defaults(struct drdns_conf *c)
 	c->master.timeout = 0.5;
 	c->master.fail_after = 3;
 	c->master.recover_after = 3;
+	c->master.axfr_timeout = 60.0;
 	c->zones.dr_ttl = 600;
 	c->zones.min_ns = 2;
 	c->policy.auto_promote = false;
@@ -1333,6 +1346,8 @@ void drdns_conf_free(struct drdns_conf *conf)
 		free(conf->controller.allow_transfer[i]);
 	free(conf->controller.allow_transfer);
 	free(conf->master.address);
+	free(conf->master.tsig_key_file);
+	drdns_tsig_key_free(conf->master.key);
 	for (size_t i = 0; i < conf->n_secondaries; i++) {
 		struct drdns_secondary *s = &conf->secondaries[i];
 		free(s->name);

@@ -17,6 +17,7 @@
 #include "drdns/audit.h"
 #include "drdns/checks.h"
 #include "drdns/rewrite.h"
+#include "drdns/tsig.h"
 #include "drdns/state.h"
 #include "drdns/watchdog.h"
 #include "drdns/zone.h"
@@ -773,6 +774,17 @@ int main(int argc, char **argv)
 				else
 					printf("  %s does not publish drdns (MNAME only)\n",
 					       dr->zones[i]->name);
+			if (conf->master.key)
+				printf(
+				    "%s: failback hand-back: AXFR from the master %s TSIG-signed "
+				    "with key %s (%s)\n",
+				    config, conf->master.address, conf->master.key->name,
+				    conf->master.tsig_key_file);
+			else
+				printf(
+				    "%s: failback hand-back: AXFR from the master %s unsigned, "
+				    "from %s (set master.tsig_key if the master requires TSIG)\n",
+				    config, conf->master.address, conf->controller.address);
 		} else
 			fprintf(stderr, "%s: check failed\n", config);
 		drdns_zoneset_free(dr);

@@ -7,9 +7,11 @@
  *      only a higher serial, so until then they would keep the DR data and
  *      eventually expire it.  The refusal says, per zone, the smallest serial
  *      the master must publish, in two steps when the gap is 2^31 or more;
- *   3. --dry-run stops here;
- *   4. step down (stepdown.c): commit standby, REFUSED, NOTIFY the secondaries
- *      that answered, and watch each converge to the master's serials.
+ *   3. step down (stepdown.c) through the hand-back relay: fetch and check
+ *      every zone's campus copy (any failure: exit 1, nothing changed;
+ *      --dry-run stops after this with the copies' report), commit standby,
+ *      serve the campus copies while NOTIFYing the secondaries that answered
+ *      and watching each converge, then REFUSED.
  */
 #include "drdns/audit.h"
 #include "drdns/conf.h"
@@ -64,13 +66,14 @@ struct demote_run {
 	drdns_op_done_cb done;
 	void *arg;
 	json_t *plan;
+	bool dry_run;
 };
 
 static void on_stepped_down(json_t *reply, void *arg)
 {
 	struct demote_run *run = arg;
 	json_object_set_new(reply, "zones", run->plan);
-	json_object_set_new(reply, "dry_run", json_false());
+	json_object_set_new(reply, "dry_run", json_boolean(run->dry_run));
 	run->done(reply, run->arg);
 	free(run);
 }
@@ -180,17 +183,6 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 		finish(op, reply);
 		return;
 	}
-	if (op->dry_run) {
-		free(serials);
-		free(peers);
-		finish(op,
-		       json_pack("{s:i, s:s, s:b, s:s, s:O}", "exit", DRDNS_EXIT_OK, "command",
-		                 "demote", "dry_run", true, "message",
-		                 "dry run: the master is ahead on every zone; a demote would stop "
-		                 "serving the DR set. Nothing changed.",
-		                 "zones", op->plan));
-		return;
-	}
 	struct demote_run *run = calloc(1, sizeof(*run));
 	struct drdns_stepdown_opts so = {
 	    .action = "demote",
@@ -201,12 +193,14 @@ static void on_probed(struct drdns_soa_result *results, size_t n, void *arg)
 	    .peers = peers,
 	    .n_peers = n_peers,
 	    .wait = op->wait >= 0 ? op->wait : ctx->conf->policy.default_wait,
+	    .dry_run = op->dry_run,
 	};
 	int ret = DRDNS_ENOMEM;
 	if (run) {
 		run->done = op->done;
 		run->arg = op->arg;
 		run->plan = json_incref(op->plan);
+		run->dry_run = op->dry_run;
 		ctx->busy = false; /* stepdown takes the lock itself */
 		ret = drdns_stepdown_start(ctx, &so, on_stepped_down, run);
 	}

@@ -182,6 +182,19 @@ static void on_status_probed(struct drdns_soa_result *results, size_t n, void *a
 	    "zones", zones, "alerts", op->alerts, "server", "queries", (json_int_t)stats.queries,
 	    "refused", (json_int_t)stats.refused, "axfr", (json_int_t)stats.axfr,
 	    "active_transfers", (json_int_t)stats.active_transfers);
+	/* The hand-back window of a step-down (not persisted): the campus copies served. */
+	const struct drdns_zoneset *hb =
+	    ctx->server ? drdns_server_handback_zones(ctx->server) : NULL;
+	if (reply && hb) {
+		json_t *names = json_array();
+		for (size_t i = 0; names && i < hb->n; i++)
+			json_array_append_new(
+			    names, json_pack("{s:s, s:I}", "zone", hb->zones[i]->name, "serial",
+			                     (json_int_t)drdns_zone_serial(hb->zones[i])));
+		json_object_set_new(reply, "handback",
+		                    json_pack("{s:o, s:I}", "zones", names ? names : json_array(),
+		                              "until", (json_int_t)ctx->handback_until));
+	}
 	/* The watchdog's view: its state replaces the one-shot guess, its alerts join. */
 	json_t *wd = reply && ctx->watchdog ? drdns_watchdog_status(ctx->watchdog) : NULL;
 	if (wd) {

@@ -37,11 +37,12 @@
 #define SCAN_TIMEOUT   60.0 /* seconds per AXFR of the RRSIG scan (a large zone) */
 #define SCAN_FAILS     3    /* failed scans of a copy before alert rrsig-scan:<zone> */
 #define RESIGN_GAP                                                                                 \
-	300.0               /* at least this between automatic re-signings: a zone                 \
-	                     * still due right after one must not loop */
-#define SCAN_PARALLEL 2     /* pool threads a scan may hold (signing needs the others) */
-#define SCAN_SOON     5.0   /* after a role change or a re-signing: scan again soon */
-#define RESIGN_RETRY  600.0 /* after a failed re-signing */
+	300.0                /* at least this between automatic re-signings: a zone                \
+	                      * still due right after one must not loop */
+#define SCAN_PARALLEL  2     /* pool threads a scan may hold (signing needs the others) */
+#define SCAN_SOON      5.0   /* after a role change or a re-signing: scan again soon */
+#define RESIGN_RETRY   600.0 /* after a failed re-signing */
+#define HANDBACK_RETRY 300.0 /* after a step-down whose hand-back stopped */
 #define RESIGN_WAIT                                                                                \
 	10.0 /* convergence wait of an automatic re-signing (the scans                             \
 	      * follow the secondaries after that) */
@@ -107,6 +108,10 @@ struct drdns_watchdog {
 	bool resigning;
 	double resign_retry_at;
 	char resign_error[512];
+	/* a step-down whose hand-back stopped (a campus copy failed its checks) is
+	 * not tried again before stepdown_retry_at; the reason is an alert */
+	double stepdown_retry_at;
+	char stepdown_error[512];
 	unsigned long resigns;
 };
 
@@ -538,8 +543,19 @@ static void on_stepped_down(json_t *reply, void *arg)
 	          (int)json_integer_value(json_object_get(reply, "exit")));
 	if (!wd->stopped) {
 		drdns_detector_stepdown_done(&wd->det, now_unix(), done);
-		if (done)
+		if (done) {
 			wd->stepdowns++;
+			wd->stepdown_error[0] = 0;
+			wd->stepdown_retry_at = 0;
+		} else {
+			const char *err = json_string_value(json_object_get(reply, "error"));
+			wd->stepdown_retry_at = now_unix() + HANDBACK_RETRY;
+			snprintf(wd->stepdown_error, sizeof(wd->stepdown_error),
+			         "automatic step-down stopped: %s; drdns stays promoted and tries "
+			         "again in %.0f s (or: drdnsctl demote)",
+			         err ? err : "?", HANDBACK_RETRY);
+			drdns_log(DRDNS_LOG_ERR, "watchdog", "%s", wd->stepdown_error);
+		}
 	}
 	json_decref(reply);
 	free(job);
@@ -548,6 +564,10 @@ static void on_stepped_down(json_t *reply, void *arg)
 
 static void act_stepdown(struct drdns_watchdog *wd, const struct round *r, const char *reason)
 {
+	if (now_unix() < wd->stepdown_retry_at) { /* the last hand-back stopped: wait */
+		drdns_detector_stepdown_done(&wd->det, now_unix(), false);
+		return;
+	}
 	size_t nz = wd->set->n;
 	struct drdns_zone_serial *serials = calloc(nz ? nz : 1, sizeof(*serials));
 	struct stepdown_job *job = calloc(1, sizeof(*job));
@@ -570,6 +590,8 @@ static void act_stepdown(struct drdns_watchdog *wd, const struct round *r, const
 		    .who = who,
 		    .master_serials = serials,
 		    .n_serials = n,
+		    /* the hand-back window: until every secondary follows, or this */
+		    .wait = wd->ctx->conf->policy.default_wait,
 		};
 		ret = drdns_stepdown_start(wd->ctx, &so, on_stepped_down, job);
 		if (ret < 0)
@@ -833,7 +855,7 @@ static void book_sync(struct drdns_watchdog *wd, double now)
 {
 	const struct drdns_conf *conf = wd->ctx->conf;
 	size_t nz = wd->set && wd->expiry ? wd->set->n : 0;
-	struct drdns_alert_cond *conds = calloc(2 * nz + wd->book.n + 2, sizeof(*conds));
+	struct drdns_alert_cond *conds = calloc(2 * nz + wd->book.n + 3, sizeof(*conds));
 	char(*scan_id)[DRDNS_ALERT_ID_MAX + 1] = calloc(nz + 1, sizeof(*scan_id));
 	char(*scan_msg)[512] = calloc(nz + 1, sizeof(*scan_msg));
 	size_t n = 0;
@@ -894,6 +916,8 @@ static void book_sync(struct drdns_watchdog *wd, double now)
 	}
 	if (wd->resign_error[0] && wd->ctx->state->promoted)
 		conds[n++] = (struct drdns_alert_cond){"resign-failed", wd->resign_error};
+	if (wd->stepdown_error[0] && wd->ctx->state->promoted)
+		conds[n++] = (struct drdns_alert_cond){"handback-failed", wd->stepdown_error};
 	struct drdns_alert_action *act = NULL;
 	size_t n_act = 0;
 	int ret = drdns_alertbook_sync(&wd->book, conds, n, now, &act, &n_act);
@@ -1622,6 +1646,9 @@ json_t *drdns_watchdog_status(const struct drdns_watchdog *wd)
 		json_array_append_new(
 		    alerts, json_pack("{s:s, s:s}", "id", "watchdog_blind", "message", wd->blind));
 	}
+	/* the last automatic step-down's hand-back stopped (handback.h), or null */
+	json_object_set_new(o, "stepdown_error",
+	                    wd->stepdown_error[0] ? json_string(wd->stepdown_error) : json_null());
 	json_object_set_new(o, "down_since",
 	                    d->fail_streak > 0 ? json_integer((json_int_t)d->down_since)
 	                                       : json_null());

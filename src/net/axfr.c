@@ -6,6 +6,7 @@
 
 #include "drdns/error.h"
 #include "drdns/query.h"
+#include "drdns/tsig.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -29,6 +30,9 @@ struct xfr {
 	ldns_rdf *zone;    /* owned */
 	ldns_rr_list *rrs; /* owned until handed out */
 	bool done;         /* the closing SOA arrived */
+	ldns_rdf *mac;     /* TSIG: the MAC of the request, then of the last signed
+	                    * message (owned), or NULL when unsigned */
+	size_t n_msgs;     /* response messages read */
 	char *err;
 	size_t errlen;
 };
@@ -181,6 +185,14 @@ static int send_query(struct xfr *x)
 		return fail(x, DRDNS_EINVAL, "bad zone name %s", x->opts->zone);
 	x->id = random_id();
 	ldns_pkt_set_id(q, x->id);
+	if (x->opts->key) {
+		if (drdns_tsig_sign(q, x->opts->key, NULL) < 0 ||
+		    !(x->mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(q), 3)))) {
+			ldns_pkt_free(q);
+			return fail(x, DRDNS_ETSIG, "cannot sign the request with key %s",
+			            x->opts->key->name);
+		}
+	}
 	uint8_t *wire = NULL;
 	size_t size = 0;
 	ldns_status st = ldns_pkt2wire(&wire, q, &size);
@@ -197,6 +209,46 @@ static int send_query(struct xfr *x)
 	return ret;
 }
 
+/* The TSIG error of a response, as text ("BADKEY"), or NULL. */
+static const char *tsig_error_text(const ldns_pkt *pkt)
+{
+	const ldns_rr *t = ldns_pkt_tsig(pkt);
+	const ldns_rdf *e = t && ldns_rr_rd_count(t) > 5 ? ldns_rr_rdf(t, 5) : NULL;
+	if (!e || ldns_rdf_size(e) != 2)
+		return NULL;
+	switch (ldns_rdf2native_int16(e)) {
+	case 16: return "BADSIG";
+	case 17: return "BADKEY";
+	case 18: return "BADTIME";
+	case 22: return "BADTRUNC";
+	default: return NULL;
+	}
+}
+
+/* With a key: every response message must be signed by it, the first over the
+ * request's MAC, each next one over the previous message's MAC (timers only,
+ * RFC 8945 5.3.1).  A message with an error rcode is reported by its rcode. */
+static int check_tsig(struct xfr *x, ldns_pkt *pkt, const uint8_t *wire, size_t size)
+{
+	if (!x->opts->key || ldns_pkt_get_rcode(pkt) != LDNS_RCODE_NOERROR)
+		return 0;
+	if (!ldns_pkt_tsig(pkt))
+		return fail(x, DRDNS_ETSIG, "response message %zu is not TSIG-signed (key %s)",
+		            x->n_msgs, x->opts->key->name);
+	int ret = x->n_msgs == 1 ? drdns_tsig_verify(pkt, wire, size, x->opts->key, x->mac)
+	                         : drdns_tsig_verify_next(pkt, wire, size, x->opts->key, x->mac);
+	if (ret < 0)
+		return fail(x, DRDNS_ETSIG,
+		            "bad TSIG on response message %zu (key %s: wrong key, secret or time)",
+		            x->n_msgs, x->opts->key->name);
+	ldns_rdf *mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(pkt), 3));
+	if (!mac)
+		return fail(x, DRDNS_ENOMEM, "out of memory");
+	ldns_rdf_deep_free(x->mac);
+	x->mac = mac;
+	return 0;
+}
+
 static int read_msg(struct xfr *x, ldns_pkt **pkt)
 {
 	uint8_t len[2];
@@ -209,6 +261,10 @@ static int read_msg(struct xfr *x, ldns_pkt **pkt)
 		ret = recv_all(x, buf, size);
 	if (ret == 0 && ldns_wire2pkt(pkt, buf, size) != LDNS_STATUS_OK)
 		ret = fail(x, DRDNS_EPROTO, "malformed answer");
+	if (ret == 0) {
+		x->n_msgs++;
+		ret = check_tsig(x, *pkt, buf, size);
+	}
 	free(buf);
 	return ret;
 }
@@ -226,7 +282,10 @@ static int take_answers(struct xfr *x, ldns_pkt *pkt)
 		return fail(x, DRDNS_EPROTO, "answer does not match the request");
 	if (ldns_pkt_get_rcode(pkt) != LDNS_RCODE_NOERROR) {
 		char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(pkt));
-		int ret = fail(x, DRDNS_EPROTO, "%s", rcode ? rcode : "error rcode");
+		const char *terr = tsig_error_text(pkt);
+		int ret = fail(x, terr ? DRDNS_ETSIG : DRDNS_EPROTO, "%s%s%s%s",
+		               rcode ? rcode : "error rcode", terr ? " (TSIG " : "",
+		               terr ? terr : "", terr ? ")" : "");
 		free(rcode);
 		return ret;
 	}
@@ -281,6 +340,7 @@ int drdns_axfr_fetch(const struct drdns_axfr_opts *opts, ldns_rr_list **out, cha
 	if (x.fd >= 0)
 		close(x.fd);
 	ldns_rdf_deep_free(x.zone);
+	ldns_rdf_deep_free(x.mac);
 	if (ret < 0) {
 		ldns_rr_list_deep_free(x.rrs);
 		return ret;

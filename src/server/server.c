@@ -108,10 +108,11 @@ void zref_put(struct zref *zr)
 	free(zr);
 }
 
-/* What answers queries: the promoted set, else a drill's zone, else nothing. */
+/* What answers queries: the promoted set, else the hand-back copies, else a
+ * drill's zone, else nothing. */
 struct zref *serving(const struct drdns_server *srv)
 {
-	return srv->cur ? srv->cur : srv->drill;
+	return srv->cur ? srv->cur : srv->handback ? srv->handback : srv->drill;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -586,6 +587,16 @@ int drdns_server_set_drill(struct drdns_server *srv, struct drdns_zoneset *set)
 	return install(srv, &srv->drill, set, "drill zone");
 }
 
+int drdns_server_set_handback(struct drdns_server *srv, struct drdns_zoneset *set)
+{
+	return install(srv, &srv->handback, set, "hand-back copies");
+}
+
+const struct drdns_zoneset *drdns_server_handback_zones(const struct drdns_server *srv)
+{
+	return srv && srv->handback ? srv->handback->set : NULL;
+}
+
 const struct drdns_zoneset *drdns_server_drill_zones(const struct drdns_server *srv)
 {
 	return srv && srv->drill ? srv->drill->set : NULL;
@@ -631,9 +642,11 @@ void drdns_server_close(struct drdns_server *srv, void (*cb)(void *arg), void *a
 	for (struct conn *c = srv->conns; c; c = c->next)
 		conn_close(c);
 	cache_stop(srv, NULL); /* the callback waits for their after-work callbacks */
-	struct zref *cur = srv->cur, *drill = srv->drill;
+	struct zref *cur = srv->cur, *drill = srv->drill, *handback = srv->handback;
 	srv->cur = NULL;
 	srv->drill = NULL;
+	srv->handback = NULL;
 	zref_put(cur);
 	zref_put(drill);
+	zref_put(handback);
 }

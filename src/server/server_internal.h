@@ -126,8 +126,9 @@ struct drdns_server {
 	const struct drdns_conf *conf;
 	uv_udp_t udp;
 	uv_tcp_t tcp;
-	struct zref *cur;   /* the promoted set, or NULL */
-	struct zref *drill; /* a drill's zone, served only while cur is NULL */
+	struct zref *cur;      /* the promoted set, or NULL */
+	struct zref *drill;    /* a drill's zone, served only while cur is NULL */
+	struct zref *handback; /* campus copies after a step-down, while cur is NULL */
 	struct drdns_server_stats st;
 	struct drdns_xfr_refusals refusals; /* refused transfers, for the reports */
 	struct conn *conns;

@@ -498,8 +498,8 @@ static bool dname_equals_text(const ldns_rdf *rdf, const char *text)
 	return eq;
 }
 
-int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
-                      const struct drdns_tsig_key *key, const ldns_rdf *request_mac)
+static int verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
+                  const struct drdns_tsig_key *key, const ldns_rdf *request_mac, int timers_only)
 {
 	if (!pkt || !wire || !key_usable(key))
 		return DRDNS_ETSIG;
@@ -517,8 +517,8 @@ int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
 	/* ldns temporarily detaches the TSIG and swaps the id; on some internal
 	 * failures it does not put them back, so guard against that here. */
 	uint16_t id = ldns_pkt_id(pkt);
-	bool ok =
-	    ldns_pkt_tsig_verify_next(pkt, wire, wire_len, key->name, key->secret, request_mac, 0);
+	bool ok = ldns_pkt_tsig_verify_next(pkt, wire, wire_len, key->name, key->secret,
+	                                    request_mac, timers_only);
 	if (ldns_pkt_tsig(pkt) != tsig) {
 		ldns_pkt_set_tsig(pkt, tsig);
 		ldns_pkt_set_id(pkt, id);
@@ -614,6 +614,20 @@ ldns_rr *drdns_tsig_error_rr(const ldns_rr *qtsig, uint16_t orig_id, uint16_t er
 		}
 	}
 	return rr;
+}
+
+int drdns_tsig_verify(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
+                      const struct drdns_tsig_key *key, const ldns_rdf *request_mac)
+{
+	return verify(pkt, wire, wire_len, key, request_mac, 0);
+}
+
+int drdns_tsig_verify_next(ldns_pkt *pkt, const uint8_t *wire, size_t wire_len,
+                           const struct drdns_tsig_key *key, const ldns_rdf *prev_mac)
+{
+	if (!prev_mac)
+		return DRDNS_ETSIG;
+	return verify(pkt, wire, wire_len, key, prev_mac, 1);
 }
 
 /* ------------------------------------------------------------ wire signing */

@@ -28,7 +28,10 @@
 #   - failback: demote with the campus back but behind is refused (exit 4, the
 #     serial it must publish, nothing changed); once the campus publishes above
 #     the DR serial, demote returns every secondary to the campus data (exit 0)
-#     and drdns answers REFUSED again.
+#     and drdns answers REFUSED again -- ns1 (BIND, drdns first) with every
+#     packet from the campus dropped, so only through the hand-back relay
+#     (drdns serves the campus copies it fetched until every secondary
+#     followed; --dry-run fetches and checks them too).
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/lib.sh" "$@"
 
@@ -244,6 +247,31 @@ drdnsctl demote --reason "no" --force --yes >/dev/null 2>&1; rc=$?
 set -e
 check "demote --force is a usage error (exit 2)" test "$rc" = 2
 
+# The hand-back relay: ns1 (BIND, drdns listed first) cannot hear the campus at
+# all from now on (every packet from the campus to it is dropped, the campus
+# NOTIFY included), so it can follow the campus back only through drdns, which
+# relays the campus copies during the demote.  (Own nft table: the sandbox's
+# blackhole table is left alone.)  When its transfer-source fails, BIND retries
+# from an unbound socket, and on the sandbox's loopback the kernel then picks
+# the campus address itself as the source: the campus's port-53 answers to
+# itself are dropped too (nothing else in the sandbox asks the campus from its
+# own address).
+handback_cut() {
+    nft -f - <<'NFT'
+table inet drdns_handback_test {
+    chain input {
+        type filter hook input priority -10; policy accept;
+        ip saddr 127.0.0.10 ip daddr 127.0.0.11 drop
+        ip saddr 127.0.0.10 ip daddr 127.0.0.10 udp sport 53 drop
+        ip saddr 127.0.0.10 ip daddr 127.0.0.10 tcp sport 53 drop
+    }
+}
+NFT
+}
+handback_uncut() { nft delete table inet drdns_handback_test 2>/dev/null || true; }
+handback_cut
+check "ns1 no longer hears the campus" bash -c "! dig +time=1 +tries=1 -b 127.0.0.11 @127.0.0.10 example.edu SOA | grep -q 'status:'"
+
 # The campus publishes above the DR serial: demote succeeds, every live secondary
 # returns to the campus data, drdns answers REFUSED again.
 FB_SERIAL=$((DR_SERIAL + 5))
@@ -251,13 +279,29 @@ for z in "${ZONES[@]}"; do sandbox_campus_bump_serial "$z" "$FB_SERIAL" >/dev/nu
 out=$(drdnsctl --json demote --reason "test: failback" --dry-run)
 check "demote --dry-run with the campus ahead: ready on every zone" \
     test "$(json_get "$out" 'all(z["ready"] for z in d["zones"]) and d["dry_run"]')" = true
+check "  and it fetched and checked every campus copy (serial $FB_SERIAL)" \
+    test "$(json_get "$out" '" ".join(sorted(set(str(z["ok"])+":"+str(z["campus_serial"]) for z in d["handback"]["zones"])))')" = "True:$FB_SERIAL"
+human=$(drdnsctl demote --reason "test: failback" --dry-run)
+check "  the human dry run lists the hand-back copies" grep -q "hand-back (campus copies" <<<"$human"
 check "  still primary after the dry run" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = primary
+check "  drdns still serves $DR_SERIAL" serves_all "$DR_SERIAL" "$DRDNS_ADDR"
+check "  ns1 (cut off from the campus) still serves $DR_SERIAL" serves_all "$DR_SERIAL" 127.0.0.11
 set +e
 out=$(drdnsctl --json demote --reason "test: failback" --yes --wait 120); rc=$?
 set -e
 echo "$out" >"$WORK/demote.json"
 echo "failback seconds: $(json_get "$out" '{s["name"]: s.get("seconds") for s in d["secondaries"]}')"
+echo "hand-back window: $(json_get "$out" 'd["handback"]["seconds"]') s, closed: $(json_get "$out" 'd["handback"]["closed"]')"
 check "demote with the campus ahead: exit 0" test "$rc" = 0
+check "  the hand-back relayed every zone at $FB_SERIAL" \
+    test "$(json_get "$out" '" ".join(sorted(set(str(z["ok"])+":"+str(z["campus_serial"]) for z in d["handback"]["zones"])))')" = "True:$FB_SERIAL"
+check "  the window closed once every secondary converged" \
+    test "$(json_get "$out" 'd["handback"]["closed"]')" = "every secondary converged"
+check "  ns1 (no campus NOTIFY, campus unreachable) converged through drdns" \
+    test "$(json_get "$out" '[s["converged"] for s in d["secondaries"] if s["name"]=="ns1.example.edu."][0]')" = "true"
+check "  ns1 transferred from drdns (its log)" \
+    grep -q "transfer of 'example.edu/IN' from 127.0.0.20#53: Transfer completed.*serial $FB_SERIAL" "$SANDBOX_DIR/ns1/named.log"
+check "  ns1 serves the campus data (NS ns0 back)" bash -c "dig +short @127.0.0.11 example.edu NS | grep -q ns0"
 check "  every live secondary serves the campus serial $FB_SERIAL" serves_all "$FB_SERIAL" "${LIVE[@]}"
 check "  drdns answers REFUSED" bash -c "dig +time=2 +tries=1 +norec @$DRDNS_ADDR example.edu SOA | grep -q 'status: REFUSED'"
 check "  status: standby" test "$(json_get "$(drdnsctl --json status)" 'd["role"]')" = standby
@@ -267,5 +311,6 @@ check "  audit: demote committed and done" grep -q '"action":"demote".*"result":
 out=$(drdnsctl --json demote --reason "test: again" --yes)
 check "a second demote: exit 0, nothing to do" test "$(json_get "$out" 'd["exit"]')" = 0
 drdnsctl resume --reason "test: failback done" >/dev/null
+handback_uncut
 
 [ "$fail" -eq 0 ]

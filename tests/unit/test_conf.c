@@ -113,6 +113,10 @@ static void test_good(void **state)
 	assert_true(c->master.interval == 2.0);
 	assert_true(c->master.timeout == 0.75);
 	assert_int_equal(c->master.fail_after, 5);
+	assert_non_null(strstr(c->master.tsig_key_file, "/conf-keys/ns2.key"));
+	assert_non_null(c->master.key);
+	assert_string_equal(c->master.key->name, "drdns-ns2.");
+	assert_true(c->master.axfr_timeout == 30.0);
 
 	assert_int_equal(c->n_secondaries, 3);
 	assert_string_equal(c->secondaries[0].name, "ns1.example.edu.");
@@ -192,6 +196,9 @@ static void test_defaults(void **state)
 	assert_true(c->policy.poll_interval == 0.2);
 	assert_true(c->policy.default_wait == 120.0);
 	assert_int_equal(c->master.recover_after, 3);
+	assert_null(c->master.tsig_key_file);
+	assert_null(c->master.key);
+	assert_true(c->master.axfr_timeout == 60.0);
 	assert_true(c->policy.promote_after == 60.0);
 	assert_true(c->policy.expire_margin == 3600.0);
 	assert_true(c->policy.block_after_failover == 3600.0);
@@ -398,8 +405,11 @@ static void test_tsig_keys(void **state)
 {
 	(void)state;
 	/* 3 settings in error, plus the key loader's own message about bad.key */
-	struct drdns_diag d = expect_invalid("conf-tsig.conf", 4);
+	struct drdns_diag d = expect_invalid("conf-tsig.conf", 6);
 	const char *f = "conf-tsig.conf";
+	expect_msg(&d, f, 7, "master.tsig_key: cannot use '");
+	expect_msg(&d, f, 7, "master-missing.key': No such file or directory");
+	expect_msg(&d, f, 8, "master.axfr_timeout: 0 is out of range");
 	expect_msg(&d, f, 10, "missing.key': No such file or directory");
 	expect_msg(&d, f, 11, "secondaries[1].tsig_key: cannot load the key");
 	expect_msg(&d, "bad.key", 2, "hmac-md5");

@@ -32,11 +32,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
 
+#include "drdns/axfr.h"
 #include "drdns/conf.h"
 #include "drdns/ctl.h"
 #include "drdns/diag.h"
@@ -49,6 +51,7 @@
 #include "drdns/serial.h"
 #include "drdns/server.h"
 #include "drdns/state.h"
+#include "drdns/tsig.h"
 #include "drdns/zone.h"
 
 #define CAMPUS_SERIAL 2024010105u
@@ -79,6 +82,15 @@ struct sandbox {
 	/* simulated transfer: install the promoted serial into ns1 once notified */
 	bool transfer;
 	uv_timer_t transfer_timer;
+	/* the hand-back tests */
+	bool asking; /* ns1 transfers from drdns once notified */
+	uv_timer_t ask_timer;
+	unsigned long ask_base;
+	struct dr_axfr *ask_p;
+	bool status_timer_on;
+	uv_timer_t status_timer;
+	json_t *window_status;
+	struct drdns_secondary master_secs[1];
 };
 
 struct result {
@@ -259,6 +271,10 @@ static int teardown(void **state)
 	drdns_failover_watch_refusals(NULL);
 	if (s->transfer)
 		uv_close((uv_handle_t *)&s->transfer_timer, NULL);
+	if (s->asking || s->ask_p)
+		uv_close((uv_handle_t *)&s->ask_timer, NULL);
+	if (s->status_timer_on)
+		uv_close((uv_handle_t *)&s->status_timer, NULL);
 	drdns_server_close(s->ctx.server, NULL, NULL);
 	drdns_server_close(s->ns1, NULL, NULL);
 	drdns_server_close(s->master, NULL, NULL);
@@ -266,6 +282,8 @@ static int teardown(void **state)
 	assert_int_equal(uv_loop_close(&s->loop), 0);
 	drdns_state_free(s->ctx.state);
 	drdns_conf_free(s->conf);
+	json_decref(s->window_status);
+	free(s->ask_p);
 	drdns_rm_rf(s->dir);
 	free(s->dir);
 	free(s);
@@ -928,6 +946,8 @@ static json_t *demote(struct sandbox *s, bool dry_run, double wait)
 	return r.reply;
 }
 
+static bool start_master(struct sandbox *s, uint32_t serial);
+
 /* Promote with the master dead, then bring the master back at serial. */
 static bool promoted_then_master_back(struct sandbox *s, uint32_t serial)
 {
@@ -935,13 +955,7 @@ static bool promoted_then_master_back(struct sandbox *s, uint32_t serial)
 	json_t *reply = promote(s, false, 2.0);
 	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
 	json_decref(reply);
-	memset(&s->master_conf, 0, sizeof(s->master_conf));
-	s->master_conf.controller.address = "127.0.0.32";
-	s->master_conf.controller.port = s->port_master;
-	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
-		return false;
-	drdns_server_set_zones(s->master, set_with_serial(s, serial));
-	return true;
+	return start_master(s, serial);
 }
 
 static void test_demote_standby_is_noop(void **state)
@@ -1048,6 +1062,10 @@ static bool start_master(struct sandbox *s, uint32_t serial)
 	memset(&s->master_conf, 0, sizeof(s->master_conf));
 	s->master_conf.controller.address = "127.0.0.32";
 	s->master_conf.controller.port = s->port_master;
+	/* the hand-back fetches the campus copies (unsigned, from the controller) */
+	static char *handback_from[] = {"127.0.0.30"};
+	s->master_conf.controller.allow_transfer = handback_from;
+	s->master_conf.controller.n_allow_transfer = 1;
 	if (drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0)
 		return false; /* the random port is taken */
 	drdns_server_set_zones(s->master, set_with_serial(s, serial));
@@ -1566,10 +1584,461 @@ static void test_drill_preflight_dnssec_mismatch(void **state)
 	assert_nothing_changed(s);
 }
 
+/* ---- the hand-back relay (demote / step-down) ------------------------------ */
+
+/* An AXFR from drdns's own server, in the thread pool while the loop runs (the
+ * server answers on this loop), from 127.0.0.31 (ns1, a configured secondary
+ * without a key).  ret/err/serial/records for the test. */
+struct dr_axfr {
+	uv_work_t work;
+	struct sandbox *s;
+	bool running, done;
+	int ret;
+	uint32_t serial;
+	size_t records;
+	char err[200];
+};
+
+static void dr_axfr_work(uv_work_t *w)
+{
+	struct dr_axfr *a = w->data;
+	struct drdns_axfr_opts o = {.zone = "example.edu.",
+	                            .address = "127.0.0.30",
+	                            .port = a->s->port_dr,
+	                            .source = "127.0.0.31",
+	                            .timeout = 5.0};
+	ldns_rr_list *rrs = NULL;
+	a->ret = drdns_axfr_fetch(&o, &rrs, a->err, sizeof(a->err));
+	if (a->ret == 0) {
+		a->serial = ldns_rdf2native_int32(ldns_rr_rdf(ldns_rr_list_rr(rrs, 0), 2));
+		a->records = ldns_rr_list_rr_count(rrs);
+		ldns_rr_list_deep_free(rrs);
+	}
+}
+
+static void dr_axfr_after(uv_work_t *w, int status)
+{
+	struct dr_axfr *a = w->data;
+	(void)status;
+	a->running = false;
+	a->done = true;
+	/* "ns1 transferred": it now serves what drdns gave it */
+	if (a->ret == 0 && a->s->asking)
+		drdns_server_set_zones(a->s->ns1, set_with_serial(a->s, a->serial));
+}
+
+static void dr_axfr_start(struct sandbox *s, struct dr_axfr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->s = s;
+	a->work.data = a;
+	a->running = true;
+	assert_int_equal(uv_queue_work(&s->loop, &a->work, dr_axfr_work, dr_axfr_after), 0);
+}
+
+/* "ns1 asks only drdns" (PowerDNS asks the NOTIFY's sender; a BIND that lists
+ * drdns first and missed the campus NOTIFY): once notified again, it transfers
+ * from drdns, never from the master. */
+static void ask_cb(uv_timer_t *t)
+{
+	struct sandbox *s = t->data;
+	struct drdns_server_stats st;
+	drdns_server_stats(s->ns1, &st);
+	if (st.notify_received <= s->ask_base || s->ask_p->running || s->ask_p->done)
+		return;
+	uv_timer_stop(t);
+	dr_axfr_start(s, s->ask_p);
+}
+
+static void simulate_asking_drdns(struct sandbox *s)
+{
+	struct drdns_server_stats st;
+	drdns_server_stats(s->ns1, &st);
+	s->ask_base = st.notify_received;
+	s->asking = true;
+	s->ask_p = calloc(1, sizeof(*s->ask_p));
+	assert_non_null(s->ask_p);
+	uv_timer_init(&s->loop, &s->ask_timer);
+	s->ask_timer.data = s;
+	uv_timer_start(&s->ask_timer, ask_cb, 5, 5);
+}
+
+static char *state_json(struct sandbox *s)
+{
+	char *p = path_in(s, "state/state.json");
+	char *text = NULL;
+	assert_int_equal(drdns_read_file(p, &text, NULL), 0);
+	free(p);
+	return text;
+}
+
+/* Promoted (the DR serial CAMPUS_SERIAL + 1 served), the master back and
+ * ahead at CAMPUS_SERIAL + 10 per its SOA; state.json as it was. */
+static void assert_still_promoted(struct sandbox *s, const char *state_before, size_t audit_before,
+                                  const char *error_has)
+{
+	assert_true(s->ctx.state->promoted);
+	assert_int_equal(served_serial(s->ctx.server), CAMPUS_SERIAL + 1);
+	assert_null(drdns_server_handback_zones(s->ctx.server));
+	assert_int_equal(gen_dirs(s), 1);
+	char *now = state_json(s);
+	assert_string_equal(now, state_before);
+	free(now);
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), audit_before + 1);
+	json_t *last = json_array_get(audit, audit_before);
+	assert_string_equal(json_string_value(json_object_get(last, "result")), "error");
+	if (error_has)
+		assert_non_null(
+		    strstr(json_string_value(json_object_get(last, "error")), error_has));
+	json_decref(audit);
+}
+
+static size_t audit_count(struct sandbox *s)
+{
+	json_t *a = audit_lines(s);
+	size_t n = json_array_size(a);
+	json_decref(a);
+	return n;
+}
+
+/* The watchdog's path: drdns_stepdown_start with the master's serial given. */
+static json_t *stepdown(struct sandbox *s, double wait)
+{
+	json_t *who = json_pack("{s:s}", "watchdog", "test");
+	struct drdns_zone_serial ms = {"example.edu.", CAMPUS_SERIAL + 10};
+	struct drdns_stepdown_opts o = {.action = "stepdown",
+	                                .reason = "unit test: step-down",
+	                                .who = who,
+	                                .master_serials = &ms,
+	                                .n_serials = 1,
+	                                .wait = wait};
+	struct result r = {0};
+	assert_int_equal(drdns_stepdown_start(&s->ctx, &o, on_done, &r), 0);
+	assert_false(r.done); /* never before returning */
+	assert_true(s->ctx.busy);
+	json_decref(who);
+	run_until(s, &r);
+	assert_false(s->ctx.busy);
+	return r.reply;
+}
+
+static const char *reply_error(const json_t *reply)
+{
+	const char *e = json_string_value(json_object_get(reply, "error"));
+	assert_non_null(e);
+	return e;
+}
+
+/* ns1 asks only drdns: during the hand-back it transfers the campus copy from
+ * drdns and converges; demote exits 0; the window closes (REFUSED again). */
+static void test_handback_secondary_asking_drdns(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL + 10))
+		skip();
+	/* dry run: fetched and checked, nothing changed */
+	char *before = state_json(s);
+	json_t *reply = demote(s, true, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_t *hz =
+	    json_array_get(json_object_get(json_object_get(reply, "handback"), "zones"), 0);
+	assert_true(json_is_true(json_object_get(hz, "ok")));
+	assert_int_equal(json_integer_value(json_object_get(hz, "campus_serial")),
+	                 CAMPUS_SERIAL + 10);
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+	assert_int_equal(served_serial(s->ctx.server), CAMPUS_SERIAL + 1);
+	char *after = state_json(s);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+
+	simulate_asking_drdns(s);
+	size_t n_audit = audit_count(s);
+	reply = demote(s, false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	/* what ns1 got from drdns was the campus copy */
+	assert_true(s->ask_p->done);
+	assert_int_equal(s->ask_p->ret, 0);
+	assert_int_equal(s->ask_p->serial, CAMPUS_SERIAL + 10);
+	assert_int_equal(s->ask_p->records, 7);
+	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
+	assert_true(json_is_true(json_object_get(sec, "converged")));
+	assert_true(json_is_number(json_object_get(sec, "seconds")));
+	json_t *hb = json_object_get(reply, "handback");
+	assert_string_equal(json_string_value(json_object_get(hb, "closed")),
+	                    "every secondary converged");
+	json_decref(reply);
+	/* the window is closed: standby, nothing served, an AXFR is REFUSED */
+	assert_false(s->ctx.state->promoted);
+	assert_null(drdns_server_zones(s->ctx.server));
+	assert_null(drdns_server_handback_zones(s->ctx.server));
+	assert_true(s->ctx.handback_until == 0);
+	struct dr_axfr a;
+	s->asking = false;
+	dr_axfr_start(s, &a);
+	while (!a.done)
+		uv_run(&s->loop, UV_RUN_ONCE);
+	assert_int_not_equal(a.ret, 0);
+	assert_string_equal(a.err, "REFUSED");
+	json_t *audit = audit_lines(s);
+	assert_int_equal(json_array_size(audit), n_audit + 2); /* committed, done */
+	json_t *last = json_array_get(audit, n_audit + 1);
+	assert_string_equal(json_string_value(json_object_get(last, "result")), "done");
+	assert_true(json_is_object(json_object_get(last, "handback")));
+	json_decref(audit);
+}
+
+static void on_status_done(json_t *reply, void *arg)
+{
+	struct sandbox *s = arg;
+	json_decref(s->window_status);
+	s->window_status = reply;
+}
+
+/* While the window is open, status says so (role standby, handback zones). */
+static void on_status_in_window(uv_timer_t *t)
+{
+	struct sandbox *s = t->data;
+	if (!drdns_server_handback_zones(s->ctx.server) || s->window_status)
+		return;
+	uv_timer_stop(t);
+	s->window_status = json_null();
+	assert_int_equal(drdns_status_start(&s->ctx, on_status_done, s), 0);
+}
+
+static void test_handback_window_in_status(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL + 10))
+		skip();
+	uv_timer_init(&s->loop, &s->status_timer);
+	s->status_timer.data = s;
+	s->status_timer_on = true;
+	uv_timer_start(&s->status_timer, on_status_in_window, 1, 1);
+	json_t *reply = demote(s, false, 3.0); /* ns1 never follows: the wait runs out */
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_PARTIAL);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(reply, "handback"), "closed")),
+	    "the wait ran out");
+	json_decref(reply);
+	while (!s->window_status || json_is_null(s->window_status))
+		uv_run(&s->loop, UV_RUN_ONCE);
+	assert_string_equal(json_string_value(json_object_get(s->window_status, "role")),
+	                    "standby");
+	json_t *hb = json_object_get(s->window_status, "handback");
+	assert_true(json_is_object(hb));
+	json_t *z = json_array_get(json_object_get(hb, "zones"), 0);
+	assert_string_equal(json_string_value(json_object_get(z, "zone")), "example.edu.");
+	assert_int_equal(json_integer_value(json_object_get(z, "serial")), CAMPUS_SERIAL + 10);
+	assert_true(json_integer_value(json_object_get(hb, "until")) > 0);
+	assert_null(drdns_server_handback_zones(s->ctx.server));
+}
+
+/* The campus copy is not above the DR serial (the master went back meanwhile;
+ * the watchdog's path does not probe again): exit 1, nothing changed. */
+static void test_handback_copy_not_above_dr(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL + 1)) /* = the DR serial */
+		skip();
+	char *before = state_json(s);
+	size_t n_audit = audit_count(s);
+	json_t *reply = stepdown(s, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(reply_error(reply), "example.edu.: the campus serial 2024010106 is "
+	                                           "not above the DR serial 2024010106"));
+	assert_non_null(strstr(reply_error(reply), "Nothing changed"));
+	json_t *hz =
+	    json_array_get(json_object_get(json_object_get(reply, "handback"), "zones"), 0);
+	assert_false(json_is_true(json_object_get(hz, "ok")));
+	assert_int_equal(json_integer_value(json_object_get(hz, "campus_serial")),
+	                 CAMPUS_SERIAL + 1);
+	json_decref(reply);
+	assert_still_promoted(s, before, n_audit, "not above the DR serial");
+	free(before);
+}
+
+/* The master refuses the transfer: demote exits 1, nothing changed. */
+static void test_handback_transfer_refused(void **state)
+{
+	struct sandbox *s = *state;
+	if (!promoted_then_master_back(s, CAMPUS_SERIAL + 10))
+		skip();
+	s->master_conf.controller.n_allow_transfer = 0; /* REFUSED from now on */
+	char *before = state_json(s);
+	size_t n_audit = audit_count(s);
+	json_t *reply = demote(s, false, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(reply_error(reply), "example.edu.: AXFR from 127.0.0.32"));
+	assert_non_null(strstr(reply_error(reply), "failed: REFUSED"));
+	json_decref(reply);
+	assert_still_promoted(s, before, n_audit, "REFUSED");
+	/* the dry run says the same and changes nothing either */
+	reply = demote(s, true, 1.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	json_decref(reply);
+	assert_int_equal(audit_count(s), n_audit + 1);
+	free(before);
+}
+
+/* The master accepts the connection and never answers: the transfer times out
+ * after master.axfr_timeout; exit 1, nothing changed. */
+static void test_handback_transfer_timeout(void **state)
+{
+	struct sandbox *s = *state;
+	simulate_transfer(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+	/* a TCP listener that never accepts: connect succeeds (backlog), no answer */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in a;
+	assert_int_equal(uv_ip4_addr("127.0.0.32", s->port_master, &a), 0);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		skip();
+	}
+	assert_int_equal(listen(fd, 4), 0);
+	s->conf->master.axfr_timeout = 0.3;
+	char *before = state_json(s);
+	size_t n_audit = audit_count(s);
+	reply = stepdown(s, 1.0);
+	close(fd);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(reply_error(reply), "timed out after 0.3 s"));
+	json_decref(reply);
+	assert_still_promoted(s, before, n_audit, "timed out");
+	free(before);
+}
+
+/* The master takes transfers from the controller only when signed with key (it
+ * lists the controller as a secondary with that key); its copy has extra
+ * records so the transfer spans several messages (each one verified). */
+static bool start_master_keyed(struct sandbox *s, uint32_t serial, struct drdns_tsig_key *key)
+{
+	if (!start_master(s, serial))
+		return false;
+	s->master_conf.controller.n_allow_transfer = 0;
+	s->master_secs[0] = (struct drdns_secondary){
+	    .name = "ns-dr.example.edu.", .address = "127.0.0.30", .port = 53, .key = key};
+	s->master_conf.secondaries = s->master_secs;
+	s->master_conf.n_secondaries = 1;
+	struct drdns_zoneset *set = set_with_serial(s, serial);
+	for (int i = 0; i < 3000; i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "host%d.example.edu. 3600 IN TXT \"campus record %d\"",
+		         i, i);
+		ldns_rr *rr = NULL;
+		assert_int_equal(ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL), LDNS_STATUS_OK);
+		assert_true(ldns_rr_list_push_rr(set->zones[0]->rrs, rr));
+	}
+	drdns_server_set_zones(s->master, set);
+	return true;
+}
+
+static void on_closed(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+static void close_master(struct sandbox *s)
+{
+	bool closed = false;
+	drdns_server_close(s->master, on_closed, &closed);
+	s->master = NULL;
+	while (!closed)
+		uv_run(&s->loop, UV_RUN_ONCE);
+}
+
+static struct drdns_tsig_key *load_test_key(void)
+{
+	char *p = NULL;
+	assert_true(asprintf(&p, "%s/tsig-good.key", getenv("DRDNS_TEST_DATA")) > 0);
+	struct drdns_tsig_key *k = NULL;
+	struct drdns_diag diag = {0};
+	assert_int_equal(drdns_tsig_key_load(p, &k, &diag), 0);
+	drdns_diag_clear(&diag);
+	free(p);
+	return k;
+}
+
+static void promote_for_tsig(struct sandbox *s)
+{
+	simulate_transfer(s);
+	json_t *reply = promote(s, false, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_decref(reply);
+}
+
+/* master.tsig_key is the master's key: the signed AXFR works, every message
+ * verifies, the copy (3007 records) is relayed. */
+static void test_handback_tsig(void **state)
+{
+	struct sandbox *s = *state;
+	promote_for_tsig(s);
+	struct drdns_tsig_key *key = load_test_key();
+	if (!start_master_keyed(s, CAMPUS_SERIAL + 10, key)) {
+		drdns_tsig_key_free(key);
+		skip();
+	}
+	/* unsigned: the master refuses */
+	json_t *reply = stepdown(s, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(reply_error(reply), "(unsigned) failed: REFUSED"));
+	json_decref(reply);
+	assert_true(s->ctx.state->promoted);
+	/* signed with the right key */
+	s->conf->master.key = load_test_key();
+	drdns_server_set_zones(s->ns1, set_with_serial(s, CAMPUS_SERIAL + 10)); /* follows */
+	reply = stepdown(s, 2.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	json_t *hz =
+	    json_array_get(json_object_get(json_object_get(reply, "handback"), "zones"), 0);
+	assert_true(json_is_true(json_object_get(hz, "ok")));
+	assert_int_equal(json_integer_value(json_object_get(hz, "records")), 3007);
+	json_decref(reply);
+	assert_false(s->ctx.state->promoted);
+	close_master(s); /* before its key goes */
+	drdns_tsig_key_free(key);
+}
+
+/* master.tsig_key is a wrong key (same name, other secret): the master answers
+ * NOTAUTH (BADSIG); exit 1, nothing changed. */
+static void test_handback_tsig_wrong_key(void **state)
+{
+	struct sandbox *s = *state;
+	promote_for_tsig(s);
+	struct drdns_tsig_key *key = load_test_key();
+	if (!start_master_keyed(s, CAMPUS_SERIAL + 10, key)) {
+		drdns_tsig_key_free(key);
+		skip();
+	}
+	struct drdns_tsig_key *wrong = load_test_key();
+	free(wrong->secret);
+	wrong->secret = strdup("c2VjcmV0LWtleS1mb3ItZHJkbnMtdW5pdC10ZXN0cw==");
+	s->conf->master.key = wrong;
+	char *before = state_json(s);
+	size_t n_audit = audit_count(s);
+	json_t *reply = stepdown(s, 0.3);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_ERROR);
+	assert_non_null(strstr(reply_error(reply), "with TSIG key drdns-test."));
+	assert_non_null(strstr(reply_error(reply), "NOTAUTH"));
+	json_decref(reply);
+	assert_still_promoted(s, before, n_audit, "NOTAUTH");
+	free(before);
+	close_master(s);
+	drdns_tsig_key_free(key);
+}
+
 int main(void)
 {
 	srand((unsigned)getpid());
-	drdns_log_init("test_promote", false, DRDNS_LOG_ERR);
+	const char *verbose = getenv("DRDNS_TEST_VERBOSE");
+	drdns_log_init("test_promote", false,
+	               verbose && *verbose ? DRDNS_LOG_DEBUG : DRDNS_LOG_ERR);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_refused_while_master_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_while_master_refuses, setup, teardown),
@@ -1598,6 +2067,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_demote_two_step_plan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_demote_master_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_demote_not_converged_is_exit_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handback_secondary_asking_drdns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handback_window_in_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handback_copy_not_above_dr, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handback_transfer_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handback_transfer_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handback_tsig, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handback_tsig_wrong_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_refused_while_promoted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_preflight_only, setup, teardown),

@@ -508,6 +508,10 @@ static void master_start(struct sandbox *s, uint32_t serial)
 	memset(&s->master_conf, 0, sizeof(s->master_conf));
 	s->master_conf.controller.address = "127.0.0.32";
 	s->master_conf.controller.port = s->port_master;
+	/* the step-down's hand-back fetches the campus copies from the controller */
+	static char *handback_from[] = {"127.0.0.30"};
+	s->master_conf.controller.allow_transfer = handback_from;
+	s->master_conf.controller.n_allow_transfer = 1;
 	for (int tries = 0; drdns_server_new(&s->loop, &s->master_conf, &s->master) != 0; tries++) {
 		if (tries > 100)
 			skip(); /* the port was taken meanwhile */
@@ -1452,8 +1456,8 @@ static void test_stop_during_hook(void **state)
 	assert_not_promoted(s);
 }
 
-/* Stop from the round that just committed the step-down (its NOTIFY still out):
- * it finishes on its own; no post_demote hook. */
+/* Stop from the round that just started the step-down (its hand-back still
+ * fetching the campus copies): it finishes on its own; no post_demote hook. */
 static void test_stop_during_stepdown(void **state)
 {
 	struct sandbox *s = *state;
@@ -1467,7 +1471,7 @@ static void test_stop_during_stepdown(void **state)
 	ns1_serve(s, CAMPUS_SERIAL + 10);
 	s->stop_on_busy = true;
 	WAIT_FOR(s, s->stopped_in_round);
-	assert_false(s->promoted_at_stop); /* committed */
+	assert_true(s->promoted_at_stop); /* fetching: not committed yet */
 	WAIT_FOR(s, !s->ctx.busy);
 	pump_for(s, 0.3);
 	assert_false(exists_in(s, "demote.ran"));
@@ -1476,6 +1480,55 @@ static void test_stop_during_stepdown(void **state)
 	json_t *audit = audit_lines(s);
 	assert_string_equal(jstr(json_array_get(audit, 3), "action"), "stepdown");
 	assert_string_equal(jstr(json_array_get(audit, 3), "result"), "done");
+	json_decref(audit);
+}
+
+static bool has_stepdown_error(const struct sandbox *s)
+{
+	json_t *st = status(s);
+	bool has = json_is_string(json_object_get(st, "stepdown_error"));
+	json_decref(st);
+	return has;
+}
+
+/* The step-down's hand-back stops (the master refuses the transfer of its
+ * copy): drdns stays promoted and serving, the step-down is on record as an
+ * error, the reason is in status and alert handback-failed, and the watchdog
+ * does not try again at once (it waits HANDBACK_RETRY). */
+static void test_stepdown_handback_refused(void **state)
+{
+	struct sandbox *s = *state;
+	simulate_transfer(s);
+	wd_start(s);
+	wait_promoted(s);
+	const uint32_t campus = CAMPUS_SERIAL + 10;
+	master_start(s, campus);
+	s->master_conf.controller.n_allow_transfer = 0; /* the master refuses AXFR */
+	ns1_serve(s, campus);
+	WAIT_FOR(s, has_stepdown_error(s));
+	json_t *st = status(s);
+	const char *err = jstr(st, "stepdown_error");
+	assert_non_null(strstr(err, "example.edu.: AXFR from 127.0.0.32"));
+	assert_non_null(strstr(err, "REFUSED"));
+	json_decref(st);
+	WAIT_FOR(s, !s->ctx.busy);
+	assert_true(s->ctx.state->promoted);
+	const struct drdns_zoneset *served = drdns_server_zones(s->ctx.server);
+	assert_non_null(served);
+	assert_int_equal(drdns_zone_serial(served->zones[0]), CAMPUS_SERIAL + 1);
+	assert_null(drdns_server_handback_zones(s->ctx.server));
+	WAIT_FOR(s, has_alert(s, "handback-failed"));
+	pump_for(s, 0.5); /* several rounds: no second attempt */
+	json_t *audit = audit_lines(s);
+	size_t errors = 0, n = json_array_size(audit);
+	for (size_t i = 0; i < n; i++) {
+		json_t *rec = json_array_get(audit, i);
+		if (!strcmp(jstr(rec, "action"), "stepdown")) {
+			assert_string_equal(jstr(rec, "result"), "error");
+			errors++;
+		}
+	}
+	assert_int_equal(errors, 1);
 	json_decref(audit);
 }
 
@@ -2569,6 +2622,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pre_promote_veto, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hooks_promote, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stepdown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stepdown_handback_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_stepdown_unless_ahead_and_followed, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_during_round, setup, teardown),
