@@ -32,7 +32,7 @@ sandbox_start_all
 C=$SANDBOX_DIR/campus
 tsig-keygen -a hmac-sha256 drdns-master >"$WORK/master.key"
 tsig-keygen -a hmac-sha256 drdns-master >"$WORK/wrong.key" # same name, other secret
-sed -i "/^include /a include \"$WORK/master.key\";" "$C/named.conf"
+sed -i "/^include .*rndc.key/a include \"$WORK/master.key\";" "$C/named.conf"
 sed -i "s|allow-transfer { any; };|allow-transfer { key drdns-master; !$DRDNS_ADDR; any; };|" "$C/named.conf"
 check "campus named.conf with the TSIG ACL is valid" named-checkconf "$C/named.conf"
 timeout 10 rndc -c "$C/rndc.conf" reload >/dev/null
