@@ -17,8 +17,11 @@ section by section:
 
 Every difference is a field name (e.g. "authority.missing": an RRset NSD has in
 the authority section and drdnsd does not; "answer.extra": the reverse;
-"answer.ttl", "answer.rdata", "answer.case"; a section's field gets "@tc" when
-both responses are truncated).  The allowlist (--allowlist) has one entry per
+"flag.CD.drdnsd": CD set by drdnsd only; "edns.ede": the Extended DNS Errors
+differ; "answer.ttl", "answer.rdata", "answer.rdata-case" (names in the rdata differ
+only in case), "answer.qname-case" (an owner that is the question's name, in
+another case), "answer.case" (another owner's case); a section's field gets
+"@tc" when both responses are truncated).  The allowlist (--allowlist) has one entry per
 line:
 
   ID  QUERY-REGEX  FIELD-REGEX  | RFC reason
@@ -266,16 +269,23 @@ def compare(a, b):
     fa, fb = set(a["flags"].split()), set(b["flags"].split())
     for n, _ in FLAGS:
         if (n in fa) != (n in fb):
-            diffs.append(("flag." + n, "drdnsd %s, NSD %s" % ("set" if n in fa else "clear",
-                                                            "set" if n in fb else "clear")))
+            diffs.append(("flag.%s.%s" % (n, "drdnsd" if n in fa else "nsd"),
+                          "set only by %s" % ("drdnsd" if n in fa else "NSD")))
     if (a["edns"] >= 0) != (b["edns"] >= 0):
         diffs.append(("edns.present", "drdnsd %s, NSD %s" % (a["edns"] >= 0, b["edns"] >= 0)))
     elif a["edns"] >= 0:
+        ede_a = [o for o in a["edns.options"] if o.startswith("EDE")]
+        ede_b = [o for o in b["edns.options"] if o.startswith("EDE")]
+        if ede_a != ede_b:
+            diffs.append(("edns.ede", "drdnsd %s, NSD %s" % (ede_a, ede_b)))
+        a = dict(a, **{"edns.options": [o for o in a["edns.options"] if o not in ede_a]})
+        b = dict(b, **{"edns.options": [o for o in b["edns.options"] if o not in ede_b]})
         for f in ["edns", "edns.do", "edns.options", "edns.payload"]:
             if a[f] != b[f]:
                 diffs.append((f if f != "edns" else "edns.version",
                               "drdnsd %s, NSD %s" % (a[f], b[f])))
     tc = "@tc" if "TC" in fa and "TC" in fb else ""
+    qname = b["question"][0].split()[0].lower() if b["question"] else None
     for sec in SECTIONS:
         da, db = a[sec], b[sec]
         lower_a = {(k[0].lower(),) + k[1:]: k for k in da}
@@ -289,13 +299,18 @@ def compare(a, b):
         for lk in sorted(set(lower_a) & set(lower_b)):
             ka, kb = lower_a[lk], lower_b[lk]
             if ka != kb:
-                diffs.append((sec + ".case" + tc, "drdnsd %s, NSD %s" % (ka[0], kb[0])))
+                # the question's name keeps its case (RFC 4343 4.1); other
+                # owners' case may come from name compression
+                which = ".qname-case" if lk[0] == qname else ".case"
+                diffs.append((sec + which + tc, "drdnsd %s, NSD %s" % (ka[0], kb[0])))
             (ta, ra), (tb, rb) = da[ka], db[kb]
             if ta != tb:
                 diffs.append((sec + ".ttl" + tc, "%s: drdnsd %d, NSD %d" % (key_text(kb), ta, tb)))
             if ra != rb:
-                diffs.append((sec + ".rdata" + tc, "%s: drdnsd %s, NSD %s" % (
-                    key_text(kb), sorted(ra - rb)[:3], sorted(rb - ra)[:3])))
+                same = {x.lower() for x in ra} == {x.lower() for x in rb}
+                diffs.append((sec + (".rdata-case" if same else ".rdata") + tc,
+                              "%s: drdnsd %s, NSD %s" % (key_text(kb), sorted(ra - rb)[:3],
+                                                        sorted(rb - ra)[:3])))
     return diffs
 
 
