@@ -61,6 +61,8 @@ import dns.rrset
 import dns.zone
 
 TRANSPORTS = ["udp", "udp512", "udp1232", "udp4096", "tcp", "tcp-noedns"]
+# now and then an EDNS version drdnsd and NSD do not know (RFC 6891 6.1.3: BADVERS)
+BADVERS = "udp-ednsv1"
 EXTRA_TYPES = ["A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "DS", "DNSKEY",
                "NSEC3PARAM", "RRSIG", "NSEC", "NSEC3", "ANY", "SRV", "PTR",
                "TYPE65280", "TYPE65534", "CAA", "HINFO"]
@@ -178,7 +180,7 @@ def corpus(zones, rng, count):
         name, t, cls = q
         if rng.random() < 0.35:
             name = case_vary(rng, name)
-        tr = rng.choice(TRANSPORTS)
+        tr = rng.choice(TRANSPORTS) if rng.random() > 0.01 else BADVERS
         do = tr not in ("udp", "tcp-noedns") and rng.random() < 0.6
         rd = rng.random() < 0.5
         cd = rng.random() < 0.1
@@ -207,6 +209,9 @@ def ask(q, addr):
     payload = {"udp512": 512, "udp1232": 1232, "udp4096": 4096}.get(tr, 1232)
     msg = dns.message.make_query(name, t, cls, use_edns=0 if edns else False,
                                  payload=payload, want_dnssec=do)
+    if tr == BADVERS:
+        # (make_query of dnspython 2.3 keeps version 0 whatever use_edns says)
+        msg.use_edns(1, msg.ednsflags & ~0xFF0000, payload)
     if not rd:
         msg.flags &= ~dns.flags.RD
     if cd:
@@ -437,6 +442,14 @@ def main():
         zones = [Zone(z, "%s/%s.zone" % (zdir, z)) for z in args.zones.split()]
         rng = random.Random("%d:%s" % (args.seed, variant))
         queries = corpus(zones, rng, args.per_variant)
+        mix = {}
+        for q in queries:
+            mix[q[3]] = mix.get(q[3], 0) + 1
+        print("differential: %-8s corpus %d queries: %s; DO %d, 0x20 case %d, CHAOS %d" % (
+            variant, len(queries), ", ".join("%s %d" % kv for kv in sorted(mix.items())),
+            sum(1 for q in queries if q[4]),
+            sum(1 for q in queries if q[0] != q[0].lower()),
+            sum(1 for q in queries if q[2] == "CH")))
         validator = Validator(zones)
 
         def run(q):
