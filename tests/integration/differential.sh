@@ -53,7 +53,7 @@ done
 sandbox_require_netns
 WORK=$(mktemp -d /tmp/drdns-differential.XXXXXX)
 sandbox_init "$WORK"
-trap 'finish; [ "$fail" -eq 0 ] || for v in "${VARIANTS[@]}"; do echo "==== $v: drdnsd ====" >&2; tail -n 15 "$WORK/$v/drdnsd.log" >&2 2>/dev/null; done; sandbox_cleanup' EXIT
+trap 'finish; sandbox_cleanup' EXIT # finish shows every daemon's log after a failure
 ln -s "$WORK/${VARIANTS[0]}/drdnsd.log" "$WORK/drdnsd.log" # for finish
 sandbox_blackhole "$MASTER" "${SECONDARY_ADDRS[1]}"
 
@@ -220,6 +220,26 @@ for v in "${VARIANTS[@]}"; do
     done
 done
 
+# The comparer itself: NSD against itself is identical; NSD with the unsigned
+# zones against NSD with the NSEC zones differs, and that fails.
+u=${VARIANTS[0]}
+if [ "$u" = unsigned ] && [ "${#VARIANTS[@]}" -gt 1 ]; then
+    s=${VARIANTS[1]}
+    set +e
+    out=$("$PY" "$D/compare.py" --per-variant 300 --show 0 --allowlist "$D/allowlist" --zones "${ZONES[*]}" \
+        "$s=$(nsd_addr "$s"),$(nsd_addr "$s"),$WORK/$s/nsd" 2>&1); rc=$?
+    set -e
+    check "compare.py: NSD against itself: exit 0, none differ" \
+        test "$rc:$(grep -c "^differential: total .* allowlisted, *0 differ" <<<"$out")" = 0:1
+    test "$rc" = 0 || printf '%s\n' "$out" | tail -n 20 >&2
+    set +e
+    out=$("$PY" "$D/compare.py" --per-variant 300 --show 0 --allowlist "$D/allowlist" --zones "${ZONES[*]}" \
+        "$s=$(nsd_addr "$u"),$(nsd_addr "$s"),$WORK/$s/nsd" 2>&1); rc=$?
+    set -e
+    check "compare.py: unsigned against signed zones: exit 1, differences counted" \
+        test "$rc:$(grep -c "^differential: total .* [1-9][0-9]* differ" <<<"$out")" = 1:1
+fi
+
 targets=()
 for v in "${VARIANTS[@]}"; do targets+=("$v=$(dr_addr "$v"),$(nsd_addr "$v"),$WORK/$v/nsd"); done
 set +e
@@ -228,6 +248,10 @@ set +e
     --report "$WORK/report.txt" "${targets[@]}"
 rc=$?
 set -e
+for v in "${VARIANTS[@]}"; do
+    check "$v: drdnsd still running" _sandbox_alive "${SANDBOX_PID[drdns-$v]}"
+    check "$v: NSD still running" _sandbox_alive "${SANDBOX_PID[nsd-$v]}"
+done
 check "drdnsd and NSD answer alike (no difference outside the allowlist, RRSIGs valid)" test "$rc" = 0
 
 [ "$fail" -eq 0 ]
