@@ -26,6 +26,8 @@ line:
 
   ID  QUERY-REGEX  FIELD-REGEX  | RFC reason
 
+(the reason after the first " | "; the regexes hold no spaces)
+
 QUERY-REGEX is searched in the query's description ("udp1232 +do rd diff.test.
 ANY IN"), FIELD-REGEX must match the whole field name.  A query whose every
 difference matches an entry is allowlisted (counted under each entry that
@@ -379,7 +381,7 @@ class Validator:
 
 class Entry:
     def __init__(self, line, lineno):
-        head, sep, reason = line.partition("|")
+        head, sep, reason = line.partition(" | ")  # (a regex may hold "|")
         parts = head.split()
         if not sep or len(parts) != 3 or not reason.strip():
             raise ValueError("allowlist line %d: want 'ID QUERY-REGEX FIELD-REGEX | reason'" % lineno)
