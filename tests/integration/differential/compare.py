@@ -26,7 +26,9 @@ line:
 
   ID  QUERY-REGEX  FIELD-REGEX  | RFC reason
 
-(the reason after the first " | "; the regexes hold no spaces)
+(the reason after the first " | "; the regexes hold no spaces: \s for one).
+A FIELD-REGEX that holds ":" must match the whole "field:detail" instead, e.g.
+"authority\.missing:\S+\sIN\sNSEC3" for a missing NSEC3 RRset.
 
 QUERY-REGEX is searched in the query's description ("udp1232 +do rd diff.test.
 ANY IN"), FIELD-REGEX must match the whole field name.  A query whose every
@@ -391,8 +393,11 @@ class Entry:
         self.reason = reason.strip()
         self.count = 0
 
-    def matches(self, qdesc, field):
-        return bool(self.query.search(qdesc)) and bool(self.field.fullmatch(field))
+    def matches(self, qdesc, field, detail):
+        # a FIELD-REGEX with ":" is matched against "field:detail", e.g.
+        # "authority.missing:x.example. IN NSEC3"
+        target = field + ":" + detail if ":" in self.field.pattern else field
+        return bool(self.query.search(qdesc)) and bool(self.field.fullmatch(target))
 
 
 def load_allowlist(path):
@@ -479,7 +484,7 @@ def main():
             for field, detail in diffs:
                 hit = None
                 if field != "rrsig.invalid":
-                    hit = next((e for e in allow if e.matches(qd, field)), None)
+                    hit = next((e for e in allow if e.matches(qd, field, detail)), None)
                 if hit:
                     matched.add(hit)
                 else:
