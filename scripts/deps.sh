@@ -17,7 +17,7 @@ PACKAGES=(
   bind9 bind9-utils bind9-dnsutils nsd knot knot-dnsutils ldnsutils
   pdns-server pdns-backend-sqlite3 sqlite3
   # differential test against NSD (query corpus and section-by-section compare)
-  python3 python3-dnspython
+  python3 python3-dnspython python3-cryptography   # cryptography: RRSIG validation
   # sandbox: private network namespaces and packet drops
   iproute2 nftables util-linux procps
   # benchmarks
