@@ -215,6 +215,8 @@ static void nxdomain(struct ans *a, const struct zindex *ix, const ldns_rdf *nam
 static void nodata(struct ans *a, const struct zindex *ix, const struct zname *n,
                    const ldns_rdf *qname, const ldns_rdf *ce, bool wild)
 {
+	if (wild && a->dnssec && !signed_nsec(ix) && signed_nsec3(ix))
+		add_next_closer(a, ix, qname, ce); /* before the SOA (NSD's order) */
 	add_neg_soa(a, ix);
 	if (!a->dnssec)
 		return;
@@ -229,7 +231,6 @@ static void nodata(struct ans *a, const struct zindex *ix, const struct zname *n
 		}
 	} else if (signed_nsec3(ix)) {
 		if (wild) {
-			add_next_closer(a, ix, qname, ce);
 			add_nsec3_of(a, ix, zindex_nsec3(ix, ce, true));
 			add_nsec3_of(a, ix, zindex_nsec3(ix, n->owner, true));
 		} else {
@@ -238,6 +239,14 @@ static void nodata(struct ans *a, const struct zindex *ix, const struct zname *n
 				add_nsec3_of(a, ix, m);
 			else
 				add_cpe_proof(a, ix, n->owner);
+			if (m && ldns_dname_is_wildcard(n->owner)) {
+				/* the wildcard asked by its own name: its closest encloser
+				 * too, as for a wildcard NODATA (NSD) */
+				ldns_rdf *p = ldns_dname_left_chop(n->owner);
+				if (p)
+					add_nsec3_of(a, ix, zindex_nsec3(ix, p, true));
+				ldns_rdf_deep_free(p);
+			}
 		}
 	}
 }
