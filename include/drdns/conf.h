@@ -52,6 +52,10 @@ struct drdns_conf {
 		                        * "2001:db8::/48") allowed unsigned AXFR/IXFR
 		                        * (operators' tools); n_allow_transfer entries, owned */
 		size_t n_allow_transfer;
+		/* What drdnsd says about itself (all optional, NULL: REFUSED / not sent):
+		 * CHAOS TXT id.server and hostname.bind, CHAOS TXT version.bind and
+		 * version.server, the EDNS NSID option (RFC 5001). */
+		char *identity, *version, *nsid;
 	} controller;
 
 	struct {

@@ -64,8 +64,8 @@ static const char *const root_keys[] = {"controller", "master", "secondaries", "
                                         "policy",     "hooks",  "metrics",     "drill",
                                         "dnssec",     "alerts", NULL};
 static const char *const controller_keys[] = {
-    "id",        "address",   "port",     "ns_name",        "control_socket",
-    "state_dir", "audit_log", "pid_file", "allow_transfer", NULL};
+    "id",       "address",        "port",     "ns_name", "control_socket", "state_dir", "audit_log",
+    "pid_file", "allow_transfer", "identity", "version", "nsid",           NULL};
 static const char *const master_keys[] = {"address",  "port",         "interval",
                                           "timeout",  "fail_after",   "recover_after",
                                           "tsig_key", "axfr_timeout", NULL};
@@ -714,6 +714,16 @@ static void load_controller(struct loader *l, const config_setting_t *root, stru
 			check_creatable_parent(l, s, "controller.pid_file", c->controller.pid_file);
 	}
 
+	const char *const self_keys[] = {"identity", "version", "nsid"};
+	char **self_vals[] = {&c->controller.identity, &c->controller.version, &c->controller.nsid};
+	for (size_t i = 0; i < 3; i++) {
+		if (!(v = get_string(l, g, "controller", self_keys[i], false, &s)))
+			continue;
+		if (!*v || strlen(v) > 255)
+			report(l, s, "controller.%s: expected 1 to 255 characters", self_keys[i]);
+		else if (!(*self_vals[i] = strdup(v)))
+			l->oom = true;
+	}
 	load_prefix_list(l, get_member(g, "allow_transfer"), "controller.allow_transfer",
 	                 &c->controller.allow_transfer, &c->controller.n_allow_transfer);
 }
@@ -1342,6 +1352,9 @@ void drdns_conf_free(struct drdns_conf *conf)
 	free(conf->controller.state_dir);
 	free(conf->controller.audit_log);
 	free(conf->controller.pid_file);
+	free(conf->controller.identity);
+	free(conf->controller.version);
+	free(conf->controller.nsid);
 	for (size_t i = 0; i < conf->controller.n_allow_transfer; i++)
 		free(conf->controller.allow_transfer[i]);
 	free(conf->controller.allow_transfer);

@@ -61,7 +61,8 @@ static bool ans_has(const struct ans *a, const struct zrrset *s)
 {
 	for (int sec = 0; sec < 3; sec++)
 		for (size_t i = 0; i < a->n[sec]; i++)
-			if (a->it[sec][i].set == s && !a->it[sec][i].sigs_only)
+			if (a->it[sec][i].set == s && !a->it[sec][i].sigs_only &&
+			    !a->it[sec][i].owner)
 				return true;
 	return false;
 }
@@ -214,6 +215,8 @@ static void nxdomain(struct ans *a, const struct zindex *ix, const ldns_rdf *nam
 static void nodata(struct ans *a, const struct zindex *ix, const struct zname *n,
                    const ldns_rdf *qname, const ldns_rdf *ce, bool wild)
 {
+	if (wild && a->dnssec && !signed_nsec(ix) && signed_nsec3(ix))
+		add_next_closer(a, ix, qname, ce); /* before the SOA (NSD's order) */
 	add_neg_soa(a, ix);
 	if (!a->dnssec)
 		return;
@@ -228,7 +231,6 @@ static void nodata(struct ans *a, const struct zindex *ix, const struct zname *n
 		}
 	} else if (signed_nsec3(ix)) {
 		if (wild) {
-			add_next_closer(a, ix, qname, ce);
 			add_nsec3_of(a, ix, zindex_nsec3(ix, ce, true));
 			add_nsec3_of(a, ix, zindex_nsec3(ix, n->owner, true));
 		} else {
@@ -237,6 +239,14 @@ static void nodata(struct ans *a, const struct zindex *ix, const struct zname *n
 				add_nsec3_of(a, ix, m);
 			else
 				add_cpe_proof(a, ix, n->owner);
+			if (m && ldns_dname_is_wildcard(n->owner)) {
+				/* the wildcard asked by its own name: its closest encloser
+				 * too, as for a wildcard NODATA (NSD) */
+				ldns_rdf *p = ldns_dname_left_chop(n->owner);
+				if (p)
+					add_nsec3_of(a, ix, zindex_nsec3(ix, p, true));
+				ldns_rdf_deep_free(p);
+			}
 		}
 	}
 }
@@ -280,32 +290,37 @@ static const struct zname *find_cut(const struct zindex *ix, const ldns_rdf *nam
 	return NULL;
 }
 
+/* A/AAAA of NS, MX and SRV targets in the same zone: every A first, then every
+ * AAAA (NSD's order, which decides what a truncated additional keeps) */
 static void add_additional(struct ans *a)
 {
-	for (int sec = 0; sec < 2; sec++) {
-		for (size_t i = 0; i < a->n[sec]; i++) {
-			const struct item *it = &a->it[sec][i];
-			size_t rdi;
-			if (it->sigs_only)
-				continue;
-			switch (it->set->type) {
-			case LDNS_RR_TYPE_NS: rdi = 0; break;
-			case LDNS_RR_TYPE_MX: rdi = 1; break;
-			case LDNS_RR_TYPE_SRV: rdi = 3; break;
-			default: continue;
-			}
-			for (uint32_t r = 0; r < it->set->n; r++) {
-				const ldns_rdf *t = ldns_rr_rdf(it->set->rrs[r], rdi);
-				if (!t || ldns_rdf_get_type(t) != LDNS_RDF_TYPE_DNAME ||
-				    !(ldns_dname_is_subdomain(t, it->ix->zone->origin) ||
-				      ldns_dname_compare(t, it->ix->zone->origin) == 0))
+	for (int pass = 0; pass < 2; pass++)
+		for (int sec = 0; sec < 2; sec++) {
+			for (size_t i = 0; i < a->n[sec]; i++) {
+				const struct item *it = &a->it[sec][i];
+				size_t rdi;
+				if (it->sigs_only)
 					continue;
-				const struct zname *n = zindex_find(it->ix, t);
-				ans_add(a, 2, it->ix, zname_rrset(n, LDNS_RR_TYPE_A), NULL, 0);
-				ans_add(a, 2, it->ix, zname_rrset(n, LDNS_RR_TYPE_AAAA), NULL, 0);
+				switch (it->set->type) {
+				case LDNS_RR_TYPE_NS: rdi = 0; break;
+				case LDNS_RR_TYPE_MX: rdi = 1; break;
+				case LDNS_RR_TYPE_SRV: rdi = 3; break;
+				default: continue;
+				}
+				for (uint32_t r = 0; r < it->set->n; r++) {
+					const ldns_rdf *t = ldns_rr_rdf(it->set->rrs[r], rdi);
+					if (!t || ldns_rdf_get_type(t) != LDNS_RDF_TYPE_DNAME ||
+					    !(ldns_dname_is_subdomain(t, it->ix->zone->origin) ||
+					      ldns_dname_compare(t, it->ix->zone->origin) == 0))
+						continue;
+					const struct zname *n = zindex_find(it->ix, t);
+					ans_add(a, 2, it->ix,
+					        zname_rrset(n, pass ? LDNS_RR_TYPE_AAAA
+					                            : LDNS_RR_TYPE_A),
+					        NULL, 0);
+				}
 			}
 		}
-	}
 }
 
 static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zindex *const *ixs,
@@ -371,6 +386,10 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 		const ldns_rdf *owner = wild ? name : NULL;
 		const struct zrrset *s = NULL;
 		if (qtype == LDNS_RR_TYPE_RRSIG && add_all_sigs(a, ix, n, owner)) {
+			if (wild && a->dnssec && signed_nsec(ix))
+				add_nsec_of(a, ix, zindex_nsec_cover(ix, name));
+			else if (wild && a->dnssec && signed_nsec3(ix))
+				add_next_closer(a, ix, name, ce);
 			size_t before = a->n[1];
 			ans_add(a, 1, ix, zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NS), NULL,
 			        0);

@@ -174,10 +174,34 @@ static void clear_section(ldns_pkt *r, ldns_pkt_section s)
 
 /* Sign (when the request was signed), serialize, truncate when too big for
  * UDP (or, for a pathological RRset, for one TCP message).  Frees r. */
+/* RFC 5001: the configured NSID, when the query asked for it. */
+static void add_nsid(struct reqctx *rq, ldns_pkt *r)
+{
+	const char *nsid = rq->srv->conf ? rq->srv->conf->controller.nsid : NULL;
+	if (!nsid || !ldns_pkt_edns(rq->q) || !ldns_pkt_edns(r))
+		return;
+	ldns_edns_option_list *ql = ldns_pkt_edns_get_option_list(rq->q);
+	bool asked = false;
+	for (size_t i = 0; ql && i < ldns_edns_option_list_get_count(ql); i++)
+		asked |=
+		    ldns_edns_get_code(ldns_edns_option_list_get_option(ql, i)) == LDNS_EDNS_NSID;
+	if (!asked)
+		return;
+	ldns_edns_option_list *l = ldns_edns_option_list_new();
+	ldns_edns_option *o = ldns_edns_new_from_data(LDNS_EDNS_NSID, strlen(nsid), nsid);
+	if (!l || !o || !ldns_edns_option_list_push(l, o)) {
+		ldns_edns_deep_free(o);
+		ldns_edns_option_list_deep_free(l);
+		return;
+	}
+	ldns_pkt_set_edns_option_list(r, l);
+}
+
 int srv_finish(struct reqctx *rq, ldns_pkt *r, uint8_t **out, size_t *out_len)
 {
 	if (!r)
 		return DRDNS_ENOMEM;
+	add_nsid(rq, r);
 	size_t max = rq->conn ? 65535 : rq->udp_max;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (rq->key && drdns_tsig_sign(r, rq->key, rq->mac) < 0) {
@@ -295,6 +319,59 @@ static void note_tsig_refusal(struct drdns_server *srv, const ldns_pkt *q,
 	free(zone);
 }
 
+/* CHAOS TXT id.server / hostname.bind (controller.identity) and version.bind /
+ * version.server (controller.version), as NSD answers them (TTL 0, no AA);
+ * REFUSED when not configured, and for every other CHAOS query. */
+static int answer_chaos(struct reqctx *rq, const ldns_rr *question, uint8_t **out, size_t *len)
+{
+	static const char *const id_names[] = {"id.server.", "hostname.bind.", NULL};
+	static const char *const ver_names[] = {"version.bind.", "version.server.", NULL};
+	const struct drdns_conf *conf = rq->srv->conf;
+	const char *text = NULL;
+	ldns_rr_type t = ldns_rr_get_type(question);
+	if (conf && (t == LDNS_RR_TYPE_TXT || t == LDNS_RR_TYPE_ANY)) {
+		for (int k = 0; k < 2 && !text; k++) {
+			const char *const *names = k ? ver_names : id_names;
+			const char *val = k ? conf->controller.version : conf->controller.identity;
+			for (size_t i = 0; names[i] && !text; i++) {
+				ldns_rdf *n = ldns_dname_new_frm_str(names[i]);
+				if (n && ldns_dname_compare(n, ldns_rr_owner(question)) == 0)
+					text = val;
+				ldns_rdf_deep_free(n);
+			}
+		}
+	}
+	if (!text)
+		return reply_rcode(rq, LDNS_RCODE_REFUSED, out, len);
+	ldns_pkt *r = resp_new(rq->q, LDNS_RCODE_NOERROR);
+	ldns_rr *rr = ldns_rr_new();
+	ldns_rdf *txt = NULL;
+	uint8_t buf[256];
+	size_t n = strlen(text) > 255 ? 255 : strlen(text);
+	buf[0] = (uint8_t)n;
+	memcpy(buf + 1, text, n);
+	txt = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, n + 1, buf);
+	ldns_rdf *owner = ldns_rdf_clone(ldns_rr_owner(question));
+	if (!r || !rr || !txt || !owner) {
+		ldns_pkt_free(r);
+		ldns_rr_free(rr);
+		ldns_rdf_deep_free(txt);
+		ldns_rdf_deep_free(owner);
+		return DRDNS_ENOMEM;
+	}
+	ldns_rr_set_owner(rr, owner);
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_CH);
+	ldns_rr_set_ttl(rr, 0);
+	ldns_rr_set_type(rr, LDNS_RR_TYPE_TXT);
+	ldns_rr_push_rdf(rr, txt);
+	if (!ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr)) {
+		ldns_rr_free(rr);
+		ldns_pkt_free(r);
+		return DRDNS_ENOMEM;
+	}
+	return srv_finish(rq, r, out, len);
+}
+
 enum proc_result srv_process(struct drdns_server *srv, struct conn *conn, const uint8_t *wire,
                              size_t len, const struct sockaddr *peer, const char *peer_text,
                              uint8_t **out, size_t *out_len)
@@ -386,6 +463,10 @@ enum proc_result srv_process(struct drdns_server *srv, struct conn *conn, const 
 		goto done;
 	}
 	const ldns_rr *question = ldns_rr_list_rr(ldns_pkt_question(q), 0);
+	if (ldns_rr_get_class(question) == LDNS_RR_CLASS_CH && op == LDNS_PACKET_QUERY) {
+		ret = answer_chaos(&rq, question, out, out_len);
+		goto done;
+	}
 	if (ldns_rr_get_class(question) != LDNS_RR_CLASS_IN) {
 		ldns_pkt *r = resp_new(q, LDNS_RCODE_REFUSED);
 		if (r && ldns_rr_get_class(question) != LDNS_RR_CLASS_CH) {

@@ -565,6 +565,33 @@ static void test_refresh_too_close(void **state)
 	drdns_diag_clear(&d);
 }
 
+static void test_self(void **state)
+{
+	(void)state;
+	struct drdns_diag d = {0};
+	struct drdns_conf *c = NULL;
+	assert_int_equal(load("conf-self.conf", &c, &d), 0);
+	assert_string_equal(c->controller.identity, "dr1.example.edu");
+	assert_string_equal(c->controller.version, "drdns");
+	assert_string_equal(c->controller.nsid, "dr1");
+	drdns_conf_free(c);
+	drdns_diag_clear(&d);
+	/* unset by default: REFUSED / no NSID */
+	assert_int_equal(load("conf-minimal.conf", &c, &d), 0);
+	assert_null(c->controller.identity);
+	assert_null(c->controller.version);
+	assert_null(c->controller.nsid);
+	drdns_conf_free(c);
+	drdns_diag_clear(&d);
+
+	d = expect_invalid("conf-self-bad.conf", 3);
+	const char *f = "conf-self-bad.conf";
+	expect_msg(&d, f, 4, "controller.identity: must not be empty");
+	expect_msg(&d, f, 5, "controller.version: expected 1 to 255 characters");
+	expect_msg(&d, f, 6, "controller.nsid: expected a string");
+	drdns_diag_clear(&d);
+}
+
 static void test_null_diag(void **state)
 {
 	(void)state;
@@ -605,6 +632,7 @@ int main(void)
 	    cmocka_unit_test(test_watchdog_bad),
 	    cmocka_unit_test(test_refresh_too_close),
 	    cmocka_unit_test(test_threshold_above_refresh),
+	    cmocka_unit_test(test_self),
 	    cmocka_unit_test(test_null_diag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

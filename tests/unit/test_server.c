@@ -993,6 +993,59 @@ static void test_lookups(void **state)
 	ldns_pkt_free(r);
 }
 
+/* CHAOS TXT and NSID: REFUSED / absent by default, configurable. */
+static void test_chaos_nsid(void **state)
+{
+	(void)state;
+	ldns_pkt *r = udp_ask(mkquery("id.server.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_CH), NULL);
+	assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
+	ldns_pkt_free(r);
+	H.conf.controller.identity = "dr-test";
+	H.conf.controller.version = "drdns-test";
+	H.conf.controller.nsid = "dr-nsid";
+	r = udp_ask(mkquery("ID.Server.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_CH), NULL);
+	assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+	assert_false(ldns_pkt_aa(r));
+	assert_int_equal(ldns_pkt_ancount(r), 1);
+	char *txt = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(r), 0), 0));
+	assert_string_equal(txt, "\"dr-test\"");
+	free(txt);
+	assert_int_equal(ldns_rr_get_class(ldns_rr_list_rr(ldns_pkt_answer(r), 0)),
+	                 LDNS_RR_CLASS_CH);
+	ldns_pkt_free(r);
+	r = udp_ask(mkquery("version.bind.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_CH), NULL);
+	assert_int_equal(ldns_pkt_ancount(r), 1);
+	ldns_pkt_free(r);
+	/* other CHAOS names stay REFUSED */
+	r = udp_ask(mkquery("authors.bind.", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_CH), NULL);
+	assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
+	ldns_pkt_free(r);
+	/* NSID only when asked */
+	ldns_pkt *q = mkquery("example.edu.", LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN);
+	ldns_pkt_set_edns_udp_size(q, 1232);
+	r = udp_ask(q, NULL);
+	ldns_edns_option_list *l = ldns_pkt_edns_get_option_list(r);
+	assert_true(!l || ldns_edns_option_list_get_count(l) == 0);
+	ldns_pkt_free(r);
+	q = mkquery("example.edu.", LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN);
+	ldns_pkt_set_edns_udp_size(q, 1232);
+	ldns_edns_option_list *ql = ldns_edns_option_list_new();
+	assert_true(ldns_edns_option_list_push(ql, ldns_edns_new_from_data(LDNS_EDNS_NSID, 0, "")));
+	ldns_pkt_set_edns_option_list(q, ql);
+	r = udp_ask(q, NULL);
+	l = ldns_pkt_edns_get_option_list(r);
+	assert_non_null(l);
+	assert_int_equal(ldns_edns_option_list_get_count(l), 1);
+	const ldns_edns_option *o = ldns_edns_option_list_get_option(l, 0);
+	assert_int_equal(ldns_edns_get_code(o), LDNS_EDNS_NSID);
+	assert_int_equal(ldns_edns_get_size(o), 7);
+	assert_memory_equal(ldns_edns_get_data(o), "dr-nsid", 7);
+	ldns_pkt_free(r);
+	H.conf.controller.identity = NULL;
+	H.conf.controller.version = NULL;
+	H.conf.controller.nsid = NULL;
+}
+
 static void test_udp_truncation(void **state)
 {
 	(void)state;
@@ -1775,6 +1828,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_unpromoted),
 	    cmocka_unit_test(test_soa_after_install),
 	    cmocka_unit_test(test_lookups),
+	    cmocka_unit_test(test_chaos_nsid),
 	    cmocka_unit_test(test_udp_truncation),
 	    cmocka_unit_test(test_axfr_big),
 	    cmocka_unit_test(test_axfr_concurrent),
