@@ -1856,6 +1856,39 @@ static void test_drill_release_relay(void **state)
 	assert_nothing_changed(s);
 }
 
+/* The master refuses the release step's AXFR: drdns answers REFUSED at once
+ * instead, ns1 goes back to the master by itself, and the drill passes,
+ * saying that the relay was not used. */
+static void test_drill_release_relay_refused(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	s->master_conf.controller.n_allow_transfer = 0; /* REFUSED to drdns */
+	simulate_following(s);
+	json_t *reply = drill(s, "example.edu", false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_string_equal(json_string_value(json_object_get(reply, "verdict")), "pass");
+	json_t *rel = json_object_get(reply, "release");
+	assert_true(json_is_false(json_object_get(rel, "relay")));
+	assert_non_null(strstr(json_string_value(json_object_get(rel, "detail")), "REFUSED"));
+	assert_true(json_is_false(json_object_get(json_object_get(rel, "copy"), "ok")));
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "message")),
+	                       "hand-back relay was not used"));
+	size_t i;
+	json_t *w;
+	bool warned = false;
+	json_array_foreach(json_object_get(reply, "warnings"), i, w)
+	{
+		if (strstr(json_string_value(w), "hand-back relay was not used"))
+			warned = true;
+	}
+	assert_true(warned);
+	json_decref(reply);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+	assert_nothing_changed(s);
+}
+
 static void on_status_done(json_t *reply, void *arg)
 {
 	struct sandbox *s = arg;
@@ -2153,6 +2186,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_drill_live_not_following, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_resumes_cut_short, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_release_relay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_release_relay_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_refused_standby_or_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_signs_afresh, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_dry_run_and_no_keys, setup, teardown),
