@@ -215,8 +215,13 @@ int drdns_check_start(struct drdns_ctx *ctx, drdns_op_done_cb done, void *arg);
  *      off-campus secondary (on_campus ones would be dark in a disaster);
  *   2. return:  the same data at S + 2T (greater than S + T, and lower than S
  *      by T + 1), NOTIFY, watch;
- *   3. release: stop serving it (REFUSED), NOTIFY with S, watch each
- *      secondary come back to the master's serial.
+ *   3. release: the hand-back relay (handback.h): fetch the drill zone's
+ *      campus copy by AXFR (master.tsig_key) and check it (serial above
+ *      S + 2T), serve it in the hand-back slot in place of the drill zone,
+ *      NOTIFY with its serial, watch each secondary come back to it, then
+ *      answer REFUSED.  A failed fetch: REFUSED at once, the secondaries come
+ *      back by their own refresh; the reply's "release" ({relay, detail,
+ *      copy}), a warning and the message say so; not a failure by itself.
  * Then production zones are probed again: every secondary must still serve
  * the serial it served before, or the master's current one.  The drill holds
  * the controller busy (promote, demote and the watchdog wait for it) and is

@@ -13,11 +13,21 @@
  *               and any two of S, S + T, S + 2T are less than 2^31 apart, so a
  *               drill cut short between two steps never leaves the secondaries
  *               so far apart that a real promotion finds no serial above them;
- *   step 3      stop serving it (REFUSED), NOTIFY with S, watch the return;
+ *   step 3      the release, through the hand-back relay (handback.h): fetch
+ *               the drill zone's campus copy by AXFR (master.tsig_key) and check
+ *               it (its serial above S + 2T), serve it in the server's hand-back
+ *               slot instead of the drill zone, NOTIFY with its serial, watch
+ *               the return, then close the window (REFUSED).  A secondary that
+ *               asks only the NOTIFY's sender (PowerDNS; a BIND listing drdns
+ *               first) so gets the campus data from drdns at once.  When the
+ *               fetch or its checks fail: stop serving (REFUSED) as before, the
+ *               secondaries go back by their own refresh, and the report says
+ *               so (the drill does not fail for that alone);
  *   verify      probe again: production serials unchanged (or the master's).
  *
- * Only the server's drill slot is touched (drdns_server_set_drill): state.json,
- * the generations and the promoted set never change.
+ * Only the server's drill and hand-back slots are touched
+ * (drdns_server_set_drill, drdns_server_set_handback): state.json, the
+ * generations and the promoted set never change.
  */
 #include "drdns/audit.h"
 #include "drdns/checks.h"
@@ -33,6 +43,7 @@
 #include "drdns/server.h"
 #include "drdns/state.h"
 #include "drdns/zone.h"
+#include "handback.h"
 #include "nameservers.h"
 
 #include <ctype.h>
@@ -40,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DRILL_STEPS 3
 #define DRILL_THIRD 1431655765u /* floor(2^32 / 3) */
@@ -97,8 +109,12 @@ struct drill_op {
 	size_t n_notify;
 	struct drdns_converge_result *converge;
 	size_t n_converge;
-	bool serving; /* the drill slot is installed */
-	bool live;    /* the live drill started */
+	bool serving;  /* the drill slot is installed */
+	bool relaying; /* the release step's hand-back slot is installed */
+	bool relay_tried, relay_ok;
+	char relay_detail[512]; /* the relay's outcome, for the report */
+	json_t *relay_copy;     /* the fetch's report (handback.h), owned */
+	bool live;              /* the live drill started */
 };
 
 static void op_free(struct drill_op *op)
@@ -119,6 +135,7 @@ static void op_free(struct drill_op *op)
 	free(op->xmap);
 	free(op->notify);
 	drdns_converge_results_free(op->converge, op->n_converge);
+	json_decref(op->relay_copy);
 	free(op);
 }
 
@@ -264,6 +281,20 @@ static json_t *peers_json(const struct drill_op *op)
 	return arr;
 }
 
+/* Close the release step's hand-back window: REFUSED again. */
+static void close_relay(struct drill_op *op, const char *why)
+{
+	if (!op->relaying)
+		return;
+	op->relaying = false;
+	op->ctx->handback_until = 0;
+	if (op->ctx->server)
+		drdns_server_set_handback(op->ctx->server, NULL);
+	event(op,
+	      "step 3 (release): hand-back window closed (%s): drdns answers REFUSED for %s again",
+	      why, op->zone);
+}
+
 /* Reply (extra is merged in, reference stolen), audit, release the lock, free. */
 static void finish(struct drill_op *op, int exit_code, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -276,6 +307,7 @@ static void finish(struct drill_op *op, int exit_code, json_t *extra, const char
 	va_end(ap);
 	if (op->serving && op->ctx->server) /* never leave the drill zone served */
 		drdns_server_set_drill(op->ctx->server, NULL);
+	close_relay(op, "the drill ended");
 	if (op->live && exit_code == DRDNS_EXIT_ERROR) { /* not "nothing changed" */
 		exit_code = DRDNS_EXIT_PARTIAL;
 		size_t len = strlen(msg);
@@ -298,6 +330,12 @@ static void finish(struct drill_op *op, int exit_code, json_t *extra, const char
 		                              "drill", (json_int_t)op->serial[0], "return",
 		                              (json_int_t)op->serial[1]));
 		json_object_set_new(reply, "secondaries", peers_json(op));
+		if (op->relay_tried)
+			json_object_set_new(
+			    reply, "release",
+			    json_pack("{s:b, s:s, s:O}", "relay", op->relay_ok, "detail",
+			              op->relay_detail, "copy",
+			              op->relay_copy ? op->relay_copy : json_null()));
 	}
 	if (reply && extra)
 		json_object_update(reply, extra);
@@ -376,13 +414,20 @@ static void on_verified(struct drdns_soa_result *results, size_t n, void *arg)
 	bool peers_ok = op->n_peers > 0 && failed == 0 && leftover == 0;
 	int code = peers_ok && all_same ? DRDNS_EXIT_OK : DRDNS_EXIT_PARTIAL;
 	json_t *extra = json_pack("{s:o}", "production", prod);
+	char relay[700] = "";
+	if (!op->relay_ok)
+		snprintf(relay, sizeof(relay),
+		         "; the hand-back relay was not used (%s): drdns answered REFUSED in the "
+		         "release step and the secondaries went back by their own refresh",
+		         op->relay_detail);
 	if (code == DRDNS_EXIT_OK)
 		finish(op, code, extra,
 		       "drill passed: %zu secondaries took %s serial %u, returned to the campus "
-		       "serial %u, production zones unchanged (%.1f s)",
-		       op->n_peers, op->zone, op->serial[0], op->campus, since_start(op));
+		       "serial %u%s, production zones unchanged (%.1f s)%s",
+		       op->n_peers, op->zone, op->serial[0], op->serial[2],
+		       op->relay_ok ? " through the hand-back relay" : "", since_start(op), relay);
 	else
-		finish(op, code, extra, "drill FAILED: %s%s%s%s%s (%.1f s); see the secondaries",
+		finish(op, code, extra, "drill FAILED: %s%s%s%s%s (%.1f s); see the secondaries%s",
 		       failed ? "some secondaries did not follow every step" : "",
 		       failed && leftover ? "; " : "",
 		       leftover ? "some secondaries started on an earlier drill's serial and were "
@@ -390,7 +435,7 @@ static void on_verified(struct drdns_soa_result *results, size_t n, void *arg)
 		                : "",
 		       (failed || leftover) && !all_same ? "; " : "",
 		       all_same ? "" : "a production serial changed during the drill",
-		       since_start(op));
+		       since_start(op), relay);
 }
 
 static void verify(struct drill_op *op)
@@ -411,6 +456,9 @@ static void verify(struct drill_op *op)
 /* ---- the three live steps ---- */
 
 static void run_step(struct drill_op *op);
+static void watch_step(struct drill_op *op);
+static void on_release_fetched(struct drdns_zoneset *copies, json_t *report, const char *error,
+                               void *arg);
 
 static void step_done(struct drill_op *op)
 {
@@ -467,6 +515,8 @@ static void step_done(struct drill_op *op)
 	drdns_converge_results_free(op->converge, op->n_converge);
 	op->converge = NULL;
 	event(op, "step %d (%s) done: %zu of %zu converged", s + 1, step_names[s], ok, op->n_x);
+	if (s == DRILL_STEPS - 1)
+		close_relay(op, ok == op->n_x ? "every secondary converged" : "the watch ended");
 	if (!op->ctx->server) {
 		finish(op, DRDNS_EXIT_ERROR, NULL, "drdnsd is shutting down: drill cut short");
 		return;
@@ -550,7 +600,6 @@ fail:
 
 static void run_step(struct drill_op *op)
 {
-	const struct drdns_conf *conf = op->ctx->conf;
 	int s = op->step;
 	uint32_t serial = op->serial[s];
 	char err[512] = "";
@@ -569,14 +618,76 @@ static void run_step(struct drill_op *op)
 		op->serving = true;
 		event(op, "step %d (%s): drdns serves %s serial %u", s + 1, step_names[s], op->zone,
 		      serial);
-	} else {
+		watch_step(op);
+		return;
+	}
+	struct drdns_handback_zone hz = {.zone = op->zone, .dr_serial = op->serial[1]};
+	op->relay_tried = true;
+	event(op, "step 3 (release): fetching the campus copy of %s by AXFR (hand-back relay)",
+	      op->zone);
+	int ret = drdns_handback_fetch(op->ctx, &hz, 1, on_release_fetched, op);
+	if (ret < 0)
+		on_release_fetched(NULL, NULL, drdns_strerror(ret), op);
+}
+
+/* The release step's campus copy: relay it, or fall back to REFUSED. */
+static void on_release_fetched(struct drdns_zoneset *copies, json_t *report, const char *error,
+                               void *arg)
+{
+	struct drill_op *op = arg;
+	json_t *copy = report ? json_incref(json_array_get(report, 0)) : NULL;
+	json_decref(report);
+	json_decref(op->relay_copy);
+	op->relay_copy = copy;
+	if (!op->ctx->server) {
+		drdns_zoneset_free(copies);
+		finish(op, DRDNS_EXIT_ERROR, NULL, "drdnsd is shutting down: drill cut short");
+		return;
+	}
+	int ret = error ? 0 : drdns_server_set_handback(op->ctx->server, copies);
+	if (!error && ret < 0)
+		error = drdns_strerror(ret);
+	if (error) {
+		if (ret == 0)
+			drdns_zoneset_free(copies);
+		snprintf(op->relay_detail, sizeof(op->relay_detail), "%s", error);
 		drdns_server_set_drill(op->ctx->server, NULL);
 		op->serving = false;
+		warn(op,
+		     "the hand-back relay was not used in the release step (%s): secondaries that "
+		     "ask only drdns (PowerDNS) went back by their own refresh",
+		     error);
 		event(op,
-		      "step 3 (release): drdns answers REFUSED for %s again; the secondaries go "
-		      "back to the master's serial %u",
-		      op->zone, serial);
+		      "step 3 (release): no campus copy to relay (%s); drdns answers REFUSED for "
+		      "%s again; the secondaries go back to the master's serial %u",
+		      error, op->zone, op->serial[2]);
+		watch_step(op);
+		return;
 	}
+	/* the campus copy replaces the drill zone (no REFUSED gap); the
+	 * secondaries must reach its serial (the master may have moved on) */
+	op->serial[2] = drdns_zone_serial(copies->zones[0]);
+	op->relaying = true;
+	op->relay_ok = true;
+	double wait = op->wait >= 0 ? op->wait : op->ctx->conf->policy.default_wait;
+	op->ctx->handback_until = (double)time(NULL) + wait; /* at the latest */
+	drdns_server_set_drill(op->ctx->server, NULL);
+	op->serving = false;
+	snprintf(op->relay_detail, sizeof(op->relay_detail),
+	         "drdns served the campus copy (serial %u) during the release step", op->serial[2]);
+	event(op,
+	      "step 3 (release): drdns relays the campus copy of %s serial %u (hand-back); the "
+	      "secondaries go back to it",
+	      op->zone, op->serial[2]);
+	watch_step(op);
+}
+
+/* NOTIFY the peers with the running step's serial and watch them reach it. */
+static void watch_step(struct drill_op *op)
+{
+	const struct drdns_conf *conf = op->ctx->conf;
+	int s = op->step;
+	uint32_t serial = op->serial[s];
 	op->n_x = 0;
 	for (size_t p = 0; p < op->n_peers; p++) {
 		struct drill_peer *dp = &op->peers[p];

@@ -344,7 +344,8 @@ int zindex_build(const struct drdns_zone *z, struct zindex **out)
 				ix->n_nsec3++;
 		}
 	}
-	qsort(ix->nsec3, ix->n_nsec3, sizeof(*ix->nsec3), n3_cmp);
+	if (ix->n_nsec3) /* qsort(NULL, 0) is undefined (UBSan) */
+		qsort(ix->nsec3, ix->n_nsec3, sizeof(*ix->nsec3), n3_cmp);
 	const struct zrrset *p3 = zname_rrset(&ix->names[ix->apex], LDNS_RR_TYPE_NSEC3PARAM);
 	if (p3 && ldns_rr_rd_count(p3->rrs[0]) >= 4) {
 		const ldns_rr *r = p3->rrs[0];

@@ -1086,6 +1086,8 @@ static json_t *drill(struct sandbox *s, const char *zone, bool preflight_only, d
 	run_until(s, &r);
 	assert_false(s->ctx.busy);
 	assert_null(drdns_server_drill_zones(s->ctx.server)); /* never left served */
+	assert_null(drdns_server_handback_zones(s->ctx.server));
+	assert_true(s->ctx.handback_until == 0);
 	return r.reply;
 }
 
@@ -1484,8 +1486,15 @@ static void test_drill_release_not_followed(void **state)
 	json_t *sec = json_array_get(json_object_get(r.reply, "secondaries"), 0);
 	assert_non_null(
 	    strstr(json_string_value(json_object_get(sec, "detail")), "run the drill again"));
+	/* no campus copy to relay: the release fell back to REFUSED, and says so */
+	json_t *rel = json_object_get(r.reply, "release");
+	assert_true(json_is_false(json_object_get(rel, "relay")));
+	assert_non_null(strstr(json_string_value(json_object_get(rel, "detail")), "AXFR"));
+	assert_non_null(strstr(json_string_value(json_object_get(r.reply, "message")),
+	                       "hand-back relay was not used"));
 	json_decref(r.reply);
 	assert_null(drdns_server_drill_zones(s->ctx.server));
+	assert_null(drdns_server_handback_zones(s->ctx.server));
 	assert_nothing_changed(s);
 }
 
@@ -1790,6 +1799,96 @@ static void test_handback_secondary_asking_drdns(void **state)
 	json_decref(audit);
 }
 
+/* "ns1 asks only drdns" through a drill: it takes the drill serials from
+ * drdns's drill zone, and in the release step transfers from drdns again once
+ * drdns serves the hand-back copy; never from the master. */
+static void drill_ask_cb(uv_timer_t *t)
+{
+	struct sandbox *s = t->data;
+	uint32_t mine = ns1_serial(s);
+	const struct drdns_zoneset *d = drdns_server_drill_zones(s->ctx.server);
+	if (d && drdns_serial_gt(drdns_zone_serial(d->zones[0]), mine))
+		drdns_server_set_zones(s->ns1, set_with_serial(s, drdns_zone_serial(d->zones[0])));
+	else if (!d && drdns_server_handback_zones(s->ctx.server) && !s->ask_p->running &&
+	         !s->ask_p->done)
+		dr_axfr_start(s, s->ask_p);
+}
+
+/* The drill's release step relays the campus copy: ns1, asking only drdns,
+ * gets it from drdns and converges; then the window closes (REFUSED). */
+static void test_drill_release_relay(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	s->asking = true;
+	s->ask_p = calloc(1, sizeof(*s->ask_p));
+	assert_non_null(s->ask_p);
+	uv_timer_init(&s->loop, &s->ask_timer);
+	s->ask_timer.data = s;
+	uv_timer_start(&s->ask_timer, drill_ask_cb, 5, 5);
+	json_t *reply = drill(s, "example.edu", false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	/* what ns1 got from drdns in the release step was the campus copy */
+	assert_true(s->ask_p->done);
+	assert_int_equal(s->ask_p->ret, 0);
+	assert_int_equal(s->ask_p->serial, CAMPUS_SERIAL);
+	assert_int_equal(s->ask_p->records, 7);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+	json_t *sec = json_array_get(json_object_get(reply, "secondaries"), 0);
+	assert_true(json_is_true(json_object_get(sec, "ok")));
+	json_t *rel = json_object_get(reply, "release");
+	assert_true(json_is_true(json_object_get(rel, "relay")));
+	json_t *copy = json_object_get(rel, "copy");
+	assert_true(json_is_true(json_object_get(copy, "ok")));
+	assert_int_equal(json_integer_value(json_object_get(copy, "campus_serial")), CAMPUS_SERIAL);
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "message")),
+	                       "through the hand-back relay"));
+	json_decref(reply);
+	/* the window is closed (drill() checked the slots): an AXFR is REFUSED */
+	struct dr_axfr a;
+	s->asking = false;
+	dr_axfr_start(s, &a);
+	while (!a.done)
+		uv_run(&s->loop, UV_RUN_ONCE);
+	assert_int_not_equal(a.ret, 0);
+	assert_string_equal(a.err, "REFUSED");
+	assert_nothing_changed(s);
+}
+
+/* The master refuses the release step's AXFR: drdns answers REFUSED at once
+ * instead, ns1 goes back to the master by itself, and the drill passes,
+ * saying that the relay was not used. */
+static void test_drill_release_relay_refused(void **state)
+{
+	struct sandbox *s = *state;
+	if (!start_master(s, CAMPUS_SERIAL))
+		skip();
+	s->master_conf.controller.n_allow_transfer = 0; /* REFUSED to drdns */
+	simulate_following(s);
+	json_t *reply = drill(s, "example.edu", false, 5.0);
+	assert_int_equal(reply_exit(reply), DRDNS_EXIT_OK);
+	assert_string_equal(json_string_value(json_object_get(reply, "verdict")), "pass");
+	json_t *rel = json_object_get(reply, "release");
+	assert_true(json_is_false(json_object_get(rel, "relay")));
+	assert_non_null(strstr(json_string_value(json_object_get(rel, "detail")), "REFUSED"));
+	assert_true(json_is_false(json_object_get(json_object_get(rel, "copy"), "ok")));
+	assert_non_null(strstr(json_string_value(json_object_get(reply, "message")),
+	                       "hand-back relay was not used"));
+	size_t i;
+	json_t *w;
+	bool warned = false;
+	json_array_foreach(json_object_get(reply, "warnings"), i, w)
+	{
+		if (strstr(json_string_value(w), "hand-back relay was not used"))
+			warned = true;
+	}
+	assert_true(warned);
+	json_decref(reply);
+	assert_int_equal(ns1_serial(s), CAMPUS_SERIAL);
+	assert_nothing_changed(s);
+}
+
 static void on_status_done(json_t *reply, void *arg)
 {
 	struct sandbox *s = arg;
@@ -2086,6 +2185,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_drill_live_pass, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_live_not_following, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drill_resumes_cut_short, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_release_relay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drill_release_relay_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_refused_standby_or_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_signs_afresh, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resign_dry_run_and_no_keys, setup, teardown),
