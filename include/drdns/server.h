@@ -23,9 +23,15 @@
  *     multi-message per RFC 8945); a bad signature gets NOTAUTH;
  *   - unsigned only from the address of a secondary that has no key, or from an
  *     address in controller.allow_transfer.  Everything else is REFUSED.
- * Other query types at a served zone get an answer from the zone data when the
- * name exists (AA), else NXDOMAIN/NODATA with the SOA in authority (for
- * operators' dig checks; public traffic stays with the real nameservers).
+ * Other queries for a served zone get a complete authoritative answer, the
+ * same as NSD 4.6 gives for the zone (src/server/answer.c: referrals with
+ * glue, DS from the parent side, CNAME chains, wildcards, additional
+ * addresses, minimal ANY, DNSSEC records and proofs with DO, truncation),
+ * from a per-zone index built once per installed set (src/server/zindex.c;
+ * zones above 50,000 records are indexed in the thread pool and get SERVFAIL,
+ * but the apex SOA, until it lands).  CHAOS TXT id.server/hostname.bind and
+ * version.bind/version.server answer controller.identity/version, REFUSED
+ * when unset; the EDNS NSID option carries controller.nsid when asked.
  */
 #ifndef DRDNS_SERVER_H
 #define DRDNS_SERVER_H
