@@ -26,9 +26,15 @@
  *     controller.allow_transfer (include/drdns/xfr_acl.h).  Everything else is
  *     REFUSED, and noted in a small record of refused transfers that the
  *     convergence reports and status explain (drdns_server_refusals).
- * Other query types at a served zone get an answer from the zone data when the
- * name exists (AA), else NXDOMAIN/NODATA with the SOA in authority (for
- * operators' dig checks; public traffic stays with the real nameservers).
+ * Other queries for a served zone get a complete authoritative answer, the
+ * same as NSD 4.6 gives for the zone (src/server/answer.c: referrals with
+ * glue, DS from the parent side, CNAME chains, wildcards, additional
+ * addresses, minimal ANY, DNSSEC records and proofs with DO, truncation),
+ * from a per-zone index built once per installed set (src/server/zindex.c;
+ * zones above 50,000 records are indexed in the thread pool and get SERVFAIL,
+ * but the apex SOA, until it lands).  CHAOS TXT id.server/hostname.bind and
+ * version.bind/version.server answer controller.identity/version, REFUSED
+ * when unset; the EDNS NSID option carries controller.nsid when asked.
  */
 #ifndef DRDNS_SERVER_H
 #define DRDNS_SERVER_H

@@ -21,8 +21,10 @@
  *     7.2) proofs for NXDOMAIN, NODATA, wildcard answers and NODATA, and
  *     unsigned delegations (opt-out: closest provable encloser);
  *   - truncation (answer_fit): RRsets are never split; an answer or
- *     authority RRset that does not fit sets TC and ends the message; an
- *     additional RRset that does not fit is left out without TC.
+ *     authority RRset that does not fit sets TC and ends the message (but
+ *     the apex NS set of a positive answer is left out without TC); an
+ *     additional RRset that does not fit is left out, with TC only when
+ *     a referral would go without any glue.
  */
 #include "server_internal.h"
 #include "zindex.h"
@@ -52,7 +54,8 @@ struct item {
 struct ans {
 	struct item it[3][MAX_ITEMS];
 	size_t n[3];
-	bool dnssec; /* DO */
+	bool dnssec;   /* DO */
+	bool referral; /* its additional section is the referral's glue */
 	bool aa;
 	int rcode;
 };
@@ -253,6 +256,7 @@ static void nodata(struct ans *a, const struct zindex *ix, const struct zname *n
 
 static void referral(struct ans *a, const struct zindex *ix, const struct zname *cut)
 {
+	a->referral = true;
 	ans_add(a, 1, ix, zname_rrset(cut, LDNS_RR_TYPE_NS), NULL, 0);
 	if (!a->dnssec)
 		return;
@@ -540,7 +544,9 @@ static int answer_fit(ldns_pkt *r, const struct ans *a, size_t max)
 			if (wire_size(r) > max) {
 				/* all RRSIGs at a name are one RRset to NSD */
 				pop_to(r, secs[sec], a->it[sec][i].sigs_only ? 0 : before);
-				if (sec < 2 && !a->it[sec][i].optional)
+				/* a referral without any of its glue sets TC (NSD) */
+				if ((sec < 2 && !a->it[sec][i].optional) ||
+				    (sec == 2 && a->referral && before == 0))
 					ldns_pkt_set_tc(r, true);
 				return 0;
 			}

@@ -488,6 +488,25 @@ static void test_truncation(void **state)
 	assert_int_equal(ldns_pkt_ancount(r), 2);
 	assert_int_equal(ldns_pkt_nscount(r), 0);
 	ldns_pkt_free(r);
+	/* a referral without any of its glue: TC */
+	r = ask(UNS, "host.insec.t.test.", LDNS_RR_TYPE_A, false);
+	only = ldns_pkt_clone(r);
+	ldns_pkt_free(r);
+	ldns_rr_list_deep_free(ldns_pkt_additional(only));
+	ldns_pkt_set_additional(only, ldns_rr_list_new());
+	ldns_pkt_set_arcount(only, 0);
+	max = wire_len(only) + 5;
+	ldns_pkt_free(only);
+	r = ask_max(UNS, "host.insec.t.test.", LDNS_RR_TYPE_A, false, max);
+	assert_true(ldns_pkt_tc(r));
+	assert_int_equal(ldns_pkt_arcount(r), 0);
+	assert_int_equal(ldns_pkt_nscount(r), 1);
+	ldns_pkt_free(r);
+	/* with part of it: no TC */
+	r = ask_max(UNS, "host.insec.t.test.", LDNS_RR_TYPE_A, false, max + 16);
+	assert_false(ldns_pkt_tc(r));
+	assert_int_equal(ldns_pkt_arcount(r), 1);
+	ldns_pkt_free(r);
 	/* a negative answer's proof that does not fit: TC */
 	r = ask_max(NSEC3, "nope.t.test.", LDNS_RR_TYPE_A, true, 300);
 	assert_true(ldns_pkt_tc(r));
