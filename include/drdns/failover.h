@@ -171,9 +171,9 @@ int drdns_demote_start(struct drdns_ctx *ctx, const struct drdns_demote_opts *op
 /*
  * drdnsctl check: read-only.  Loads and validates the DR set on disk (all or
  * nothing), runs the advisory checks (checks.h), and for every zone fetches
- * the campus zone from the master by AXFR (unsigned, from
- * controller.address, in libuv's thread pool so the loop never blocks) to
- * report what the DR set leaves out.  Reply:
+ * the campus zone from the master by AXFR (from controller.address,
+ * TSIG-signed with master.tsig_key where configured, in libuv's thread pool
+ * so the loop never blocks) to report what the DR set leaves out.  Reply:
  *   {"exit": 0 (valid; warnings do not fail) | 1 (invalid DR set or error),
  *    "command": "check",
  *    "dr_set": {"directory": D, "valid": bool, "errors": ["file:line: ..."]},

@@ -25,6 +25,7 @@
 #include "drdns/failover.h"
 #include "drdns/log.h"
 #include "drdns/rewrite.h"
+#include "drdns/tsig.h"
 #include "drdns/zone.h"
 
 #include <stdatomic.h>
@@ -55,6 +56,7 @@ struct check_op {
 	void *arg;
 	/* inputs, copied at start (owned) */
 	char *directory, *ns_name, *master, *source;
+	struct drdns_tsig_key *key; /* master.tsig_key's key, or NULL (owned copy) */
 	uint16_t port;
 	uint32_t dr_ttl;
 	char **known; /* configured secondaries' NS names, n_known entries */
@@ -82,6 +84,7 @@ static void check_free(struct check_op *op)
 	free(op->ns_name);
 	free(op->master);
 	free(op->source);
+	drdns_tsig_key_free(op->key);
 	for (size_t i = 0; i < op->n_known; i++)
 		free(op->known[i]);
 	free(op->known);
@@ -141,6 +144,7 @@ static void fetch_zone(const struct check_op *op, const struct drdns_zone *z, st
 	    .address = op->master,
 	    .port = op->port,
 	    .source = op->source,
+	    .key = op->key,
 	    .timeout = left < ZONE_TIMEOUT ? left : ZONE_TIMEOUT,
 	    .cancel = &op->cancel,
 	};
@@ -296,6 +300,8 @@ static int copy_inputs(struct check_op *op, const struct drdns_conf *conf)
 	op->ns_name = strdup(conf->controller.ns_name);
 	op->master = strdup(conf->master.address);
 	op->source = strdup(conf->controller.address);
+	if (conf->master.key && !(op->key = drdns_tsig_key_copy(conf->master.key)))
+		return DRDNS_ENOMEM;
 	op->port = conf->master.port;
 	op->dr_ttl = conf->zones.dr_ttl;
 	op->known = calloc(conf->n_secondaries + 1, sizeof(*op->known));

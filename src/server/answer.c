@@ -327,6 +327,9 @@ static void add_additional(struct ans *a)
 		}
 }
 
+static ssize_t zone_for_query(const struct drdns_zoneset *set, const ldns_rdf *name,
+                              uint16_t qtype);
+
 static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zindex *const *ixs,
                     const ldns_rdf *qname, uint16_t qtype)
 {
@@ -334,7 +337,7 @@ static void resolve(struct ans *a, const struct drdns_zoneset *set, struct zinde
 	const ldns_rdf *seen[MAX_CHAIN];
 	size_t nseen = 0;
 	for (int step = 0; step < MAX_CHAIN; step++) {
-		ssize_t zi = zone_for_name(set, name, false);
+		ssize_t zi = zone_for_query(set, name, qtype);
 		if (zi < 0)
 			return; /* the chain left the served zones */
 		const struct zindex *ix = ixs[zi];
@@ -573,6 +576,23 @@ ssize_t zone_for_name(const struct drdns_zoneset *set, const ldns_rdf *name, boo
 	return best;
 }
 
+/* The zone that answers qtype at name: the deepest served zone, except that DS
+ * at a served zone's apex belongs to the parent side (RFC 4035 3.1.4.1), so a
+ * served ancestor answers it when there is one (as NSD does). */
+static ssize_t zone_for_query(const struct drdns_zoneset *set, const ldns_rdf *name, uint16_t qtype)
+{
+	ssize_t zi = zone_for_name(set, name, false);
+	if (zi < 0 || qtype != LDNS_RR_TYPE_DS || ldns_dname_label_count(name) == 0 ||
+	    ldns_dname_compare(name, set->zones[zi]->origin) != 0)
+		return zi;
+	ldns_rdf *parent = ldns_dname_left_chop(name);
+	if (!parent)
+		return zi;
+	ssize_t pi = zone_for_name(set, parent, false);
+	ldns_rdf_deep_free(parent);
+	return pi >= 0 ? pi : zi;
+}
+
 int drdns_answer(const struct drdns_zoneset *set, struct zindex *const *ixs, const ldns_pkt *q,
                  size_t max, ldns_pkt **reply)
 {
@@ -582,7 +602,7 @@ int drdns_answer(const struct drdns_zoneset *set, struct zindex *const *ixs, con
 		return DRDNS_EINVAL;
 	const ldns_rdf *name = ldns_rr_owner(question);
 	uint16_t qtype = (uint16_t)ldns_rr_get_type(question);
-	ssize_t zi = zone_for_name(set, name, false);
+	ssize_t zi = zone_for_query(set, name, qtype);
 	ldns_pkt *r = resp_new(q, zi < 0 ? LDNS_RCODE_REFUSED : LDNS_RCODE_NOERROR);
 	if (!r)
 		return DRDNS_ENOMEM;
@@ -642,6 +662,9 @@ int answer_query(struct reqctx *rq, const ldns_rr *question, uint8_t **out, size
 	size_t max = rq->conn ? 65535 : rq->udp_max;
 	if (rq->key && max > DRDNS_TSIG_RR_MAX + LDNS_HEADER_SIZE)
 		max -= DRDNS_TSIG_RR_MAX;
+	size_t nsid = srv_nsid_size(rq); /* srv_finish adds it after the fit */
+	if (nsid && max > nsid + LDNS_HEADER_SIZE)
+		max -= nsid;
 	ldns_pkt *r = NULL;
 	int ret = drdns_answer(zr->set, zr->ix, rq->q, max, &r);
 	if (ret < 0)

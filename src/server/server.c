@@ -172,20 +172,29 @@ static void clear_section(ldns_pkt *r, ldns_pkt_section s)
 	ldns_pkt_set_section_count(r, s, 0);
 }
 
-/* Sign (when the request was signed), serialize, truncate when too big for
- * UDP (or, for a pathological RRset, for one TCP message).  Frees r. */
-/* RFC 5001: the configured NSID, when the query asked for it. */
-static void add_nsid(struct reqctx *rq, ldns_pkt *r)
+/* RFC 5001: the configured NSID, when an EDNS query asked for it. */
+static const char *nsid_wanted(const struct reqctx *rq)
 {
 	const char *nsid = rq->srv->conf ? rq->srv->conf->controller.nsid : NULL;
-	if (!nsid || !ldns_pkt_edns(rq->q) || !ldns_pkt_edns(r))
-		return;
+	if (!nsid || !ldns_pkt_edns(rq->q))
+		return NULL;
 	ldns_edns_option_list *ql = ldns_pkt_edns_get_option_list(rq->q);
-	bool asked = false;
 	for (size_t i = 0; ql && i < ldns_edns_option_list_get_count(ql); i++)
-		asked |=
-		    ldns_edns_get_code(ldns_edns_option_list_get_option(ql, i)) == LDNS_EDNS_NSID;
-	if (!asked)
+		if (ldns_edns_get_code(ldns_edns_option_list_get_option(ql, i)) == LDNS_EDNS_NSID)
+			return nsid;
+	return NULL;
+}
+
+size_t srv_nsid_size(const struct reqctx *rq)
+{
+	const char *nsid = nsid_wanted(rq);
+	return nsid ? 4 + strlen(nsid) : 0; /* option code, length, data */
+}
+
+static void add_nsid(struct reqctx *rq, ldns_pkt *r)
+{
+	const char *nsid = nsid_wanted(rq);
+	if (!nsid || !ldns_pkt_edns(r))
 		return;
 	ldns_edns_option_list *l = ldns_edns_option_list_new();
 	ldns_edns_option *o = ldns_edns_new_from_data(LDNS_EDNS_NSID, strlen(nsid), nsid);
@@ -197,6 +206,8 @@ static void add_nsid(struct reqctx *rq, ldns_pkt *r)
 	ldns_pkt_set_edns_option_list(r, l);
 }
 
+/* Sign (when the request was signed), serialize, truncate when too big for
+ * UDP (or, for a pathological RRset, for one TCP message).  Frees r. */
 int srv_finish(struct reqctx *rq, ldns_pkt *r, uint8_t **out, size_t *out_len)
 {
 	if (!r)

@@ -178,7 +178,8 @@ struct reqctx {
 /* ---- server.c */
 struct zref *zref_get(struct zref *zr);
 void zref_put(struct zref *zr);
-/* What answers queries: the promoted set, else a drill's zone, else nothing. */
+/* What answers queries: the promoted set, else the hand-back copies, else a
+ * drill's zone, else nothing. */
 struct zref *serving(const struct drdns_server *srv);
 void srv_release(struct drdns_server *srv);
 void sockaddr_text(const struct sockaddr *sa, char *out, size_t len);
@@ -188,9 +189,13 @@ enum proc_result srv_process(struct drdns_server *srv, struct conn *conn, const 
                              size_t len, const struct sockaddr *peer, const char *peer_text,
                              uint8_t **out, size_t *out_len);
 ldns_pkt *resp_new(const ldns_pkt *q, ldns_pkt_rcode rcode);
-/* Sign (when the request was signed), serialize, truncate.  Frees r. */
+/* Sign (when the request was signed), add the NSID option when asked,
+ * serialize, truncate.  Frees r. */
 int srv_finish(struct reqctx *rq, ldns_pkt *r, uint8_t **out, size_t *out_len);
 int reply_rcode(struct reqctx *rq, ldns_pkt_rcode rcode, uint8_t **out, size_t *len);
+/* Octets srv_finish will add for NSID (RFC 5001) to the reply to rq, or 0:
+ * answers are fitted to the buffer less this. */
+size_t srv_nsid_size(const struct reqctx *rq);
 
 /* ---- answer.c */
 /* The served zone containing name (longest match; exact: the apex only), or -1. */

@@ -223,6 +223,57 @@ static void test_ds_at_cut(void **state)
 	ldns_pkt_free(r);
 }
 
+/* DS at the apex of a served child comes from the served parent (RFC 4035
+ * 3.1.4.1), not as NODATA from the child. */
+static void test_ds_at_served_child(void **state)
+{
+	(void)state;
+	const char *data = getenv("DRDNS_TEST_DATA");
+	char dir[1024];
+	snprintf(dir, sizeof(dir), "%s/answer/nested", data);
+	struct drdns_diag diag = {0};
+	struct drdns_zoneset *set = NULL;
+	assert_int_equal(drdns_zoneset_load_dir(dir, &set, &diag), 0);
+	drdns_diag_clear(&diag);
+	struct zindex **ix = calloc(set->n, sizeof(*ix));
+	assert_non_null(ix);
+	for (size_t z = 0; z < set->n; z++)
+		assert_int_equal(zindex_build(set->zones[z], &ix[z]), 0);
+	const struct {
+		const char *name;
+		ldns_rr_type type;
+		size_t ds;
+		const char *soa; /* owner of the authority SOA, or NULL */
+	} cases[] = {
+	    {"c.p.test.", LDNS_RR_TYPE_DS, 1, NULL},            /* the parent's DS */
+	    {"u.p.test.", LDNS_RR_TYPE_DS, 0, "p.test."},       /* NODATA from the parent */
+	    {"c.p.test.", LDNS_RR_TYPE_SOA, 0, NULL},           /* the child's own data */
+	    {"www.c.p.test.", LDNS_RR_TYPE_DS, 0, "c.p.test."}, /* in the child */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ldns_pkt *q = NULL;
+		assert_int_equal(ldns_pkt_query_new_frm_str(&q, cases[i].name, cases[i].type,
+		                                            LDNS_RR_CLASS_IN, 0),
+		                 LDNS_STATUS_OK);
+		ldns_pkt *r = NULL;
+		assert_true(drdns_answer(set, ix, q, 65535, &r) >= 0);
+		assert_non_null(r);
+		assert_true(ldns_pkt_aa(r));
+		assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+		assert_int_equal(count(r, LDNS_SECTION_ANSWER, LDNS_RR_TYPE_DS), cases[i].ds);
+		if (cases[i].type == LDNS_RR_TYPE_SOA)
+			assert_true(has(r, LDNS_SECTION_ANSWER, "c.p.test.", LDNS_RR_TYPE_SOA));
+		if (cases[i].soa)
+			assert_true(has(r, LDNS_SECTION_AUTHORITY, cases[i].soa, LDNS_RR_TYPE_SOA));
+		ldns_pkt_free(q);
+		ldns_pkt_free(r);
+	}
+	for (size_t z = 0; z < set->n; z++)
+		zindex_free(ix[z]);
+	free(ix);
+	drdns_zoneset_free(set);
+}
+
 static void test_cname(void **state)
 {
 	(void)state;
@@ -534,17 +585,12 @@ static void test_not_indexed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_index),
-	    cmocka_unit_test(test_referral),
-	    cmocka_unit_test(test_ds_at_cut),
-	    cmocka_unit_test(test_cname),
-	    cmocka_unit_test(test_negative),
-	    cmocka_unit_test(test_wildcard),
-	    cmocka_unit_test(test_additional_any_case),
-	    cmocka_unit_test(test_dnssec_nsec),
-	    cmocka_unit_test(test_dnssec_nsec3),
-	    cmocka_unit_test(test_truncation),
-	    cmocka_unit_test(test_not_indexed),
+	    cmocka_unit_test(test_index),       cmocka_unit_test(test_referral),
+	    cmocka_unit_test(test_ds_at_cut),   cmocka_unit_test(test_ds_at_served_child),
+	    cmocka_unit_test(test_cname),       cmocka_unit_test(test_negative),
+	    cmocka_unit_test(test_wildcard),    cmocka_unit_test(test_additional_any_case),
+	    cmocka_unit_test(test_dnssec_nsec), cmocka_unit_test(test_dnssec_nsec3),
+	    cmocka_unit_test(test_truncation),  cmocka_unit_test(test_not_indexed),
 	};
 	return cmocka_run_group_tests(tests, load_all, free_all);
 }
