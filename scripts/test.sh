@@ -4,7 +4,8 @@
 #      and check the code format (.clang-format);
 #   2. unit tests (cmocka);
 #   3. the unit tests again under ASan+UBSan, then under valgrind (no leaks);
-#   4. integration tests: real BIND, NSD and Knot in a private network namespace.
+#   4. integration tests: real BIND, NSD, Knot and PowerDNS in a private network
+#      namespace.
 # Ends with one line "N passed, N failed".  Exit status 0 only if nothing failed.
 # Options: --unit-only skips the integration tests (quick local loop).
 set -uo pipefail
@@ -99,7 +100,7 @@ run_meson_tests build valgrind unit-valgrind --suite unit --timeout-multiplier 1
   --wrapper "valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-fds=no"
 
 if [ "$UNIT_ONLY" -eq 0 ]; then
-  echo "== integration tests (real BIND, NSD, Knot in a private network namespace)"
+  echo "== integration tests (real BIND, NSD, Knot, PowerDNS in a private network namespace)"
   run_meson_tests build integration integration --suite integration --num-processes 1
 fi
 
