@@ -5,7 +5,8 @@
  *   - RFC 1034 4.3.2: the deepest zone cut above (or at) the name gives a
  *     referral (AA clear unless a CNAME came first): the cut's NS in
  *     authority, addresses of its targets from the zone (glue) in
- *     additional; DS at a cut is answered from the parent side; CNAMEs are
+ *     additional; DS at a cut is answered from the parent side, also when
+ *     the child is a served zone too (zone_for_query); CNAMEs are
  *     followed within every served zone (a loop or a target outside them ends
  *     the chain, with nothing in authority);
  *   - positive answers carry the final zone's apex NS set in authority (not
