@@ -57,6 +57,9 @@ void drdns_zoneset_free(struct drdns_zoneset *set);
 struct drdns_zone *drdns_zoneset_find(const struct drdns_zoneset *set, const char *name);
 
 uint32_t drdns_zone_serial(const struct drdns_zone *z);
+/* The serial of an SOA record (e.g. the first record of an AXFR), or 0 when
+ * soa is NULL or has no serial field. */
+uint32_t drdns_soa_rr_serial(const ldns_rr *soa);
 size_t drdns_zone_rr_count(const struct drdns_zone *z); /* including the SOA */
 
 /* The zone in master-file form ($ORIGIN, SOA first, then records), newly

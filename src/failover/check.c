@@ -119,12 +119,6 @@ static void on_watch(uv_timer_t *t)
 
 /* ---- the job (thread pool): no loop, no ctx, no logging ---- */
 
-static uint32_t soa_serial(const ldns_rr *soa)
-{
-	const ldns_rdf *rdf = ldns_rr_rd_count(soa) > 2 ? ldns_rr_rdf(soa, 2) : NULL;
-	return rdf ? ldns_rdf2native_int32(rdf) : 0;
-}
-
 static void fetch_zone(const struct check_op *op, const struct drdns_zone *z, struct campus *c,
                        double budget_end)
 {
@@ -161,7 +155,7 @@ static void fetch_zone(const struct check_op *op, const struct drdns_zone *z, st
 		snprintf(c->detail, sizeof(c->detail), "out of memory comparing the zones");
 	} else {
 		c->fetched = true;
-		c->serial = soa_serial(ldns_rr_list_rr(rrs, 0));
+		c->serial = drdns_soa_rr_serial(ldns_rr_list_rr(rrs, 0));
 		c->records = ldns_rr_list_rr_count(rrs);
 	}
 	ldns_rr_list_deep_free(rrs);

@@ -88,12 +88,6 @@ static void on_watch(uv_timer_t *t)
 
 /* ---- the job (thread pool) ---- */
 
-static uint32_t soa_serial(const ldns_rr *soa)
-{
-	const ldns_rdf *rdf = ldns_rr_rd_count(soa) > 2 ? ldns_rr_rdf(soa, 2) : NULL;
-	return rdf ? ldns_rdf2native_int32(rdf) : 0;
-}
-
 static void rr_label(const ldns_rr *rr, char *out, size_t len)
 {
 	char *owner = ldns_rdf2str(ldns_rr_owner(rr));
@@ -122,7 +116,7 @@ static void check_copy(struct hb_item *it, ldns_rr_list *rrs)
 		         "the copy is not the zone asked for (no SOA of %s first)", it->zone);
 		goto out;
 	}
-	it->serial = soa_serial(soa);
+	it->serial = drdns_soa_rr_serial(soa);
 	bool apex_ns = false;
 	for (size_t i = 0; i < n; i++) {
 		const ldns_rr *rr = ldns_rr_list_rr(rrs, i);

@@ -443,7 +443,13 @@ struct drdns_zone *drdns_zoneset_find(const struct drdns_zoneset *set, const cha
 
 uint32_t drdns_zone_serial(const struct drdns_zone *z)
 {
-	return ldns_rdf2native_int32(ldns_rr_rdf(z->soa, 2));
+	return drdns_soa_rr_serial(z->soa);
+}
+
+uint32_t drdns_soa_rr_serial(const ldns_rr *soa)
+{
+	const ldns_rdf *rdf = soa && ldns_rr_rd_count(soa) > 2 ? ldns_rr_rdf(soa, 2) : NULL;
+	return rdf && ldns_rdf_size(rdf) == 4 ? ldns_rdf2native_int32(rdf) : 0;
 }
 
 size_t drdns_zone_rr_count(const struct drdns_zone *z)
